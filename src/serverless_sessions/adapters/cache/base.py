@@ -1,0 +1,232 @@
+"""The cache-adapter contract (the plan's ``CacheBase``) and its optional capabilities.
+
+The core contract is the plan's four async methods plus ``close``; values are ``bytes`` (the
+storage layer owns encoding). Optional capabilities are separate abstract classes an adapter
+also inherits; callers check them with ``isinstance``:
+
+* :class:`AtomicCache` — versioned entries and compare-and-set, optionally keeping a key listed
+  in named secondary indexes atomically with the write.
+* :class:`IndexedCache` — reads those indexes and purges expired keys in time proportional to
+  the number of expired keys.
+* :class:`ScannableCache` — iterates every live key of a namespace without blocking the server.
+* :class:`PingableCache` — a cheap liveness probe and a health report.
+
+Keys live in namespaces: ``namespace=None`` means the adapter's own default namespace (given to
+its constructor, possibly none). A namespace is a prefix the adapter applies; two namespaces
+never see each other's keys or indexes.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from serverless_sessions.errors import ClosedError, InvalidSessionIdError
+
+__all__ = [
+    "KEEP_TTL",
+    "AtomicCache",
+    "CacheBase",
+    "Entry",
+    "IndexedCache",
+    "KeepTTL",
+    "PingableCache",
+    "ScannableCache",
+    "TTLArg",
+    "validate_namespace",
+]
+
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+class KeepTTL(enum.Enum):
+    """Marker type: keep the expiry the key already has."""
+
+    KEEP_TTL = "keep-ttl"
+
+
+KEEP_TTL = KeepTTL.KEEP_TTL
+"""Pass as ``ttl`` to keep a key's current expiry (a missing key gets no expiry)."""
+
+TTLArg = float | None | KeepTTL
+"""Seconds until expiry (> 0), ``None`` for no expiry, or :data:`KEEP_TTL`."""
+
+
+def validate_namespace(namespace: str) -> str:
+    """Return ``namespace`` if it is safe as a key prefix; raise a typed error otherwise.
+
+    A colon is refused because it is the separator: ``"a:b" + "c"`` and ``"a" + "b:c"`` would
+    otherwise collide.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise InvalidSessionIdError(
+            namespace, "must be 1-64 characters of A-Z a-z 0-9 _ . -", what="namespace"
+        )
+    return namespace
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored value with its version and absolute expiry (UNIX seconds, ``None`` = never)."""
+
+    value: bytes
+    version: int
+    expires_at: float | None
+
+
+class CacheBase(ABC):
+    """Key-value store with TTL and namespaces: the plan's ``CacheBase`` contract.
+
+    Expired keys are invisible to every read (``get``, ``exists``, listing) even before the
+    backend reclaims them. Every backend exception is translated into
+    :class:`~serverless_sessions.errors.StorageError` (or a subclass) at this boundary.
+    """
+
+    backend: str = "cache"
+
+    def __init__(self, *, namespace: str | None = None) -> None:
+        self.namespace = validate_namespace(namespace) if namespace is not None else None
+        self._closed = False
+
+    def _namespace(self, namespace: str | None) -> str:
+        """The effective namespace: the argument, else the adapter default, else ``""``."""
+        if namespace is not None:
+            return validate_namespace(namespace)
+        return self.namespace or ""
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{type(self).__name__} ({self.backend})")
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    @abstractmethod
+    async def get(self, key: str, default: Any = None, namespace: str | None = None) -> Any:
+        """Return the bytes stored at ``key``, or ``default`` if it is missing or expired."""
+
+    @abstractmethod
+    async def set(
+        self, key: str, value: bytes, ttl: float | None = None, namespace: str | None = None
+    ) -> None:
+        """Store ``value`` at ``key``; ``ttl`` seconds until expiry, ``None`` for none."""
+
+    @abstractmethod
+    async def delete(self, key: str, namespace: str | None = None) -> bool:
+        """Delete ``key``; return whether a live key was removed."""
+
+    @abstractmethod
+    async def exists(self, key: str, namespace: str | None = None) -> bool:
+        """Return whether ``key`` holds a live (unexpired) value."""
+
+    async def close(self) -> None:
+        """Release connections and files. Idempotent; later calls raise :class:`ClosedError`."""
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class AtomicCache(ABC):
+    """Capability: versioned entries with atomic compare-and-set.
+
+    Versions start at 1 for a new key and grow by one on every successful write. A missing or
+    expired key has version 0. ``indexes`` names secondary indexes (e.g. ``"user:alice"``) that
+    list the key; the adapter records the key in each of them in the same atomic step as the
+    write, or — where the backend cannot span keys atomically — *before* the write, so a live key
+    is never missing from its indexes (an index may briefly name a key that is not written yet;
+    readers filter those). A key's index names are fixed by its first write.
+    """
+
+    @abstractmethod
+    async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
+        """Return the live entry at ``key`` or ``None``."""
+
+    @abstractmethod
+    async def get_entries(
+        self, keys: Sequence[str], *, namespace: str | None = None
+    ) -> list[Entry | None]:
+        """Return the live entries at ``keys`` in order, in as few round trips as possible."""
+
+    @abstractmethod
+    async def compare_and_set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        """Write ``value`` if the stored version equals ``expected_version`` (0 = absent).
+
+        Raises :class:`~serverless_sessions.errors.SessionConflictError` and writes nothing
+        otherwise. Returns the new entry (version ``expected_version + 1``).
+        """
+
+    @abstractmethod
+    async def compare_and_delete(
+        self, key: str, *, expected_version: int | None = None, namespace: str | None = None
+    ) -> bool:
+        """Delete ``key`` and its index entries; ``expected_version=None`` deletes any version.
+
+        Returns whether a live key was removed. A version mismatch raises
+        :class:`~serverless_sessions.errors.SessionConflictError`.
+        """
+
+
+class IndexedCache(AtomicCache):
+    """Capability: read the secondary indexes maintained by :meth:`compare_and_set`."""
+
+    @abstractmethod
+    async def index_members(self, index: str, *, namespace: str | None = None) -> list[str]:
+        """Keys listed in ``index`` that are live now; cost O(size of that index)."""
+
+    @abstractmethod
+    async def purge_expired(
+        self, *, namespace: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Remove expired keys and their index entries; return the keys removed.
+
+        Cost grows with the number of expired keys, not with the total (S3, which has no
+        server-side expiry index, documents its exception). ``limit`` bounds one call.
+        """
+
+
+class ScannableCache(ABC):
+    """Capability: iterate the live keys of a namespace incrementally (never ``KEYS``)."""
+
+    @abstractmethod
+    def scan_keys(
+        self, *, namespace: str | None = None, batch_size: int = 500
+    ) -> AsyncIterator[str]:
+        """Yield every live key of ``namespace`` once (order unspecified)."""
+
+
+class PingableCache(ABC):
+    """Capability: liveness and health."""
+
+    @abstractmethod
+    async def ping(self) -> float:
+        """Round-trip time in seconds; raises StorageUnavailableError when unreachable."""
+
+    @abstractmethod
+    async def health(self) -> dict[str, Any]:
+        """A JSON-safe health report (backend, latency, version, ...). Never holds secrets."""

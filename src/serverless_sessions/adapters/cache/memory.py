@@ -1,0 +1,241 @@
+"""In-process cache: tests, development, and a single long-lived process.
+
+Every method runs without an ``await`` between its read and its write, so on one event loop each
+call is atomic; that is what makes compare-and-set and index updates safe under concurrent tasks.
+The size is bounded: past ``max_entries`` the least recently used key is evicted together with
+its index entries.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from serverless_sessions.adapters.cache.base import (
+    CacheBase,
+    Entry,
+    IndexedCache,
+    PingableCache,
+    ScannableCache,
+    TTLArg,
+)
+from serverless_sessions.errors import SessionConflictError
+from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
+
+__all__ = ["Cache"]
+
+
+@dataclass(slots=True)
+class _Record:
+    value: bytes
+    version: int
+    expires_at: float | None
+    indexes: tuple[str, ...] = field(default=())
+
+
+class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
+    """A bounded, LRU-evicting, TTL-honouring dictionary of bytes."""
+
+    backend = "memory"
+
+    def __init__(self, *, namespace: str | None = None, max_entries: int = 100_000) -> None:
+        super().__init__(namespace=namespace)
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+        self.max_entries = max_entries
+        self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
+        self._indexes: dict[tuple[str, str], set[str]] = {}
+        self._expiry_heap: list[tuple[float, str, str]] = []
+
+    def __repr__(self) -> str:
+        return f"memory.Cache(entries={len(self._records)}, max_entries={self.max_entries})"
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _live(self, ns: str, key: str) -> _Record | None:
+        record = self._records.get((ns, key))
+        if record is None:
+            return None
+        if is_expired(record.expires_at):
+            self._drop(ns, key)
+            return None
+        self._records.move_to_end((ns, key))
+        return record
+
+    def _drop(self, ns: str, key: str) -> _Record | None:
+        record = self._records.pop((ns, key), None)
+        if record is not None:
+            for index in record.indexes:
+                members = self._indexes.get((ns, index))
+                if members is not None:
+                    members.discard(key)
+                    if not members:
+                        del self._indexes[(ns, index)]
+        return record
+
+    def _put(self, ns: str, key: str, record: _Record) -> None:
+        self._records[(ns, key)] = record
+        self._records.move_to_end((ns, key))
+        for index in record.indexes:
+            self._indexes.setdefault((ns, index), set()).add(key)
+        if record.expires_at is not None:
+            heapq.heappush(self._expiry_heap, (record.expires_at, ns, key))
+            if len(self._expiry_heap) > 2 * len(self._records) + 1024:
+                self._rebuild_expiry_heap()
+        while len(self._records) > self.max_entries:
+            (old_ns, old_key), _ = next(iter(self._records.items()))
+            self._drop(old_ns, old_key)
+
+    def _rebuild_expiry_heap(self) -> None:
+        # Rewrites leave superseded heap items behind; rebuild so the heap tracks live records.
+        self._expiry_heap = [
+            (record.expires_at, ns, key)
+            for (ns, key), record in self._records.items()
+            if record.expires_at is not None
+        ]
+        heapq.heapify(self._expiry_heap)
+
+    # -- CacheBase ---------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None, namespace: str | None = None) -> Any:
+        self._check_open()
+        record = self._live(self._namespace(namespace), key)
+        return default if record is None else record.value
+
+    async def set(
+        self, key: str, value: bytes, ttl: float | None = None, namespace: str | None = None
+    ) -> None:
+        self._check_open()
+        ns = self._namespace(namespace)
+        expires_at = expiry_for(ttl_seconds(ttl), current=None, at=now())
+        previous = self._live(ns, key)
+        version = previous.version + 1 if previous else 1
+        indexes = previous.indexes if previous else ()
+        self._put(ns, key, _Record(bytes(value), version, expires_at, indexes))
+
+    async def delete(self, key: str, namespace: str | None = None) -> bool:
+        self._check_open()
+        ns = self._namespace(namespace)
+        return self._live(ns, key) is not None and self._drop(ns, key) is not None
+
+    async def exists(self, key: str, namespace: str | None = None) -> bool:
+        self._check_open()
+        return self._live(self._namespace(namespace), key) is not None
+
+    async def close(self) -> None:
+        self._records.clear()
+        self._indexes.clear()
+        self._expiry_heap.clear()
+        await super().close()
+
+    # -- AtomicCache -------------------------------------------------------------------------
+
+    async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
+        self._check_open()
+        record = self._live(self._namespace(namespace), key)
+        return None if record is None else Entry(record.value, record.version, record.expires_at)
+
+    async def get_entries(
+        self, keys: Sequence[str], *, namespace: str | None = None
+    ) -> list[Entry | None]:
+        return [await self.get_entry(key, namespace=namespace) for key in keys]
+
+    async def compare_and_set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        self._check_open()
+        ns = self._namespace(namespace)
+        at = now()
+        current = self._live(ns, key)
+        actual = current.version if current else 0
+        if actual != expected_version:
+            raise SessionConflictError(key, expected_version, actual if current else None)
+        expires_at = expiry_for(ttl, current=current.expires_at if current else None, at=at)
+        record = _Record(
+            bytes(value),
+            actual + 1,
+            expires_at,
+            current.indexes if current and current.indexes else tuple(indexes),
+        )
+        self._put(ns, key, record)
+        return Entry(record.value, record.version, record.expires_at)
+
+    async def compare_and_delete(
+        self, key: str, *, expected_version: int | None = None, namespace: str | None = None
+    ) -> bool:
+        self._check_open()
+        ns = self._namespace(namespace)
+        current = self._live(ns, key)
+        if expected_version is not None:
+            actual = current.version if current else 0
+            if actual != expected_version:
+                raise SessionConflictError(key, expected_version, actual if current else None)
+        return current is not None and self._drop(ns, key) is not None
+
+    # -- IndexedCache ------------------------------------------------------------------------
+
+    async def index_members(self, index: str, *, namespace: str | None = None) -> list[str]:
+        self._check_open()
+        ns = self._namespace(namespace)
+        members = sorted(self._indexes.get((ns, index), ()))
+        return [key for key in members if self._live(ns, key) is not None]
+
+    async def purge_expired(
+        self, *, namespace: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        self._check_open()
+        ns = self._namespace(namespace)
+        at = now()
+        purged: list[str] = []
+        kept: list[tuple[float, str, str]] = []
+        while self._expiry_heap and self._expiry_heap[0][0] <= at:
+            if limit is not None and len(purged) >= limit:
+                break
+            item = heapq.heappop(self._expiry_heap)
+            _, item_ns, key = item
+            if item_ns != ns:
+                kept.append(item)
+                continue
+            record = self._records.get((ns, key))
+            if record is not None and is_expired(record.expires_at, at):
+                self._drop(ns, key)
+                purged.append(key)
+        for item in kept:
+            heapq.heappush(self._expiry_heap, item)
+        return purged
+
+    # -- ScannableCache / PingableCache ------------------------------------------------------
+
+    async def scan_keys(
+        self, *, namespace: str | None = None, batch_size: int = 500
+    ) -> AsyncIterator[str]:
+        self._check_open()
+        ns = self._namespace(namespace)
+        snapshot = [key for (item_ns, key) in list(self._records) if item_ns == ns]
+        for key in snapshot:
+            if self._live(ns, key) is not None:
+                yield key
+
+    async def ping(self) -> float:
+        self._check_open()
+        return 0.0
+
+    async def health(self) -> dict[str, Any]:
+        self._check_open()
+        return {
+            "backend": self.backend,
+            "available": True,
+            "latency_ms": 0.0,
+            "entries": len(self._records),
+            "max_entries": self.max_entries,
+        }

@@ -1,0 +1,141 @@
+"""The one exception tree of serverless-sessions.
+
+Every error this library raises on purpose derives from :class:`SessionError`, so a caller can
+catch one class at a boundary (the CLI maps it to an exit code, the MCP server to a tool error)::
+
+    SessionError
+    ├── SessionNotFoundError          the session does not exist, was deleted, or expired
+    ├── SessionConflictError          a write carried a stale revision (optimistic concurrency)
+    ├── SessionTooLargeError          the encoded session exceeds the configured maximum
+    ├── InvalidSessionError           input rejected before anything was written
+    │   ├── InvalidSessionIdError     a session id with a bad length or character set
+    │   └── InvalidSessionUpdateError an update naming an unknown/immutable field or a bad value
+    ├── CorruptSessionError           stored bytes that cannot be decoded (names the key)
+    │   └── DecryptionError           ciphertext that fails authentication or has an unknown key
+    ├── StorageError                  the backend failed
+    │   ├── StorageUnavailableError   unreachable, timed out, or refused the connection
+    │   └── CapabilityNotSupportedError  the cache lacks an optional capability
+    ├── ConfigurationError            a bad URL, setting, or config file (names file and field)
+    └── ClosedError                   a cache, storage or manager used after ``close()``
+
+Backend exceptions (redis-py, botocore, sqlite3) are translated at the adapter boundary with
+``raise ... from exc`` so the original stays reachable as ``__cause__``. Messages carry context
+(backend, operation, key, host) and never a password or key.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CapabilityNotSupportedError",
+    "ClosedError",
+    "ConfigurationError",
+    "CorruptSessionError",
+    "DecryptionError",
+    "InvalidSessionError",
+    "InvalidSessionIdError",
+    "InvalidSessionUpdateError",
+    "SessionConflictError",
+    "SessionError",
+    "SessionNotFoundError",
+    "SessionTooLargeError",
+    "StorageError",
+    "StorageUnavailableError",
+]
+
+
+class SessionError(Exception):
+    """Root of every error raised on purpose by serverless-sessions."""
+
+
+class SessionNotFoundError(SessionError, LookupError):
+    """The session does not exist: never created, deleted, or expired."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} not found (never created, deleted or expired)")
+        self.session_id = session_id
+
+
+class SessionConflictError(SessionError):
+    """A write was based on a revision that is no longer the stored one."""
+
+    def __init__(self, key: str, expected: int, actual: int | None) -> None:
+        found = "absent" if actual is None else f"revision {actual}"
+        super().__init__(
+            f"conflicting write to {key!r}: expected revision {expected}, found {found}"
+        )
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class SessionTooLargeError(SessionError, ValueError):
+    """The encoded session is larger than the configured maximum; nothing was written."""
+
+    def __init__(self, session_id: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"session {session_id!r} encodes to {size} bytes, over the limit of {limit} bytes"
+        )
+        self.session_id = session_id
+        self.size = size
+        self.limit = limit
+
+
+class InvalidSessionError(SessionError, ValueError):
+    """Input was rejected before anything was written."""
+
+
+class InvalidSessionIdError(InvalidSessionError):
+    """A session id (or a namespace / user / project id) with a bad length or charset."""
+
+    def __init__(self, value: object, reason: str, *, what: str = "session id") -> None:
+        super().__init__(f"invalid {what} {value!r}: {reason}")
+        self.value = value
+        self.reason = reason
+
+
+class InvalidSessionUpdateError(InvalidSessionError):
+    """An update named an unknown or immutable field, or a value that fails validation."""
+
+
+class CorruptSessionError(SessionError):
+    """Stored bytes could not be decoded into a session."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"corrupt session payload at key {key!r}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class DecryptionError(CorruptSessionError):
+    """Ciphertext failed authentication, was moved to another key, or names an unknown key."""
+
+
+class StorageError(SessionError):
+    """The storage backend failed an operation."""
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The backend could not be reached within its timeout, or refused the connection."""
+
+
+class CapabilityNotSupportedError(StorageError, NotImplementedError):
+    """The cache in use lacks an optional capability the operation needs."""
+
+    def __init__(self, cache: object, capability: str, operation: str) -> None:
+        super().__init__(
+            f"{type(cache).__name__} does not offer the {capability!r} capability "
+            f"needed by {operation}; use a built-in adapter (memory, sqlite, redis, s3)"
+        )
+        self.capability = capability
+        self.operation = operation
+
+
+class ConfigurationError(SessionError, ValueError):
+    """A bad URL, setting or config file; the message names the file and the field."""
+
+
+class ClosedError(SessionError, RuntimeError):
+    """An object was used after ``close()``."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is closed; create a new one instead of reusing it")

@@ -1,0 +1,15 @@
+"""Factory for the in-process adapter used by the contract suites."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from serverless_sessions.adapters.cache import memory
+
+
+@asynccontextmanager
+async def make_cache(tmp_path: Path, namespace: str) -> AsyncIterator[memory.Cache]:
+    async with memory.Cache(namespace=namespace) as cache:
+        yield cache

@@ -58,10 +58,12 @@ class SessionNotFoundError(SessionError, LookupError):
 class SessionConflictError(SessionError):
     """A write was based on a revision that is no longer the stored one."""
 
-    def __init__(self, key: str, expected: int, actual: int | None) -> None:
+    def __init__(
+        self, key: str, expected: int, actual: int | None, *, message: str | None = None
+    ) -> None:
         found = "absent" if actual is None else f"revision {actual}"
         super().__init__(
-            f"conflicting write to {key!r}: expected revision {expected}, found {found}"
+            message or f"conflicting write to {key!r}: expected revision {expected}, found {found}"
         )
         self.key = key
         self.expected = expected

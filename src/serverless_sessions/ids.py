@@ -1,0 +1,54 @@
+"""Session ids: generated with 128+ bits from :mod:`secrets`, validated when given by callers.
+
+The original derived 64-bit ids from sha256(user:project:timestamp): predictable and colliding.
+A caller-supplied id is validated because it becomes part of a key, a file name and an object
+name; the charset below is safe in all three (no ``/``, no ``..`` traversal, no NUL).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from serverless_sessions.errors import InvalidSessionIdError
+
+__all__ = ["MAX_ID_LENGTH", "new_session_id", "validate_owner_id", "validate_session_id"]
+
+MAX_ID_LENGTH = 128
+_SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
+_OWNER_MAX_LENGTH = 256
+
+
+def new_session_id() -> str:
+    """A fresh id: 32 random bytes (256 bits) in URL-safe base64, 43 characters."""
+    return secrets.token_urlsafe(32)
+
+
+def validate_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it is a safe id; raise :class:`InvalidSessionIdError` if not.
+
+    Allowed: 1-128 characters of ``A-Z a-z 0-9 _ . : -``, starting with a letter or digit (so
+    ``..`` and ``.hidden`` are refused, and ids containing ``:`` round-trip).
+    """
+    if not isinstance(session_id, str):
+        raise InvalidSessionIdError(session_id, "must be a string")
+    if not 1 <= len(session_id) <= MAX_ID_LENGTH:
+        raise InvalidSessionIdError(session_id, f"length must be 1-{MAX_ID_LENGTH} characters")
+    if not _SESSION_ID_RE.fullmatch(session_id):
+        raise InvalidSessionIdError(
+            session_id, "allowed characters are A-Z a-z 0-9 _ . : - (starting with a letter or digit)"
+        )
+    return session_id
+
+
+def validate_owner_id(value: object, *, what: str) -> str:
+    """Validate a user or project id: any non-blank unicode text without control characters."""
+    if not isinstance(value, str):
+        raise InvalidSessionIdError(value, "must be a string", what=what)
+    if not value.strip():
+        raise InvalidSessionIdError(value, "must not be empty or blank", what=what)
+    if len(value) > _OWNER_MAX_LENGTH:
+        raise InvalidSessionIdError(value, f"longer than {_OWNER_MAX_LENGTH} characters", what=what)
+    if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise InvalidSessionIdError(value, "contains control or surrogate characters", what=what)
+    return value

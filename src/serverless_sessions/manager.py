@@ -1,0 +1,390 @@
+"""``ServerlessSessionManager``: ids, lifetimes, validated updates and conflict retries.
+
+The manager keeps no copy of any session: every read goes to storage, so it never serves a
+session that another process deleted or that expired. Every write is compare-and-set on the
+session's revision; :meth:`ServerlessSessionManager.mutate` retries on conflict so concurrent
+read-modify-write cycles lose no update.
+
+Lifetimes: each session has an idle timeout (``ttl_hours``, renewed by :meth:`touch` and by
+updates that name a TTL) and, optionally, an absolute deadline (``max_lifetime_hours``) that no
+renewal extends. The stored TTL is always the smaller of the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import pydantic
+
+from serverless_sessions.errors import (
+    ClosedError,
+    ConfigurationError,
+    CorruptSessionError,
+    InvalidSessionError,
+    InvalidSessionUpdateError,
+    SessionConflictError,
+    SessionNotFoundError,
+)
+from serverless_sessions.ids import new_session_id, validate_owner_id, validate_session_id
+from serverless_sessions.model import MUTABLE_FIELDS, SessionState, utc_now
+from serverless_sessions.pages import SessionPage, SessionSummary
+from serverless_sessions.settings import StorageSettings
+from serverless_sessions.storage.base import SessionStorage, StoredSession
+from serverless_sessions.ttl import ttl_seconds
+
+__all__ = ["ServerlessSessionManager"]
+
+Mutator = Callable[[SessionState], SessionState | None | Awaitable[SessionState | None]]
+StorageType = Literal["acb", "redis", "s3", "local"]
+_BATCH = 200
+
+
+def _hours(value: float | None, what: str) -> float | None:
+    return None if value is None else ttl_seconds(float(value) * 3600, what=what)
+
+
+def _validated(state: SessionState) -> SessionState:
+    """Re-validate after a mutator ran: in-place list/dict edits bypass assignment checks."""
+    try:
+        return SessionState.model_validate(state.model_dump())
+    except pydantic.ValidationError as exc:
+        raise InvalidSessionUpdateError(f"session {state.session_id!r}: {exc}") from exc
+
+
+class ServerlessSessionManager:
+    """Create, resume, update, list and expire sessions on any :class:`SessionStorage`."""
+
+    def __init__(
+        self,
+        storage: SessionStorage | None = None,
+        *,
+        storage_type: StorageType = "acb",
+        storage_config: Mapping[str, Any] | None = None,
+        settings: StorageSettings | None = None,
+        max_lifetime_hours: float | None = None,
+        mutate_retries: int | None = None,
+    ) -> None:
+        self._owns_storage = storage is None
+        if storage is None:
+            storage = _build_storage(storage_type, storage_config, settings)
+        self.storage = storage
+        lifetime = _hours(max_lifetime_hours, "max_lifetime_hours")
+        if lifetime is None and settings is not None:
+            lifetime = settings.max_lifetime
+        self.max_lifetime = lifetime
+        self.mutate_retries = mutate_retries or (settings.mutate_retries if settings else 200)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"ServerlessSessionManager(storage={self.storage!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("ServerlessSessionManager")
+
+    # -- lifetimes ---------------------------------------------------------------------------
+
+    def _ttl(self, state: SessionState, idle: float | None) -> float | None:
+        """Seconds to store ``state`` for: the idle timeout capped by the absolute deadline."""
+        if state.absolute_expires_at is None:
+            return idle
+        left = (state.absolute_expires_at - utc_now()).total_seconds()
+        if left <= 0:
+            raise SessionNotFoundError(state.session_id)
+        return left if idle is None else min(idle, left)
+
+    # -- the seed's API ----------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        user_id: str,
+        project_id: str,
+        session_data: Mapping[str, Any] | None = None,
+        ttl_hours: float | None = 24,
+        *,
+        session_id: str | None = None,
+    ) -> str:
+        """Create a session and return its id (256 random bits unless ``session_id`` is given).
+
+        ``session_data`` sets any of the mutable fields (``conversation_history``,
+        ``metadata``, ...); an unknown field is an :class:`InvalidSessionUpdateError`.
+        """
+        self._check_open()
+        data = dict(session_data or {})
+        _check_update_fields(data)
+        now = utc_now()
+        lifetime = (
+            {"absolute_expires_at": now + timedelta(seconds=self.max_lifetime)}
+            if self.max_lifetime is not None and "absolute_expires_at" not in data
+            else {}
+        )
+        try:
+            state = SessionState(
+                session_id=validate_session_id(session_id) if session_id else new_session_id(),
+                user_id=validate_owner_id(user_id, what="user id"),
+                project_id=validate_owner_id(project_id, what="project id"),
+                created_at=now,
+                last_activity=now,
+                **{**lifetime, **data},
+            )
+        except pydantic.ValidationError as exc:
+            raise InvalidSessionUpdateError(f"invalid session data: {exc}") from exc
+        idle = _hours(ttl_hours, "ttl_hours")
+        await self.storage.store_session(state, ttl_seconds=self._ttl(state, idle))
+        return state.session_id
+
+    async def get_session(self, session_id: str) -> SessionState | None:
+        """The stored session, or ``None`` if it does not exist, was deleted or expired."""
+        self._check_open()
+        state = await self.storage.retrieve_session(session_id)
+        if state is None or _past_deadline(state):
+            return None
+        return state
+
+    async def update_session(
+        self, session_id: str, updates: Mapping[str, Any], ttl_hours: float | None = None
+    ) -> bool:
+        """Apply validated field updates; ``ttl_hours=None`` keeps the remaining TTL.
+
+        Raises :class:`SessionNotFoundError` for a missing session and
+        :class:`InvalidSessionUpdateError` (storing nothing) for an unknown or immutable field
+        or a value that fails validation. Returns ``True``.
+        """
+        changes = dict(updates)
+        _check_update_fields(changes)
+
+        def apply(state: SessionState) -> None:
+            for name, value in changes.items():
+                try:
+                    setattr(state, name, value)
+                except pydantic.ValidationError as exc:
+                    raise InvalidSessionUpdateError(
+                        f"invalid value for {name!r} in session {session_id!r}: {exc}"
+                    ) from exc
+
+        await self.mutate(session_id, apply, ttl_hours=ttl_hours)
+        return True
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session; ``False`` if there was none."""
+        self._check_open()
+        return await self.storage.delete_session(session_id)
+
+    async def list_user_sessions(self, user_id: str) -> list[str]:
+        """Ids of the user's live sessions."""
+        self._check_open()
+        return await self.storage.list_sessions(user_id=user_id)
+
+    async def list_project_sessions(self, project_id: str) -> list[str]:
+        """Ids of the project's live sessions."""
+        self._check_open()
+        return await self.storage.list_sessions(project_id=project_id)
+
+    async def cleanup_sessions(self) -> int:
+        """Remove expired sessions and their index entries; return how many."""
+        self._check_open()
+        return await self.storage.cleanup_expired_sessions()
+
+    async def get_session_stats(self) -> dict[str, Any]:
+        """Counts and backend facts; never a password or key."""
+        self._check_open()
+        total = 0
+        async for _ in self.storage.iter_session_ids():
+            total += 1
+        return {
+            **self.storage.describe(),
+            "available": await self.storage.is_available(),
+            "total_sessions": total,
+            "max_lifetime_seconds": self.max_lifetime,
+        }
+
+    # -- beyond the seed ---------------------------------------------------------------------
+
+    async def mutate(
+        self, session_id: str, fn: Mutator, *, ttl_hours: float | None = None
+    ) -> SessionState:
+        """Read-modify-write with retry on conflict; returns the stored result.
+
+        ``fn`` receives a private copy and may change it in place or return a new state (sync
+        or async). It runs again, on fresh data, after every conflict, so it must not have side
+        effects outside the session. Identity fields may not change.
+        """
+        self._check_open()
+        validate_session_id(session_id)
+        idle = _hours(ttl_hours, "ttl_hours")
+        current: SessionState | None = None
+        for attempt in range(self.mutate_retries):
+            current = await self.get_session(session_id)
+            if current is None:
+                raise SessionNotFoundError(session_id)
+            working = current.model_copy(deep=True)
+            returned = fn(working)
+            if inspect.isawaitable(returned):
+                returned = await returned
+            result = _validated(returned if isinstance(returned, SessionState) else working)
+            _check_identity(current, result)
+            result.revision = current.revision
+            result.last_activity = utc_now()
+            try:
+                await self.storage.store_session(result, ttl_seconds=self._ttl(result, idle))
+            except SessionConflictError:
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                continue
+            return result
+        raise SessionConflictError(
+            session_id,
+            current.revision if current else 0,
+            None,
+            message=f"session {session_id!r}: still conflicting after {self.mutate_retries} tries",
+        )
+
+    async def touch(self, session_id: str, ttl_hours: float = 24) -> SessionState:
+        """Sliding expiry: mark activity now and restart the idle timeout (``ttl_hours``)."""
+        return await self.mutate(session_id, lambda state: None, ttl_hours=ttl_hours)
+
+    async def list_sessions(
+        self,
+        user_id: str | None = None,
+        project_id: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of sessions, newest ``last_activity`` first; pass ``next_cursor`` on."""
+        self._check_open()
+        if not 1 <= limit <= 1000:
+            raise InvalidSessionError(f"limit must be 1-1000, got {limit!r}")
+        after = _decode_cursor(cursor) if cursor else None
+        ids = await self.storage.list_sessions(user_id=user_id, project_id=project_id)
+        summaries: list[SessionSummary] = []
+        unreadable: list[str] = []
+        for start in range(0, len(ids), _BATCH):
+            loaded = await self._load_batch(ids[start : start + _BATCH], unreadable)
+            summaries.extend(
+                SessionSummary.of(stored) for stored in loaded if not _past_deadline(stored.state)
+            )
+        summaries.sort(key=lambda s: (s.last_activity, s.session_id), reverse=True)
+        if after is not None:
+            summaries = [s for s in summaries if (s.last_activity, s.session_id) < after]
+        page = summaries[:limit]
+        more = len(summaries) > limit
+        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        return SessionPage(sessions=page, next_cursor=next_cursor, unreadable=unreadable)
+
+    async def _load_batch(self, ids: list[str], unreadable: list[str]) -> list[StoredSession]:
+        try:
+            batch = await self.storage.load_sessions(ids)
+        except CorruptSessionError:
+            batch = []
+            for session_id in ids:
+                try:
+                    batch.append(await self.storage.load_session(session_id))
+                except CorruptSessionError:
+                    unreadable.append(session_id)
+        return [stored for stored in batch if stored is not None]
+
+    async def iter_sessions(self) -> AsyncIterator[StoredSession]:
+        """Every live session with its expiry and size (for stats, export and migration)."""
+        self._check_open()
+        ids: list[str] = []
+        async for session_id in self.storage.iter_session_ids():
+            ids.append(session_id)
+            if len(ids) >= _BATCH:
+                for stored in await self.storage.load_sessions(ids):
+                    if stored is not None:
+                        yield stored
+                ids = []
+        for stored in await self.storage.load_sessions(ids):
+            if stored is not None:
+                yield stored
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the storage if this manager created it. Later calls raise ClosedError."""
+        if not self._closed and self._owns_storage:
+            await self.storage.close()
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _past_deadline(state: SessionState) -> bool:
+    return state.absolute_expires_at is not None and state.absolute_expires_at <= utc_now()
+
+
+def _check_update_fields(updates: Mapping[str, Any]) -> None:
+    for name in updates:
+        if name not in MUTABLE_FIELDS:
+            kind = "immutable" if name in SessionState.model_fields else "unknown"
+            raise InvalidSessionUpdateError(
+                f"cannot set {kind} field {name!r}; settable fields: {', '.join(sorted(MUTABLE_FIELDS))}"
+            )
+
+
+def _check_identity(before: SessionState, after: SessionState) -> None:
+    for name in ("session_id", "user_id", "project_id"):
+        if getattr(before, name) != getattr(after, name):
+            raise InvalidSessionUpdateError(
+                f"{name} of session {before.session_id!r} cannot change "
+                f"({getattr(before, name)!r} -> {getattr(after, name)!r})"
+            )
+
+
+def _encode_cursor(summary: SessionSummary) -> str:
+    raw = json.dumps([summary.last_activity.isoformat(), summary.session_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, session_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(session_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidSessionError(f"invalid cursor {cursor!r}") from exc
+
+
+def _build_storage(
+    storage_type: StorageType,
+    storage_config: Mapping[str, Any] | None,
+    settings: StorageSettings | None,
+) -> SessionStorage:
+    if storage_type == "acb":
+        from serverless_sessions.factory import create_session_storage  # noqa: PLC0415
+
+        if settings is not None and storage_config:
+            raise ConfigurationError("give either settings or storage_config, not both")
+        if settings is not None:
+            return create_session_storage(settings)
+        return create_session_storage(**dict(storage_config or {}))
+    from serverless_sessions.storage import legacy  # noqa: PLC0415
+
+    classes: dict[str, type[SessionStorage]] = {
+        "redis": legacy.RedisStorage,
+        "s3": legacy.S3Storage,
+        "local": legacy.LocalFileStorage,
+    }
+    if storage_type not in classes:
+        raise ConfigurationError(
+            f"unknown storage_type {storage_type!r}: use 'acb', 'redis', 's3' or 'local'"
+        )
+    return classes[storage_type](dict(storage_config or {}))  # type: ignore[call-arg]

@@ -1,0 +1,133 @@
+"""``SessionState``: the validated record of one assistant session.
+
+Timestamps are timezone-aware UTC; the original module's naive ISO strings are read as UTC.
+Every assignment is validated, the identity fields (``session_id``, ``user_id``, ``project_id``)
+cannot be reassigned, and the free-form sections must hold plain JSON (finite numbers, string
+keys, bounded nesting) so that what is stored is exactly what is read back.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from serverless_sessions.ids import validate_owner_id, validate_session_id
+
+__all__ = ["MUTABLE_FIELDS", "SessionState", "utc_now"]
+
+_T = TypeVar("_T")
+_MAX_DEPTH = 64
+_INT_LIMIT = 2**63
+
+
+def utc_now() -> datetime:
+    """Timezone-aware current time."""
+    return datetime.now(UTC)
+
+
+def _to_utc(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an ISO-8601 timestamp") from exc
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def _check_json(value: Any, path: str = "$", depth: int = 0) -> None:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{path}: nested deeper than {_MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -_INT_LIMIT <= value < _INT_LIMIT:
+            raise ValueError(f"{path}: integer {value} is outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: {value!r} is not a finite number")
+    elif isinstance(value, str):
+        _check_text(value, path)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: key {key!r} is not a string")
+            _check_text(key, path)
+            _check_json(item, f"{path}.{key}", depth + 1)
+    else:
+        raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{path}: text holds a lone surrogate ({exc.reason})") from exc
+
+
+def _json_only(value: _T) -> _T:
+    _check_json(value)
+    return value
+
+
+UTCDateTime = Annotated[datetime, BeforeValidator(_to_utc)]
+SessionId = Annotated[str, AfterValidator(validate_session_id)]
+UserId = Annotated[str, AfterValidator(lambda v: validate_owner_id(v, what="user id"))]
+ProjectId = Annotated[str, AfterValidator(lambda v: validate_owner_id(v, what="project id"))]
+JSONList = Annotated[list[Any], AfterValidator(_json_only)]
+JSONDict = Annotated[dict[str, Any], AfterValidator(_json_only)]
+Permissions = Annotated[list[str], AfterValidator(_json_only)]
+
+
+class SessionState(BaseModel):
+    """One session: identity, timestamps, the assistant's state, and a revision counter.
+
+    ``revision`` is the stored revision this object was read at (0 = never stored); storage
+    refuses a write whose revision is stale, which is how concurrent writers avoid lost updates.
+    ``absolute_expires_at`` is an optional hard deadline next to the idle TTL.
+    """
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid", revalidate_instances="always")
+
+    session_id: SessionId = Field(frozen=True)
+    user_id: UserId = Field(frozen=True)
+    project_id: ProjectId = Field(frozen=True)
+    created_at: UTCDateTime = Field(default_factory=utc_now)
+    last_activity: UTCDateTime = Field(default_factory=utc_now)
+    permissions: Permissions = Field(default_factory=list)
+    conversation_history: JSONList = Field(default_factory=list)
+    reflection_data: JSONDict = Field(default_factory=dict)
+    app_monitoring_state: JSONDict = Field(default_factory=dict)
+    llm_provider_configs: JSONDict = Field(default_factory=dict)
+    metadata: JSONDict = Field(default_factory=dict)
+    absolute_expires_at: UTCDateTime | None = None
+    revision: int = Field(default=0, ge=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (timestamps as ISO-8601 strings), as the original module returned."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Validate a dict produced by :meth:`to_dict` or by the original module."""
+        return cls.model_validate(data)
+
+    def get_compressed_size(self) -> int:
+        """Size in bytes of the gzip-compressed JSON, the original module's size measure."""
+        return len(gzip.compress(self.model_dump_json().encode("utf-8")))
+
+
+MUTABLE_FIELDS = frozenset(
+    name
+    for name, info in SessionState.model_fields.items()
+    if not info.frozen and name not in {"revision"}
+)
+"""Fields an update may set; identity fields and ``revision`` belong to the storage."""

@@ -1,0 +1,1 @@
+"""Session storages: the seed's ``SessionStorage`` interface and its implementations."""

@@ -1,0 +1,110 @@
+"""``SessionStorage``: the plan's unchanged storage interface, plus what migration needs.
+
+Contract shared by every implementation (cache-backed and legacy):
+
+* ``store_session`` writes atomically and returns ``True``; it never returns ``False`` to mean
+  failure — failures raise a :class:`~serverless_sessions.errors.SessionError` subclass. It checks
+  ``state.revision`` against the stored revision (0 = must not exist yet) and, on success, sets
+  ``state.revision`` to the new revision. ``ttl_seconds=None`` keeps the remaining TTL of an
+  existing session (the original module dropped it) and gives a new one the default TTL.
+* ``retrieve_session`` returns ``None`` for a missing or expired session; bad stored bytes raise
+  :class:`~serverless_sessions.errors.CorruptSessionError` naming the key.
+* ``list_sessions`` never lists deleted or expired sessions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from serverless_sessions.errors import ClosedError
+from serverless_sessions.model import SessionState
+
+__all__ = ["SessionStorage", "StoredSession"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A session as read from storage, with its absolute expiry (UNIX seconds, None = never)."""
+
+    state: SessionState
+    expires_at: float | None
+    size: int
+
+
+class SessionStorage(ABC):
+    """Abstract session storage (the seed's interface; signatures unchanged)."""
+
+    backend: str = "storage"
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{type(self).__name__} ({self.backend})")
+
+    @abstractmethod
+    async def store_session(
+        self, session_state: SessionState, ttl_seconds: float | None = None
+    ) -> bool:
+        """Store ``session_state`` atomically with an optional TTL (see module docstring)."""
+
+    @abstractmethod
+    async def load_session(self, session_id: str) -> StoredSession | None:
+        """The session with its expiry and stored size, or ``None`` if missing or expired."""
+
+    async def retrieve_session(self, session_id: str) -> SessionState | None:
+        """Retrieve session state by id; ``None`` if missing or expired."""
+        stored = await self.load_session(session_id)
+        return None if stored is None else stored.state
+
+    async def load_sessions(self, session_ids: Sequence[str]) -> list[StoredSession | None]:
+        """Load several sessions; implementations batch this where the backend allows."""
+        return [await self.load_session(session_id) for session_id in session_ids]
+
+    @abstractmethod
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session; ``True`` if a live session was removed, ``False`` if there was none."""
+
+    @abstractmethod
+    async def list_sessions(
+        self, user_id: str | None = None, project_id: str | None = None
+    ) -> list[str]:
+        """Ids of live sessions, filtered by user and/or project (both: the intersection)."""
+
+    async def iter_session_ids(self) -> AsyncIterator[str]:
+        """Every live session id once; used by migration and re-encryption."""
+        for session_id in await self.list_sessions():
+            yield session_id
+
+    @abstractmethod
+    async def cleanup_expired_sessions(self) -> int:
+        """Remove expired sessions and their index entries; return how many were removed."""
+
+    @abstractmethod
+    async def is_available(self) -> bool:
+        """Whether the backend answers now (``False`` when it does not; never raises for that)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Backend facts for stats and health output; never includes secrets."""
+        return {"backend": self.backend}
+
+    async def close(self) -> None:
+        """Release what this storage owns. Later calls raise :class:`ClosedError`."""
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

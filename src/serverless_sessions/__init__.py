@@ -78,7 +78,7 @@ _LEGACY = {"LocalFileStorage", "RedisStorage", "S3Storage"}
 
 def __getattr__(name: str) -> Any:
     if name in _LEGACY:
-        from serverless_sessions.storage import legacy  # noqa: PLC0415
+        from serverless_sessions.storage import legacy
 
         return getattr(legacy, name)
     raise AttributeError(f"module 'serverless_sessions' has no attribute {name!r}")

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import pydantic
 import zstandard
+from pydantic_core import PydanticSerializationError
 
 from serverless_sessions.errors import (
     ConfigurationError,
@@ -54,7 +55,7 @@ CompressionName = Literal["none", "zstd", "brotli"]
 
 def _brotli() -> Any:
     try:
-        import brotli  # noqa: PLC0415 - optional extra, imported only when used
+        import brotli
     except ImportError as exc:
         raise ConfigurationError(
             "compression 'brotli' needs the brotli package: pip install 'serverless-sessions[brotli]'"
@@ -94,7 +95,7 @@ class Codec:
         """Serialize ``state``; raise :class:`SessionTooLargeError` past ``max_size``."""
         try:
             body = state.model_dump_json().encode("utf-8")
-        except (pydantic.PydanticSerializationError, ValueError, UnicodeEncodeError) as exc:
+        except (PydanticSerializationError, ValueError, UnicodeEncodeError) as exc:
             raise InvalidSessionError(
                 f"session {state.session_id!r} cannot be serialized as JSON: {exc}"
             ) from exc

@@ -45,24 +45,24 @@ def open_cache(url: str | None, settings: StorageSettings | None = None) -> Cach
     """Build the cache adapter a storage URL names; ``None`` means the SQLite default."""
     settings = settings or StorageSettings()
     if url is None:
-        from serverless_sessions.adapters.cache import sqlite  # noqa: PLC0415
+        from serverless_sessions.adapters.cache import sqlite
 
         return sqlite.Cache(settings.sqlite_path, timeout=settings.timeout)
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
-        from serverless_sessions.adapters.cache import memory  # noqa: PLC0415
+        from serverless_sessions.adapters.cache import memory
 
         return memory.Cache()
     if scheme == "sqlite":
-        from serverless_sessions.adapters.cache import sqlite  # noqa: PLC0415
+        from serverless_sessions.adapters.cache import sqlite
 
         return sqlite.Cache.from_url(url)
     if scheme in {"redis", "rediss", "redis+sentinel", "unix"}:
-        from serverless_sessions.adapters.cache import redis  # noqa: PLC0415
+        from serverless_sessions.adapters.cache import redis
 
         return redis.Cache.from_url(url)
     if scheme == "s3":
-        from serverless_sessions.adapters.cache import s3  # noqa: PLC0415
+        from serverless_sessions.adapters.cache import s3
 
         return s3.Cache.from_url(url)
     raise ConfigurationError(
@@ -75,7 +75,7 @@ def build_encryptor(settings: StorageSettings) -> Encryptor | None:
     """The encryptor the settings ask for, or ``None``."""
     if settings.encryption_keys is None:
         return None
-    from serverless_sessions.encryption import KeyRing  # noqa: PLC0415
+    from serverless_sessions.encryption import KeyRing
 
     return KeyRing.from_setting(settings.encryption_keys.get_secret_value())
 

@@ -20,8 +20,8 @@ _OWNER_MAX_LENGTH = 256
 
 
 def new_session_id() -> str:
-    """A fresh id: 32 random bytes (256 bits) in URL-safe base64, 43 characters."""
-    return secrets.token_urlsafe(32)
+    """A fresh id: 16 random bytes (128 bits) as 32 lowercase hex digits, safe in any key."""
+    return secrets.token_hex(16)
 
 
 def validate_session_id(session_id: object) -> str:

@@ -42,7 +42,7 @@ from serverless_sessions.ttl import ttl_seconds
 
 __all__ = ["ServerlessSessionManager"]
 
-Mutator = Callable[[SessionState], SessionState | None | Awaitable[SessionState | None]]
+Mutator = Callable[[SessionState], SessionState | Awaitable[SessionState | None] | None]
 StorageType = Literal["acb", "redis", "s3", "local"]
 _BATCH = 200
 
@@ -369,22 +369,22 @@ def _build_storage(
     settings: StorageSettings | None,
 ) -> SessionStorage:
     if storage_type == "acb":
-        from serverless_sessions.factory import create_session_storage  # noqa: PLC0415
+        from serverless_sessions.factory import create_session_storage
 
         if settings is not None and storage_config:
             raise ConfigurationError("give either settings or storage_config, not both")
         if settings is not None:
             return create_session_storage(settings)
         return create_session_storage(**dict(storage_config or {}))
-    from serverless_sessions.storage import legacy  # noqa: PLC0415
+    if storage_type not in {"redis", "s3", "local"}:
+        raise ConfigurationError(
+            f"unknown storage_type {storage_type!r}: use 'acb', 'redis', 's3' or 'local'"
+        )
+    from serverless_sessions.storage import legacy
 
     classes: dict[str, type[SessionStorage]] = {
         "redis": legacy.RedisStorage,
         "s3": legacy.S3Storage,
         "local": legacy.LocalFileStorage,
     }
-    if storage_type not in classes:
-        raise ConfigurationError(
-            f"unknown storage_type {storage_type!r}: use 'acb', 'redis', 's3' or 'local'"
-        )
     return classes[storage_type](dict(storage_config or {}))  # type: ignore[call-arg]

@@ -88,7 +88,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> St
 
     A malformed file or value raises :class:`ConfigurationError` naming the file and field.
     """
-    from serverless_sessions.config_files import read_config_file  # noqa: PLC0415
+    from serverless_sessions.config_files import read_config_file
 
     file_values: dict[str, Any] = {}
     if config_file is not None:

@@ -42,13 +42,13 @@ _HEADER = struct.Struct(">Qd")
 class ForeignCache(Protocol):
     """The duck type ``ACBCacheStorage`` accepts besides its own adapters."""
 
-    async def get(self, key: str) -> Any: ...  # noqa: D102
+    async def get(self, key: str) -> Any: ...
 
-    async def set(self, key: str, value: Any, ttl: int | None = None) -> Any: ...  # noqa: D102
+    async def set(self, key: str, value: Any, ttl: int | None = None) -> Any: ...
 
-    async def delete(self, key: str) -> Any: ...  # noqa: D102
+    async def delete(self, key: str) -> Any: ...
 
-    async def exists(self, key: str) -> Any: ...  # noqa: D102
+    async def exists(self, key: str) -> Any: ...
 
 
 class EmulatedAtomicCache(AtomicCache):

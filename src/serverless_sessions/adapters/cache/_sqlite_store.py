@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +86,8 @@ _UPSERT = """
 def _create_private_file(path: Path) -> None:
     # SQLite creates files 0644 and gives the -wal/-shm files the database's mode; sessions may
     # hold tokens, so a new database starts owner-only. An existing file is left as it is.
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 @contextmanager
@@ -106,10 +104,9 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def _stored_schema_version(conn: sqlite3.Connection) -> int | None:
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
-        row = conn.execute(
-            "SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'schema_version'"
-        ).fetchone()
+    meta = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    if conn.execute(meta).fetchone():
+        row = conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'schema_version'").fetchone()
         if row is not None:
             return int(row[0])
     return None
@@ -167,9 +164,7 @@ class SqliteStore:
         _create_private_file(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, the module adds none.
         # check_same_thread=False: the adapter confines the connection to one worker thread.
-        conn = sqlite3.connect(
-            path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         try:
             journal_mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
             # With WAL, NORMAL loses no integrity on power loss, only the last commits.
@@ -200,9 +195,7 @@ class SqliteStore:
 
     def _remove(self, ns: str, keys: Sequence[str]) -> None:
         params = [(ns, key) for key in keys]
-        self._conn.executemany(
-            "DELETE FROM index_members WHERE namespace = ? AND key = ?", params
-        )
+        self._conn.executemany("DELETE FROM index_members WHERE namespace = ? AND key = ?", params)
         self._conn.executemany("DELETE FROM entries WHERE namespace = ? AND key = ?", params)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -218,7 +211,8 @@ class SqliteStore:
         try:
             return [self.get_entry(ns, key) for key in keys]
         finally:
-            self._conn.execute("COMMIT")
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
 
     def exists(self, ns: str, key: str) -> bool:
         """Whether ``key`` holds a live value."""
@@ -291,8 +285,7 @@ class SqliteStore:
             self._conn.execute(_UPSERT, (ns, key, value, actual + 1, expires_at))
             if indexes and not (current and self._has_memberships(ns, key)):
                 self._conn.executemany(
-                    "INSERT OR IGNORE INTO index_members (namespace, index_name, key) "
-                    "VALUES (?, ?, ?)",
+                    "INSERT OR IGNORE INTO index_members (namespace, index_name, key) VALUES (?, ?, ?)",
                     [(ns, index, key) for index in indexes],
                 )
         return Entry(value, actual + 1, expires_at)

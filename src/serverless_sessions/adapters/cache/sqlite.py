@@ -1,0 +1,304 @@
+"""SQLite cache: the embedded default backend — one file, shared by several processes, no server.
+
+Why it is built this way:
+
+* **One worker thread per adapter.** Each call is one synchronous function (see
+  :mod:`._sqlite_store`) run on a single-thread executor that owns the connection. File I/O and
+  lock waits never block the event loop; calls from concurrent tasks queue in order on the one
+  connection; and because a whole transaction is one function, a cancelled caller can never
+  leave a transaction open (at worst its result is discarded after it committed).
+* **``BEGIN IMMEDIATE`` for every write.** The write lock is taken before the version is read,
+  so compare-and-set, deletes, purges and index updates are atomic across processes sharing the
+  file, not only across tasks.
+* **WAL journal.** Readers never wait for the writer; a writer waits up to ``timeout`` seconds
+  for another writer, then the call fails with
+  :class:`~serverless_sessions.errors.StorageUnavailableError`. WAL shares memory between the
+  processes, so they must run on one host: the file must not sit on a network file system.
+* **Lazy connect.** Nothing touches the file until the first call, so building a cache is cheap
+  and cannot fail on I/O.
+
+Every ``sqlite3`` exception is translated here: busy/locked/unopenable →
+``StorageUnavailableError``; anything else (not a database, disk full, corruption) →
+``StorageError``; the message names the operation, the key and the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from serverless_sessions.adapters.cache._sqlite_config import (
+    DEFAULT_TIMEOUT,
+    checked_path,
+    checked_timeout,
+    default_path,
+    parse_url,
+)
+from serverless_sessions.adapters.cache._sqlite_store import SqliteStore
+from serverless_sessions.adapters.cache.base import (
+    KEEP_TTL,
+    CacheBase,
+    Entry,
+    IndexedCache,
+    PingableCache,
+    ScannableCache,
+    TTLArg,
+)
+from serverless_sessions.errors import InvalidSessionError, StorageError, StorageUnavailableError
+from serverless_sessions.ttl import ttl_seconds
+
+__all__ = ["DEFAULT_TIMEOUT", "Cache", "default_path", "translate_error"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Primary result codes meaning "try again later": another connection holds a lock, or the file
+# (or its directory) cannot be opened right now.
+_UNAVAILABLE_CODES = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL}
+)
+
+
+def _about(target: str | None) -> str:
+    return "" if target is None else f" {target!r}"
+
+
+def translate_error(exc: sqlite3.Error, *, operation: str, target: str | None, path: Path) -> StorageError:
+    """The library error for a ``sqlite3`` exception, with context; the caller chains it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    message = f"sqlite {operation}{_about(target)} failed on {path}: {name}: {exc}"
+    # Extended result codes carry the primary code in their low byte (SQLITE_BUSY_SNAPSHOT...).
+    if isinstance(code, int) and code & 0xFF in _UNAVAILABLE_CODES:
+        return StorageUnavailableError(message)
+    return StorageError(message)
+
+
+class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
+    """Sessions in one SQLite file, safe for several processes; the library's default cache.
+
+    ``path=None`` uses :func:`default_path` (its directory is created mode 0700). A new database
+    file is created mode 0600. ``timeout`` bounds how long a write waits for another writer.
+    """
+
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        namespace: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(namespace=namespace)
+        self.timeout = checked_timeout(timeout)
+        self._private_dir = path is None
+        self.path = default_path() if path is None else checked_path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions-sqlite")
+        self._store: SqliteStore | None = None  # touched only on the worker thread
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str | None = None) -> Cache:
+        """Build from ``sqlite:///absolute/path.db[?timeout=SECONDS]``.
+
+        Relative or empty paths, hosts, fragments and unknown or repeated query parameters are
+        refused with :class:`~serverless_sessions.errors.ConfigurationError` naming the value.
+        """
+        path, timeout = parse_url(url)
+        return cls(path, namespace=namespace, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"sqlite.Cache(path={str(self.path)!r}, namespace={self.namespace!r})"
+
+    # -- the worker-thread boundary ------------------------------------------------------------
+
+    def _in_worker(
+        self, fn: Callable[Concatenate[SqliteStore, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if self._store is None:
+            self._store = SqliteStore.open(self.path, timeout=self.timeout, private_dir=self._private_dir)
+        return fn(self._store, *args, **kwargs)
+
+    def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    async def _submit(self, operation: str, target: str | None, call: Callable[[], T]) -> T:
+        """Run ``call`` on the worker thread, translating backend exceptions at this boundary."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, operation=operation, target=target, path=self.path) from exc
+        except UnicodeEncodeError as exc:
+            # Lone surrogates are valid in a Python str but cannot be stored as SQLite text.
+            raise InvalidSessionError(
+                f"sqlite {operation}{_about(target)}: keys and index names must be valid UTF-8 ({exc})"
+            ) from exc
+        except OSError as exc:
+            # Only our own mkdir/create of the file raises OSError.
+            raise StorageUnavailableError(f"sqlite {operation} cannot create {self.path}: {exc}") from exc
+
+    async def _run(
+        self,
+        operation: str,
+        target: str | None,
+        fn: Callable[Concatenate[SqliteStore, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        # No await before the submit: a close() cannot slip in between the check and the queue.
+        self._check_open()
+        return await self._submit(operation, target, functools.partial(self._in_worker, fn, *args, **kwargs))
+
+    # -- CacheBase -----------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None, namespace: str | None = None) -> Any:
+        """The bytes at ``key``, or ``default`` if missing or expired (a single read)."""
+        entry = await self._run("get", key, SqliteStore.get_entry, self._namespace(namespace), key)
+        return default if entry is None else entry.value
+
+    async def set(
+        self, key: str, value: bytes, ttl: float | None = None, namespace: str | None = None
+    ) -> None:
+        """Store ``value`` atomically; a live key's version grows by one and keeps its indexes."""
+        ns = self._namespace(namespace)
+        seconds = ttl_seconds(ttl)
+        await self._run("set", key, SqliteStore.set, ns, key, bytes(value), seconds)
+
+    async def delete(self, key: str, namespace: str | None = None) -> bool:
+        """Delete ``key`` and its index memberships in one transaction; ``False`` if not live."""
+        return await self._run("delete", key, SqliteStore.delete, self._namespace(namespace), key, None)
+
+    async def exists(self, key: str, namespace: str | None = None) -> bool:
+        """Whether ``key`` holds a live value; an expired row counts as absent."""
+        return await self._run("exists", key, SqliteStore.exists, self._namespace(namespace), key)
+
+    async def close(self) -> None:
+        """Close the connection once queued calls finish; later calls raise ClosedError."""
+        if self.closed:
+            return
+        await super().close()
+        try:
+            await self._submit("close", None, self._close_store)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    # -- AtomicCache ---------------------------------------------------------------------------
+
+    async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
+        """The live entry at ``key`` with its version and expiry, or ``None``."""
+        return await self._run("get_entry", key, SqliteStore.get_entry, self._namespace(namespace), key)
+
+    async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
+        """Live entries for ``keys`` in order, from one consistent snapshot, one worker call."""
+        ns = self._namespace(namespace)
+        target = keys[0] if len(keys) == 1 else None
+        return await self._run("get_entries", target, SqliteStore.get_entries, ns, list(keys))
+
+    async def compare_and_set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        """Write if the live version is ``expected_version``, atomically across processes.
+
+        The version check, the row and its index rows share one ``BEGIN IMMEDIATE`` transaction;
+        on a mismatch nothing is written and SessionConflictError is raised.
+        """
+        ns = self._namespace(namespace)
+        # Validate before queueing, so a bad TTL never takes the write lock.
+        checked: TTLArg = KEEP_TTL if ttl is KEEP_TTL else ttl_seconds(ttl)
+        return await self._run(
+            "compare_and_set",
+            key,
+            SqliteStore.compare_and_set,
+            ns,
+            key,
+            bytes(value),
+            expected_version,
+            checked,
+            tuple(dict.fromkeys(indexes)),
+        )
+
+    async def compare_and_delete(
+        self, key: str, *, expected_version: int | None = None, namespace: str | None = None
+    ) -> bool:
+        """Delete ``key`` and its index rows if ``expected_version`` matches (``None``: any)."""
+        return await self._run(
+            "compare_and_delete",
+            key,
+            SqliteStore.delete,
+            self._namespace(namespace),
+            key,
+            expected_version,
+        )
+
+    # -- IndexedCache --------------------------------------------------------------------------
+
+    async def index_members(self, index: str, *, namespace: str | None = None) -> list[str]:
+        """Live keys of ``index``, sorted: a range read of the index table, no table scan."""
+        return await self._run(
+            "index_members", index, SqliteStore.index_members, self._namespace(namespace), index
+        )
+
+    async def purge_expired(self, *, namespace: str | None = None, limit: int | None = None) -> list[str]:
+        """Delete up to ``limit`` expired keys of the namespace with their index rows.
+
+        One transaction driven by the expiry index: cost grows with the expired rows only.
+        """
+        return await self._run(
+            "purge_expired", None, SqliteStore.purge_expired, self._namespace(namespace), limit
+        )
+
+    # -- ScannableCache / PingableCache --------------------------------------------------------
+
+    async def scan_keys(self, *, namespace: str | None = None, batch_size: int = 500) -> AsyncIterator[str]:
+        """Yield live keys in key order, one ``batch_size`` page per worker call.
+
+        Pages resume after the last key seen, so keys written or deleted during the scan neither
+        repeat nor shift later pages; a key added behind the cursor is simply not seen.
+        """
+        ns = self._namespace(namespace)
+        size = max(batch_size, 1)
+        after: str | None = None
+        while True:
+            page = await self._run("scan_keys", after, SqliteStore.scan_page, ns, after, size)
+            for key in page:
+                yield key
+            if len(page) < size:
+                return
+            after = page[-1]
+
+    async def ping(self) -> float:
+        """Seconds for one read of the file; StorageUnavailableError if it cannot be opened."""
+        started = time.perf_counter()
+        await self._run("ping", None, SqliteStore.ping)
+        return time.perf_counter() - started
+
+    async def health(self) -> dict[str, Any]:
+        """Backend, availability, latency, file, schema version, row count and journal mode.
+
+        A storage failure is reported as ``available: False`` with the error, not raised.
+        """
+        report: dict[str, Any] = {"backend": self.backend, "path": str(self.path)}
+        started = time.perf_counter()
+        try:
+            stats = await self._run("health", None, SqliteStore.stats)
+        except StorageError as exc:
+            return {**report, "available": False, "error": str(exc)}
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        return {**report, "available": True, "latency_ms": round(latency_ms, 3), **stats}

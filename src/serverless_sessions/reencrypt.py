@@ -1,0 +1,252 @@
+"""Re-encryption: rewrite every session under the newest key of the storage's key ring.
+
+After a key is added to ``encryption_keys`` new writes use it, but sessions written earlier stay
+under older keys (or in clear, if encryption was just switched on) until something rewrites
+them. :func:`reencrypt` is that something; once it reports no failures the old keys can be
+removed from the setting.
+
+Why it is built this way:
+
+* **Compare-and-set per session.** Each rewrite carries the revision it read, so a session that
+  a live writer changed in between is never overwritten: the conflict makes us read it again and
+  retry. The remaining TTL is kept (``KEEP_TTL``): re-encryption must not extend a lifetime.
+* **Clear header first.** Whether a payload is under the newest key is read from its envelope
+  header (:func:`~serverless_sessions.encryption.key_id_of`) without decrypting, so a second run
+  over an already rotated store costs one batched read per 100 sessions.
+* **Sorted ids, checkpoint = last id done.** Backends list keys in no stable order, so the ids
+  are listed once and sorted; the checkpoint file then needs only the last id finished (plus the
+  running counts). Sessions created after the listing are written under the newest key anyway.
+  The checkpoint names the backend, namespace and target key id: a checkpoint for another store
+  is refused, one for an older target key is ignored (that run is obsolete). It is removed when
+  a run finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serverless_sessions.adapters.cache.base import KEEP_TTL, AtomicCache, Entry
+from serverless_sessions.encryption import KeyRing, key_id_of
+from serverless_sessions.errors import (
+    CapabilityNotSupportedError,
+    ConfigurationError,
+    CorruptSessionError,
+    InvalidSessionError,
+    SessionConflictError,
+    SessionTooLargeError,
+)
+from serverless_sessions.storage.cache_storage import ACBCacheStorage
+
+__all__ = ["ReencryptReport", "reencrypt"]
+
+logger = logging.getLogger(__name__)
+
+_BATCH = 100
+_MAX_ATTEMPTS = 50
+_CHECKPOINT_FORMAT = 1
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReencryptReport:
+    """What a run (including the runs it resumed) did; ``failed`` maps session id -> reason."""
+
+    key_id: str
+    total: int
+    rewritten: int
+    already_current: int
+    vanished: int
+    conflicts: int
+    failed: dict[str, str]
+    resumed_after: str | None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every listed session is now under ``key_id`` (or gone)."""
+        return not self.failed
+
+
+@dataclass(slots=True)
+class _Tally:
+    rewritten: int = 0
+    already_current: int = 0
+    vanished: int = 0
+    conflicts: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    """The persisted position of a run; ``last_id`` is the last session id finished."""
+
+    path: Path | None
+    identity: dict[str, str]
+    last_id: str | None = None
+    tally: _Tally = field(default_factory=_Tally)
+
+    def load(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+            saved = {name: document[name] for name in self.identity}
+            if document["format"] != _CHECKPOINT_FORMAT:
+                raise ValueError(f"unsupported format {document['format']!r}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"cannot read re-encryption checkpoint {self.path}: {exc}") from exc
+        if saved["backend"] != self.identity["backend"] or saved["namespace"] != self.identity["namespace"]:
+            raise ConfigurationError(
+                f"re-encryption checkpoint {self.path} belongs to {saved['backend']} namespace "
+                f"{saved['namespace']!r}, not {self.identity['backend']} namespace "
+                f"{self.identity['namespace']!r}"
+            )
+        if saved["key_id"] != self.identity["key_id"]:
+            logger.info(
+                "ignoring checkpoint %s: it targets key id %r, the newest key is %r",
+                self.path,
+                saved["key_id"],
+                self.identity["key_id"],
+            )
+            return
+        try:
+            self.last_id = document["last_id"]
+            self.tally = _Tally(**document["tally"])
+        except (KeyError, TypeError) as exc:
+            raise ConfigurationError(f"cannot read re-encryption checkpoint {self.path}: {exc}") from exc
+
+    def save(self) -> None:
+        """Write atomically: a crash leaves the previous checkpoint or this one, never half."""
+        if self.path is None:
+            return
+        document: dict[str, Any] = {
+            "format": _CHECKPOINT_FORMAT,
+            **self.identity,
+            "last_id": self.last_id,
+            "tally": asdict(self.tally),
+        }
+        partial = self.path.with_name(self.path.name + ".partial")
+        with partial.open("w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(self.path)
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+async def reencrypt(
+    storage: ACBCacheStorage,
+    *,
+    checkpoint: Path | None = None,
+    progress: Progress | None = None,
+) -> ReencryptReport:
+    """Rewrite every session of ``storage`` that is not sealed under its newest key.
+
+    Plain (unencrypted) sessions are encrypted; sessions already under the newest key are left
+    alone. A session that cannot be decoded (unknown key, corrupt) or re-encoded is listed in
+    ``failed`` and skipped. Backend failures propagate after the checkpoint is saved, so the
+    same call with the same ``checkpoint`` resumes where this one stopped. ``progress`` is
+    called with ``(done, total)`` after each session.
+    """
+    ring = storage.encryptor
+    if not isinstance(ring, KeyRing):
+        raise ConfigurationError(
+            "re-encryption needs encryption keys: set encryption_keys "
+            "(SERVERLESS_SESSIONS_ENCRYPTION_KEYS) with the new key last"
+        )
+    cache = storage.cache
+    if not isinstance(cache, AtomicCache):
+        raise CapabilityNotSupportedError(cache, "compare-and-set", "reencrypt")
+    state = _Checkpoint(
+        checkpoint,
+        {"backend": storage.backend, "namespace": storage.namespace, "key_id": ring.current_key_id},
+    )
+    await asyncio.to_thread(state.load)
+    resumed_after = state.last_id
+    ids = sorted([session_id async for session_id in storage.iter_session_ids()])
+    done = 0 if resumed_after is None else bisect.bisect_right(ids, resumed_after)
+    logger.info(
+        "re-encrypting %d sessions of %s namespace %r under key id %r%s",
+        len(ids) - done,
+        storage.backend,
+        storage.namespace,
+        ring.current_key_id,
+        "" if resumed_after is None else f", resuming after {resumed_after!r}",
+    )
+    rewriter = _Rewriter(storage, cache, ring.current_key_id, state.tally)
+    try:
+        for start in range(done, len(ids), _BATCH):
+            batch = ids[start : start + _BATCH]
+            entries = await cache.get_entries(batch, namespace=storage.namespace)
+            for session_id, entry in zip(batch, entries, strict=True):
+                await rewriter.rewrite(session_id, entry)
+                state.last_id = session_id
+                done += 1
+                if progress is not None:
+                    progress(done, len(ids))
+            await asyncio.to_thread(state.save)
+    except BaseException:
+        await asyncio.to_thread(state.save)
+        raise
+    await asyncio.to_thread(state.remove)
+    tally = state.tally
+    logger.info(
+        "re-encryption under key id %r done: %d rewritten, %d failed",
+        ring.current_key_id,
+        tally.rewritten,
+        len(tally.failed),
+    )
+    return ReencryptReport(
+        key_id=ring.current_key_id,
+        total=len(ids),
+        rewritten=tally.rewritten,
+        already_current=tally.already_current,
+        vanished=tally.vanished,
+        conflicts=tally.conflicts,
+        failed=dict(tally.failed),
+        resumed_after=resumed_after,
+    )
+
+
+@dataclass(slots=True)
+class _Rewriter:
+    storage: ACBCacheStorage
+    cache: AtomicCache
+    key_id: str
+    tally: _Tally
+
+    async def rewrite(self, session_id: str, entry: Entry | None) -> None:
+        """Bring one session under ``key_id``, re-reading it after every conflict."""
+        for attempt in range(_MAX_ATTEMPTS):
+            if entry is None:
+                self.tally.vanished += 1
+                return
+            if key_id_of(entry.value) == self.key_id:
+                self.tally.already_current += 1
+                return
+            try:
+                state = self.storage.decode(session_id, entry.value, entry.version)
+                await self.storage.write(state, ttl=KEEP_TTL)
+            except SessionConflictError:
+                self.tally.conflicts += 1
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                entry = await self.cache.get_entry(session_id, namespace=self.storage.namespace)
+                continue
+            except (CorruptSessionError, InvalidSessionError, SessionTooLargeError) as exc:
+                self.tally.failed[session_id] = str(exc)
+                return
+            self.tally.rewritten += 1
+            return
+        self.tally.failed[session_id] = f"still conflicting after {_MAX_ATTEMPTS} attempts"

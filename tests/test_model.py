@@ -1,0 +1,57 @@
+"""SessionState validation: timestamps, identity, JSON-only contents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pydantic
+import pytest
+
+from serverless_sessions import SessionState
+
+
+def test_naive_legacy_timestamps_are_read_as_utc() -> None:
+    state = SessionState(session_id="s", user_id="u", project_id="p", created_at="2025-01-02T03:04:05")
+    assert state.created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_aware_timestamps_are_normalised_to_utc() -> None:
+    plus_two = datetime(2025, 1, 2, 5, 0, tzinfo=timezone(timedelta(hours=2)))
+    state = SessionState(session_id="s", user_id="u", project_id="p", last_activity=plus_two)
+    assert state.last_activity == datetime(2025, 1, 2, 3, 0, tzinfo=UTC)
+    assert state.last_activity.utcoffset() == timedelta(0)
+
+
+def test_assignments_are_validated() -> None:
+    state = SessionState(session_id="s", user_id="u", project_id="p")
+    with pytest.raises(pydantic.ValidationError):
+        state.created_at = "not-a-date"  # type: ignore[assignment]
+    with pytest.raises(pydantic.ValidationError):
+        state.session_id = "other"  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError):
+        state.revision = -1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), {1: "int key"}, {"s": {1, 2}}, "\ud800", 2**70, object()],
+)
+def test_non_json_contents_are_refused(value: object) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        SessionState(session_id="s", user_id="u", project_id="p", metadata={"v": value})
+
+
+def test_deep_nesting_is_refused() -> None:
+    deep: object = "leaf"
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(pydantic.ValidationError, match="nested deeper"):
+        SessionState(session_id="s", user_id="u", project_id="p", metadata={"d": deep})
+
+
+def test_original_helpers_still_work() -> None:
+    state = SessionState(session_id="s", user_id="u", project_id="p", metadata={"k": "v" * 1000})
+    data = state.to_dict()
+    assert isinstance(data["created_at"], str)
+    assert SessionState.from_dict(data) == state
+    assert 0 < state.get_compressed_size() < 1000

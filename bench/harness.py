@@ -69,6 +69,7 @@ class Case:
     notes: list[str] = field(default_factory=list)
     on_miss: str = ""
     profile: Profiler | None = None
+    reps: int | None = None
 
 
 @dataclass
@@ -97,7 +98,11 @@ class Result:
 
 
 async def measure(case: Case, reps: int, *, warmup: bool) -> Result:
-    """Alternate baseline and candidate ``reps`` times each; compare per-operation medians."""
+    """Alternate baseline and candidate ``reps`` times each; compare per-operation medians.
+
+    ``case.reps``, when set, overrides ``reps`` (cases whose repetitions are cheap or costly).
+    """
+    reps = case.reps or reps
     started = time.perf_counter()
     if warmup:
         await case.baseline.run()

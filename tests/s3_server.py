@@ -28,6 +28,7 @@ _START_TIMEOUT = 20.0
 _lock = threading.Lock()
 _process: subprocess.Popen[bytes] | None = None
 _endpoint: str | None = None
+_session: Any = None
 
 
 def _free_port() -> int:
@@ -102,9 +103,17 @@ def unique_bucket_name(prefix: str = "t") -> str:
 
 async def new_bucket(prefix: str = "t") -> str:
     """Create a bucket that only the calling test uses and return its name."""
-    from aiobotocore.session import get_session  # noqa: PLC0415 - keep imports light
-
     name = unique_bucket_name(prefix)
-    async with get_session().create_client("s3", **client_kwargs()) as client:
-        await client.create_bucket(Bucket=name)
+    async with client() as s3:
+        await s3.create_bucket(Bucket=name)
     return name
+
+
+def client() -> Any:
+    """An aiobotocore S3 client context for the server (for fixtures written by hand)."""
+    global _session
+    if _session is None:
+        from aiobotocore.session import AioSession
+
+        _session = AioSession()
+    return _session.create_client("s3", **client_kwargs())

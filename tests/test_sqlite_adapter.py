@@ -235,9 +235,12 @@ async def test_locked_database_fails_fast_then_recovers(tmp_path: Path) -> None:
 
 async def test_writes_do_not_block_the_event_loop(cache: sqlite.Cache) -> None:
     payload = os.urandom(32 * 1024)
+    started = time.perf_counter()
     async with Ticker() as ticker:
         await asyncio.gather(*(cache.set(f"w{i}", payload, ttl=60) for i in range(500)))
-    assert ticker.max_gap < 0.1
+    elapsed = time.perf_counter() - started
+    # Blocking writes would stall the ticker for the whole batch; relative, so load cannot flake it.
+    assert ticker.max_gap < max(elapsed / 3, 0.05), (ticker.max_gap, elapsed)
     assert len([key async for key in cache.scan_keys()]) == 500
 
 

@@ -44,7 +44,14 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "pip install 'serverless-sessions[crypto]'"
     ) from exc
 
-__all__ = ["ENVELOPE_MAGIC", "ENVELOPE_VERSION", "KEY_BYTES", "KeyRing", "generate_key", "key_id_of"]
+__all__ = [
+    "ENVELOPE_MAGIC",
+    "ENVELOPE_VERSION",
+    "KEY_BYTES",
+    "KeyRing",
+    "generate_key",
+    "key_id_of",
+]
 
 ENVELOPE_MAGIC = b"SSE"
 ENVELOPE_VERSION = 1

@@ -99,16 +99,21 @@ class _Checkpoint:
             return
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
-            saved = {name: document[name] for name in self.identity}
             if document["format"] != _CHECKPOINT_FORMAT:
                 raise ValueError(f"unsupported format {document['format']!r}")
+            saved = {name: document[name] for name in self.identity}
+            last_id, tally = document["last_id"], _Tally(**document["tally"])
+            if not isinstance(last_id, str | None):
+                raise TypeError("last_id must be a string or null")
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError(f"cannot read re-encryption checkpoint {self.path}: {exc}") from exc
-        if saved["backend"] != self.identity["backend"] or saved["namespace"] != self.identity["namespace"]:
+            raise ConfigurationError(
+                f"cannot read re-encryption checkpoint {self.path}: {exc}"
+            ) from exc
+        ours = (self.identity["backend"], self.identity["namespace"])
+        if (saved["backend"], saved["namespace"]) != ours:
             raise ConfigurationError(
                 f"re-encryption checkpoint {self.path} belongs to {saved['backend']} namespace "
-                f"{saved['namespace']!r}, not {self.identity['backend']} namespace "
-                f"{self.identity['namespace']!r}"
+                f"{saved['namespace']!r}, not {ours[0]} namespace {ours[1]!r}"
             )
         if saved["key_id"] != self.identity["key_id"]:
             logger.info(
@@ -118,11 +123,7 @@ class _Checkpoint:
                 self.identity["key_id"],
             )
             return
-        try:
-            self.last_id = document["last_id"]
-            self.tally = _Tally(**document["tally"])
-        except (KeyError, TypeError) as exc:
-            raise ConfigurationError(f"cannot read re-encryption checkpoint {self.path}: {exc}") from exc
+        self.last_id, self.tally = last_id, tally
 
     def save(self) -> None:
         """Write atomically: a crash leaves the previous checkpoint or this one, never half."""
@@ -135,11 +136,16 @@ class _Checkpoint:
             "tally": asdict(self.tally),
         }
         partial = self.path.with_name(self.path.name + ".partial")
-        with partial.open("w", encoding="utf-8") as handle:
-            json.dump(document, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(self.path)
+        try:
+            with partial.open("w", encoding="utf-8") as handle:
+                json.dump(document, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            partial.replace(self.path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write re-encryption checkpoint {self.path}: {exc}"
+            ) from exc
 
     def remove(self) -> None:
         if self.path is not None:
@@ -174,6 +180,7 @@ async def reencrypt(
         {"backend": storage.backend, "namespace": storage.namespace, "key_id": ring.current_key_id},
     )
     await asyncio.to_thread(state.load)
+    await asyncio.to_thread(state.save)  # fail now, not after work, if it cannot be written
     resumed_after = state.last_id
     ids = sorted([session_id async for session_id in storage.iter_session_ids()])
     done = 0 if resumed_after is None else bisect.bisect_right(ids, resumed_after)

@@ -1,0 +1,76 @@
+"""Codec cases: a full encode+decode round trip of one session, 5 KB and 50 KB of JSON.
+
+* zstd (the default codec) against pydantic JSON alone: what compression and the envelope add.
+* zstd against msgpack + brotli at its default quality (11), what the first refactoring claimed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import brotli
+import msgpack
+from context import Context
+from harness import Case, Side, Target, timed_sync
+from sessions import make_session, sample_fields
+
+from serverless_sessions import Codec, SessionState
+
+SIZES = {"5k": 5_000, "50k": 50_000}
+CASE_IDS = [f"codec-{name}-{vs}" for name in SIZES for vs in ("json", "brotli")]
+
+
+def _side(label: str, roundtrip: Callable[[], object], ops: int) -> Side:
+    async def run() -> float:
+        return timed_sync(lambda _: roundtrip(), ops)
+
+    return Side(label, ops, run)
+
+
+async def cases(ctx: Context) -> AsyncIterator[Case]:
+    sizes = ctx.sizes
+    codec = Codec()
+    for name, size in SIZES.items():
+        state = make_session("codec-1", "user-1", "project-1", sample_fields(size))
+        json_len = len(state.model_dump_json())
+        envelope = codec.encode(state)
+        packed = brotli.compress(msgpack.packb(state.model_dump(mode="json")))
+
+        def zstd_roundtrip(state: SessionState = state) -> object:
+            return codec.decode(codec.encode(state), key="codec-1")
+
+        def json_roundtrip(state: SessionState = state) -> object:
+            return SessionState.model_validate_json(state.model_dump_json())
+
+        def brotli_roundtrip(state: SessionState = state) -> object:
+            data = brotli.compress(msgpack.packb(state.model_dump(mode="json")))
+            return SessionState.model_validate(msgpack.unpackb(brotli.decompress(data)))
+
+        zstd = _side("zstd-3 envelope (Codec default)", zstd_roundtrip, sizes.codec_ops)
+        sizes_note = (
+            f"JSON {json_len:,} B; zstd envelope {len(envelope):,} B "
+            f"({json_len / len(envelope):.1f}x smaller); msgpack+brotli-11 {len(packed):,} B"
+        )
+        yield Case(
+            case_id=f"codec-{name}-json",
+            title=f"codec round trip, {name.upper()} session: zstd vs JSON alone",
+            baseline=_side("pydantic JSON alone", json_roundtrip, sizes.codec_ops),
+            candidate=zstd,
+            target=Target("cost", 2.0),
+            unit="µs/op",
+            notes=[sizes_note],
+            on_miss=(
+                "Codec.encode/decode build a new ZstdCompressor/ZstdDecompressor on every call "
+                "(~8 µs each on this machine, ~13 µs with the first-use cost); reusing one "
+                "per thread removes that share. See 'Proposed src fixes'."
+            ),
+        )
+        yield Case(
+            case_id=f"codec-{name}-brotli",
+            title=f"codec round trip, {name.upper()} session: zstd vs msgpack+brotli-11",
+            baseline=_side("msgpack + brotli (quality 11)", brotli_roundtrip, sizes.brotli_ops),
+            candidate=zstd,
+            target=Target("speedup", 20.0),
+            unit="µs/op",
+            notes=[sizes_note],
+        )

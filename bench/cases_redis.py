@@ -1,0 +1,1 @@
+CASE_IDS: list[str] = []

@@ -1,0 +1,229 @@
+"""redis-py clients for the adapter: building, sharing, retrying, and following Sentinel.
+
+A :class:`Link` wraps one redis-py client with the policy around it. Links built from settings
+are shared: every cache made from equal :class:`RedisSettings` on one event loop uses the same
+client and its bounded pool (:func:`acquire` / :meth:`Link.release`, reference counted); the
+last release closes it. An injected client is wrapped but never closed: whoever creates a
+client closes it.
+
+Retries happen here, at the application level, not inside redis-py (its own retry is switched
+off): only transient errors (:func:`~._redis_errors.is_retryable`), a bounded number of times,
+with exponential backoff and full jitter. Between attempts idle pooled connections are dropped,
+since after a restart they are all dead, and in Sentinel mode the master is looked up again:
+redis-py's built-in retry on a Sentinel client keeps reconnecting to a dead master
+(redis/redis-py#3874), while a fresh connection asks Sentinel.
+
+Sentinel failover: after ``SENTINEL FAILOVER`` the old master keeps accepting writes for
+seconds until it is demoted, and those writes are lost. So at most every
+``sentinel_check_interval`` seconds the link asks Sentinel for the master and, if it moved,
+drops *every* pooled connection (in-use ones too: their commands fail and are retried on the
+new master).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import MaxConnectionsError
+
+from serverless_sessions.adapters.cache._redis_config import RedisSettings
+from serverless_sessions.adapters.cache._redis_errors import TRANSIENT_ERRORS, is_retryable
+from serverless_sessions.errors import ClosedError, ConfigurationError
+
+__all__ = ["AnyClient", "Link", "acquire", "describe_client", "wrap"]
+
+AnyClient = Redis | RedisCluster
+T = TypeVar("T")
+
+# redis-py must not retry on its own: our retry decides, and asks Sentinel again.
+_NO_RETRY = Retry(NoBackoff(), 0)
+
+
+def _connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "username": settings.username,
+        "password": settings.password.get_secret_value() if settings.password else None,
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.socket_connect_timeout,
+        "max_connections": settings.max_connections,
+    }
+    if settings.ssl:
+        kwargs |= {
+            "ssl": True,
+            "ssl_ca_certs": settings.ssl_ca_certs,
+            "ssl_certfile": settings.ssl_certfile,
+            "ssl_keyfile": settings.ssl_keyfile,
+            "ssl_cert_reqs": settings.ssl_cert_reqs,
+            "ssl_check_hostname": settings.ssl_check_hostname,
+        }
+    return kwargs
+
+
+def _build(settings: RedisSettings) -> tuple[AnyClient, Sentinel | None]:
+    kwargs = _connection_kwargs(settings)
+    if settings.cluster:
+        # Cluster redirections (MOVED/ASK) are redis-py's business, so its retry stays on.
+        return RedisCluster(host=settings.host, port=settings.port, **kwargs), None
+    kwargs |= {"db": settings.db, "retry": _NO_RETRY}
+    if settings.sentinels:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(settings.sentinels),
+            socket_timeout=settings.socket_timeout,
+            socket_connect_timeout=settings.socket_connect_timeout,
+        )
+        client = sentinel.master_for(settings.service_name or "", check_connection=True, **kwargs)
+        return client, sentinel
+    if settings.unix_socket_path:
+        kwargs = {k: v for k, v in kwargs.items() if not k.startswith("ssl")}
+        return Redis(unix_socket_path=settings.unix_socket_path, **kwargs), None
+    return Redis(host=settings.host, port=settings.port, **kwargs), None
+
+
+class Link:
+    """One redis-py client, its concurrency bound, retry policy and (Sentinel) master tracking."""
+
+    def __init__(
+        self,
+        client: AnyClient,
+        settings: RedisSettings,
+        *,
+        owned: bool,
+        sentinel: Sentinel | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.cluster = isinstance(client, RedisCluster)
+        self.owned = owned
+        self._sentinel = sentinel
+        # The pool raises instead of waiting when it is exhausted; this makes callers wait
+        # (up to socket_timeout) so the bound holds without failing bursts of concurrent calls.
+        self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
+        self._retry = Retry(
+            ExponentialWithJitterBackoff(cap=settings.retry_backoff_cap, base=settings.retry_backoff),
+            settings.retry_attempts,
+            supported_errors=TRANSIENT_ERRORS,
+        )
+        self._master: Any = None
+        self._checked_at = -float("inf")
+        self._refs = 0
+        self._closed = False
+
+    @property
+    def where(self) -> str:
+        """Secret-free address for messages."""
+        return self.settings.describe()
+
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation`` with the retry policy; backend errors propagate untranslated."""
+        if self._closed:
+            raise ClosedError(f"Redis client for {self.where}")
+        return await self._retry.call_with_retry(
+            lambda: self._attempt(operation), self._recover, is_retryable=is_retryable
+        )
+
+    async def _attempt(self, operation: Callable[[], Awaitable[T]]) -> T:
+        await self._follow_master(force=False)
+        if self._slots is None:
+            return await operation()
+        try:
+            async with asyncio.timeout(self.settings.socket_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise MaxConnectionsError(
+                f"all {self.settings.max_connections} connections stayed busy for "
+                f"{self.settings.socket_timeout:g}s"
+            ) from None
+        try:
+            return await operation()
+        finally:
+            self._slots.release()
+
+    async def _recover(self, error: Exception) -> None:
+        # After a restart every idle pooled socket is dead: drop them all, not one per retry.
+        if isinstance(self.client, Redis):
+            await self.client.connection_pool.disconnect(inuse_connections=False)
+        await self._follow_master(force=True)
+
+    async def _follow_master(self, *, force: bool) -> None:
+        if self._sentinel is None or not isinstance(self.client, Redis):
+            return
+        pool = self.client.connection_pool
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.settings.sentinel_check_interval:
+            return
+        self._checked_at = now  # set before awaiting, so concurrent calls do not all ask
+        assert isinstance(pool, SentinelConnectionPool)
+        address = await pool.get_master_address()  # type: ignore[no-untyped-call]
+        if self._master is not None and address != self._master:
+            await pool.disconnect(inuse_connections=True)
+        self._master = address
+
+    def retain(self) -> Link:
+        """Count one more user of a shared link."""
+        self._refs += 1
+        return self
+
+    async def release(self) -> None:
+        """Drop one user; the last one closes an owned client (an injected one is left open)."""
+        self._refs -= 1
+        if self._refs > 0 or self._closed:
+            return
+        self._closed = True
+        _forget(self)
+        if self.owned:
+            await self.client.aclose()
+            if self._sentinel is not None:
+                await self._sentinel.aclose()
+
+
+def wrap(client: AnyClient, settings: RedisSettings) -> Link:
+    """A link around a caller's client; :meth:`Link.release` will not close it."""
+    return Link(client, settings, owned=False).retain()
+
+
+def describe_client(client: AnyClient | None) -> RedisSettings:
+    """Secret-free settings describing an injected client, for messages and health."""
+    if isinstance(client, RedisCluster):
+        # Before its first command a cluster client knows only the nodes it was given.
+        node = next(iter(client.nodes_manager.startup_nodes.values()))
+        return RedisSettings(host=node.host, port=int(node.port), cluster=True)
+    if isinstance(client, Redis):
+        kwargs = client.connection_pool.connection_kwargs
+        return RedisSettings(
+            host=str(kwargs.get("host", "localhost")),
+            port=int(kwargs.get("port") or 6379),
+            db=int(kwargs.get("db", 0)),
+            unix_socket_path=kwargs.get("path"),
+        )
+    raise ConfigurationError(f"client must be a redis.asyncio Redis or RedisCluster, got {client!r}")
+
+
+# Shared links, per event loop (redis-py connections belong to the loop that opened them).
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[RedisSettings, Link]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def acquire(settings: RedisSettings) -> Link:
+    """The link shared by every cache built from settings equal to ``settings`` on this loop."""
+    links = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    link = links.get(settings)
+    if link is None:
+        client, sentinel = _build(settings)
+        link = links[settings] = Link(client, settings, owned=True, sentinel=sentinel)
+    return link.retain()
+
+
+def _forget(link: Link) -> None:
+    for links in _SHARED.values():
+        if links.get(link.settings) is link:
+            del links[link.settings]

@@ -1,0 +1,225 @@
+"""Key layout and Lua scripts of the Redis adapter.
+
+Key layout (``P`` = ``key_prefix``, ``N`` = namespace, both limited to ``[A-Za-z0-9_.-]``)::
+
+    P:N:d:<key>     HASH  v=value  n=version  g=generation  i=index-list  [e=expiry ms]
+    P:N:i:<index>   ZSET  member <generation><key>, score = expiry ms (+inf: none)
+    P:N:x           ZSET  member <generation><index-list><key>, score = expiry ms (+inf: none)
+
+The fixed markers ``:d:``, ``:i:`` and the bare ``:x`` after a colon-free namespace make the
+three families disjoint for ANY key or index string (colons, braces, unicode included). Data
+hashes carry Redis's native expiry (``PEXPIREAT``), so a read never sees an expired value.
+
+*Generation*: 16 hex characters chosen when a key is created and kept until it is deleted. Index
+members carry it so that entries of a deleted or expired incarnation of a key can never be
+mistaken for, or remove, those of a newer incarnation with the same name.
+
+The expiry zset (``x``) lists every data key of the namespace with its index names, so
+:meth:`purge_expired` reads only the expired range of it and touches only those keys' index
+entries: cost O(expired), never O(total). Each zset expires ``index_grace`` after its
+latest-expiring member and persists while it holds a member without expiry (``fit`` below).
+
+Hash slots (Redis Cluster): no two keys are required to share a slot. On one server a single
+script updates the data hash, the expiry zset and every index zset atomically. In a cluster
+each script touches ONE key (so ``CROSSSLOT`` cannot occur and data keys spread over every
+master by their own names); there the index and expiry entries are written *before* the data
+with ``ZADD GT`` (scores only grow, so an entry is never earlier than its key's expiry), the
+data script then checks that what was pre-written still matches, and readers verify listed
+keys against their data hash.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "RANGE",
+    "WRITE",
+    "ZSET",
+    "GENERATION_LENGTH",
+    "KeyLayout",
+    "WriteRequest",
+    "ExpiryRecord",
+    "encode_indexes",
+    "expiry_member",
+    "new_generation",
+    "parse_expiry_member",
+]
+
+GENERATION_LENGTH = 16
+
+
+def new_generation() -> str:
+    """A fresh generation tag for a key being created."""
+    return secrets.token_hex(GENERATION_LENGTH // 2)
+
+
+def encode_indexes(indexes: Sequence[str]) -> str:
+    """The canonical text of an index list (the scripts compare it byte for byte)."""
+    return json.dumps(list(indexes), ensure_ascii=False, separators=(",", ":"))
+
+
+def expiry_member(generation: str, index_list: str, key: str) -> str:
+    """The expiry-zset member of a key; built identically by the ``WRITE`` script."""
+    return generation + index_list + key
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryRecord:
+    """One decoded expiry-zset member."""
+
+    member: bytes
+    generation: str
+    indexes: tuple[str, ...]
+    key: str
+
+
+def parse_expiry_member(member: bytes) -> ExpiryRecord:
+    """Decode ``<generation><index-list JSON><key>``: the JSON ends where the key begins."""
+    text = member.decode("utf-8")
+    decoded, end = json.JSONDecoder().raw_decode(text, GENERATION_LENGTH)
+    return ExpiryRecord(member, text[:GENERATION_LENGTH], tuple(decoded), text[end:])
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """One set (``op="set"``) or delete (``op="del"``) of a key, as the WRITE script takes it.
+
+    ``expected`` is the version the key must have (``None``: any); ``expiry`` is absolute UNIX
+    ms, ``"keep"`` or ``"none"``; ``indexes`` apply when the key has none yet.
+    """
+
+    op: str
+    namespace: str
+    key: str
+    value: bytes = b""
+    expected: int | None = None
+    expiry: str = "none"
+    indexes: tuple[str, ...] = ()
+
+    def argv(self, generation: str, index_list: str, grace: str, bound: str) -> list[object]:
+        """ARGV of the WRITE script; ``bound`` is ``""`` on one server (see the script)."""
+        expected = "" if self.expected is None else self.expected
+        return [self.op, self.key, expected, self.value, self.expiry, generation, index_list,
+                grace, bound]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """Names of the Redis keys that hold one namespace's data and bookkeeping."""
+
+    prefix: str
+
+    def data(self, namespace: str, key: str) -> str:
+        """The hash holding ``key``'s value, version, generation, index list and expiry."""
+        return f"{self.prefix}:{namespace}:d:{key}"
+
+    def index(self, namespace: str, name: str) -> str:
+        """The zset listing the keys of secondary index ``name``."""
+        return f"{self.prefix}:{namespace}:i:{name}"
+
+    def expiry(self, namespace: str) -> str:
+        """The zset of every key of the namespace, scored by expiry."""
+        return f"{self.prefix}:{namespace}:x"
+
+    def scan_pattern(self, namespace: str) -> str:
+        """A ``SCAN MATCH`` pattern for the data keys (glob characters in the prefix escaped)."""
+        literal = self.data(namespace, "")
+        return "".join("\\" + c if c in "*?[]\\" else c for c in literal) + "*"
+
+
+# Shared by the scripts that change zsets: make the zset expire `grace` ms after its latest
+# member, or persist it while a member never expires. ZRANGE -1 -1 is O(log n).
+_FIT = """
+local function fit(zset, grace)
+  local top = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
+  if #top == 0 then return end
+  if top[2] == 'inf' then redis.call('PERSIST', zset)
+  else redis.call('PEXPIREAT', zset, string.format('%.0f', tonumber(top[2]) + grace)) end
+end
+"""
+
+WRITE = (
+    _FIT
+    + """
+-- Compare-and-set or delete one key.
+-- KEYS: data hash [, expiry zset, index zsets...]  (zsets only on a single server)
+-- ARGV: 1 op set|del, 2 key, 3 expected version ('' = any), 4 value, 5 expiry ms|keep|none,
+--       6 generation for a new key, 7 index list (the caller's guess), 8 grace ms,
+--       9 cluster bound: '' on a single server, else the score pre-written for this write
+-- Returns {'ok', version, expiry|false, generation, index list}, {'conflict', version}
+-- or {'stale', index list, generation} when the caller must retry with the stored index list.
+local cur = redis.call('HMGET', KEYS[1], 'n', 'e', 'g', 'i')
+local ver = tonumber(cur[1]) or 0
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= ver then return {'conflict', ver} end
+local cluster = ARGV[9] ~= ''
+local gen, idx = ARGV[6], ARGV[7]
+if ver > 0 then
+  if cluster and cur[3] ~= gen then return {'stale', cur[4], cur[3]} end
+  gen = cur[3]
+  if ARGV[1] == 'del' or cur[4] ~= '[]' then idx = cur[4] end
+end
+if idx ~= ARGV[7] then return {'stale', cur[4], gen} end
+local grace = tonumber(ARGV[8])
+if ARGV[1] == 'del' then
+  if ver == 0 then return {'ok', 0, false, gen, idx} end
+  redis.call('DEL', KEYS[1])
+  for j = 3, #KEYS do redis.call('ZREM', KEYS[j], gen .. ARGV[2]); fit(KEYS[j], grace) end
+  if #KEYS > 1 then redis.call('ZREM', KEYS[2], gen .. idx .. ARGV[2]); fit(KEYS[2], grace) end
+  return {'ok', ver, cur[2], gen, idx}
+end
+local exp = ARGV[5]
+if exp == 'keep' then exp = (ver > 0 and cur[2]) or 'none' end
+if cluster and ARGV[9] ~= 'inf' and (exp == 'none' or tonumber(exp) > tonumber(ARGV[9])) then
+  return {'stale', cur[4], cur[3]}
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[4], 'n', ver + 1, 'g', gen, 'i', idx)
+if exp == 'none' then
+  redis.call('HDEL', KEYS[1], 'e'); redis.call('PERSIST', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'e', exp); redis.call('PEXPIREAT', KEYS[1], exp)
+end
+if #KEYS > 1 then
+  local score = (exp == 'none') and '+inf' or exp
+  for j = 3, #KEYS do redis.call('ZADD', KEYS[j], score, gen .. ARGV[2]); fit(KEYS[j], grace) end
+  if ver > 0 and cur[4] ~= idx then redis.call('ZREM', KEYS[2], gen .. cur[4] .. ARGV[2]) end
+  redis.call('ZADD', KEYS[2], score, gen .. idx .. ARGV[2]); fit(KEYS[2], grace)
+end
+return {'ok', ver + 1, (exp ~= 'none') and exp or false, gen, idx}
+"""
+)
+
+ZSET = (
+    _FIT
+    + """
+-- Change one zset. KEYS: the zset. ARGV: 1 op add|drop, 2 score (add) or bound (drop),
+-- 3 grace ms, 4.. members. 'add' raises scores only (ZADD GT: a pre-written entry never ends
+-- before its key); 'drop' removes members scored <= bound ('inf' = all) and returns them.
+local removed = {}
+if ARGV[1] == 'add' then
+  for j = 4, #ARGV do redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[j]) end
+else
+  local bound = tonumber(ARGV[2])
+  for j = 4, #ARGV do
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[j])
+    if score and tonumber(score) <= bound then
+      redis.call('ZREM', KEYS[1], ARGV[j]); removed[#removed + 1] = ARGV[j]
+    end
+  end
+end
+fit(KEYS[1], tonumber(ARGV[3]))
+return removed
+"""
+)
+
+RANGE = """
+-- Members of one zset relative to the server's clock. KEYS: the zset.
+-- ARGV: 1 live|expired, 2 limit (expired only). Returns {now ms, members}.
+local t = redis.call('TIME')
+local now = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
+if ARGV[1] == 'live' then return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')} end
+return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])}
+"""

@@ -1,0 +1,362 @@
+"""Redis cache adapter: one server, Sentinel, or Cluster, over ``redis.asyncio`` (hiredis if present).
+
+Build it from a URL (``Cache(url=...)`` / :meth:`Cache.from_url`), a :class:`RedisSettings`, or
+an injected redis-py client (``Cache(client=...)``; such a client is never closed here).
+Caches built from equal settings on one event loop share one bounded pool.
+
+Contracts, on top of :mod:`~serverless_sessions.adapters.cache.base`:
+
+* Expiry is absolute (UNIX ms computed by this process) and enforced by Redis itself; "now" in
+  index reads and purges is the server's clock, the same clock that expires keys.
+* On one server (or Sentinel) a compare-and-set updates the value, its indexes and the expiry
+  bookkeeping in ONE atomic script call. In a cluster, see :mod:`._redis_cluster`.
+* Every redis-py exception is translated at this boundary (:mod:`._redis_errors`); messages
+  name the operation, the key and a password-free address.
+* A retried write whose first attempt reached the server but lost its reply may report a
+  conflict for its own write; callers re-read, as after any conflict.
+
+The key layout and hash-slot rules are documented in :mod:`._redis_scripts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, Self, TypeVar
+
+from redis.asyncio.cluster import RedisCluster
+
+from serverless_sessions.adapters.cache import _redis_cluster as cluster
+from serverless_sessions.adapters.cache._redis_client import (
+    AnyClient,
+    Link,
+    acquire,
+    describe_client,
+    wrap,
+)
+from serverless_sessions.adapters.cache._redis_config import RedisSettings, parse_url
+from serverless_sessions.adapters.cache._redis_errors import BACKEND_ERRORS, translate
+from serverless_sessions.adapters.cache._redis_health import server_report
+from serverless_sessions.adapters.cache._redis_scripts import (
+    GENERATION_LENGTH,
+    RANGE,
+    WRITE,
+    ZSET,
+    KeyLayout,
+    WriteRequest,
+    encode_indexes,
+    new_generation,
+    parse_expiry_member,
+)
+from serverless_sessions.adapters.cache.base import (
+    KEEP_TTL,
+    CacheBase,
+    Entry,
+    IndexedCache,
+    PingableCache,
+    ScannableCache,
+    TTLArg,
+)
+from serverless_sessions.errors import ConfigurationError, SessionConflictError, StorageError
+from serverless_sessions.ttl import expiry_for, now
+
+__all__ = ["Cache", "RedisSettings"]
+
+T = TypeVar("T")
+
+_STALE_ATTEMPTS = 4  # a write retried this often because its key's indexes kept moving fails
+_PURGE_BATCH = 1000
+
+
+def _expiry_arg(ttl: TTLArg) -> str:
+    """The WRITE script's expiry argument: absolute ms, ``keep`` or ``none``."""
+    if ttl is KEEP_TTL:
+        return "keep"
+    expires_at = expiry_for(ttl, current=None, at=now())
+    return "none" if expires_at is None else str(round(expires_at * 1000))
+
+
+def _entry(value: bytes, version: Any, expiry: Any) -> Entry:
+    return Entry(bytes(value), int(version), None if expiry is None else int(expiry) / 1000)
+
+
+class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
+    """Sessions' bytes in Redis hashes, indexed by expiry-scored sorted sets."""
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: AnyClient | None = None,
+        settings: RedisSettings | None = None,
+        namespace: str | None = None,
+        **overrides: object,
+    ) -> None:
+        """Give exactly one of ``url``, ``settings`` or ``client``; ``overrides`` replace settings.
+
+        With ``client``, only layout and retry settings apply (``key_prefix``,
+        ``index_grace``, ``retry_*``); the client's own pool and timeouts are used.
+        """
+        super().__init__(namespace=namespace)
+        if sum(given is not None for given in (url, client, settings)) != 1:
+            raise ConfigurationError("redis.Cache needs exactly one of url=, settings=, client=")
+        if url is not None:
+            settings = parse_url(url, **overrides)
+        elif settings is not None:
+            settings = settings.with_overrides(**overrides)
+        else:
+            settings = describe_client(client).with_overrides(**overrides)
+        self.settings = settings
+        self._layout = KeyLayout(settings.key_prefix)
+        self._grace = str(round(settings.index_grace * 1000))
+        self._link: Link | None = None if client is None else wrap(client, settings)
+        self._scripts: tuple[Any, Any, Any] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str | None = None, **overrides: object) -> Self:
+        """A cache for ``url`` (see :mod:`._redis_config` for the accepted forms)."""
+        return cls(settings=parse_url(url, **overrides), namespace=namespace)
+
+    def __repr__(self) -> str:
+        return f"redis.Cache({self.settings.describe()!r}, namespace={self.namespace!r})"
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _connected(self) -> tuple[Link, tuple[Any, Any, Any]]:
+        self._check_open()
+        if self._link is None:
+            self._link = acquire(self.settings)  # needs the running loop, so not in __init__
+        if self._scripts is None:
+            register = self._link.client.register_script
+            self._scripts = (register(WRITE), register(ZSET), register(RANGE))
+        return self._link, self._scripts
+
+    async def _run(self, operation: str, key: str | None, call: Callable[[Any], Awaitable[T]]) -> T:
+        """``call(client)`` with retries; every backend exception leaves as a StorageError."""
+        link, _ = self._connected()
+        try:
+            return await link.call(lambda: call(link.client))
+        except BACKEND_ERRORS as exc:
+            raise translate(
+                exc, backend=self.backend, operation=operation, key=key, where=link.where
+            ) from exc
+
+    async def _mutate(self, request: WriteRequest) -> list[Any]:
+        """Set or delete a key and its index entries; returns the WRITE script's ``ok`` reply.
+
+        On one server the first attempt guesses the key's index list (the caller's); a
+        ``stale`` reply carries the stored list and the script runs again with its keys.
+        """
+        link, (write, zset, _) = self._connected()
+        layout, ns, key = self._layout, request.namespace, request.key
+        guess = request.indexes
+        for _ in range(_STALE_ATTEMPTS):
+            if link.cluster:
+                reply = await cluster.mutate(self._run, (write, zset), layout, self._grace, request)
+            else:
+                keys = [layout.data(ns, key), layout.expiry(ns)]
+                keys += [layout.index(ns, name) for name in guess]
+                argv = request.argv(new_generation(), encode_indexes(guess), self._grace, "")
+                reply = await self._run(request.op, key, partial(_call_script, write, keys, argv))
+            if reply[0] == b"conflict":
+                raise SessionConflictError(key, request.expected or 0, int(reply[1]) or None)
+            if reply[0] == b"ok":
+                return reply
+            guess = tuple(json.loads(reply[1] or b"[]"))
+        raise StorageError(f"redis {request.op} of key {key!r}: its index entries kept changing")
+
+    # -- CacheBase -----------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None, namespace: str | None = None) -> Any:
+        data = self._layout.data(self._namespace(namespace), key)
+        value = await self._run("get", key, lambda c: c.hget(data, "v"))
+        return default if value is None else bytes(value)
+
+    async def set(
+        self, key: str, value: bytes, ttl: float | None = None, namespace: str | None = None
+    ) -> None:
+        """Store ``value``; the key keeps its generation and index names if it exists."""
+        ns = self._namespace(namespace)
+        await self._mutate(WriteRequest("set", ns, key, bytes(value), expiry=_expiry_arg(ttl)))
+
+    async def delete(self, key: str, namespace: str | None = None) -> bool:
+        return await self.compare_and_delete(key, namespace=namespace)
+
+    async def exists(self, key: str, namespace: str | None = None) -> bool:
+        data = self._layout.data(self._namespace(namespace), key)
+        return bool(await self._run("exists", key, lambda c: c.exists(data)))
+
+    async def close(self) -> None:
+        """Release this cache's share of the pool; the last user of a pool closes it."""
+        if not self._closed and self._link is not None:
+            await self._link.release()
+        await super().close()
+
+    # -- AtomicCache ---------------------------------------------------------------------------
+
+    async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
+        return (await self.get_entries([key], namespace=namespace))[0]
+
+    async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
+        """One pipelined round trip (per cluster node) for all ``keys``."""
+        ns = self._namespace(namespace)
+
+        async def fetch(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(self._layout.data(ns, key), ["v", "n", "e"])
+            return list(await pipe.execute())
+
+        rows = await self._run("get_entries", keys[0] if len(keys) == 1 else None, fetch)
+        return [None if row[1] is None else _entry(*row) for row in rows]
+
+    async def compare_and_set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        ns = self._namespace(namespace)
+        request = WriteRequest(
+            "set", ns, key, bytes(value), expected_version, _expiry_arg(ttl), tuple(indexes)
+        )
+        reply = await self._mutate(request)
+        return _entry(value, reply[1], reply[2])
+
+    async def compare_and_delete(
+        self, key: str, *, expected_version: int | None = None, namespace: str | None = None
+    ) -> bool:
+        ns = self._namespace(namespace)
+        reply = await self._mutate(WriteRequest("del", ns, key, expected=expected_version))
+        return bool(reply[1])
+
+    # -- IndexedCache --------------------------------------------------------------------------
+
+    async def index_members(self, index: str, *, namespace: str | None = None) -> list[str]:
+        """Live keys of ``index``: one range read (plus, in a cluster, a verifying pipeline)."""
+        ns = self._namespace(namespace)
+        link, (_, _, range_script) = self._connected()
+        zset = self._layout.index(ns, index)
+        _, members = await self._run("index_members", None, lambda c: range_script([zset], ["live"], c))
+        if link.cluster:
+            return sorted(await cluster.verify_members(self._run, self._layout, ns, index, members))
+        return sorted(m[GENERATION_LENGTH:].decode("utf-8") for m in members)
+
+    async def purge_expired(self, *, namespace: str | None = None, limit: int | None = None) -> list[str]:
+        """Drop expired keys' index and expiry entries, ``_PURGE_BATCH`` at a time.
+
+        Index entries go first and only those scored at or before the server's "now" are
+        removed, so a crash or a concurrent purge leaves nothing live unlisted; each key is
+        reported by the one call that removed its expiry entry.
+        """
+        ns = self._namespace(namespace)
+        _, (_, zset, range_script) = self._connected()
+        expiry_zset = self._layout.expiry(ns)
+        purged: list[str] = []
+        while limit is None or len(purged) < limit:
+            batch = _PURGE_BATCH if limit is None else min(_PURGE_BATCH, limit - len(purged))
+            bound, members = await self._run(
+                "purge", None, partial(_call_script, range_script, [expiry_zset], ["expired", batch])
+            )
+            records = [parse_expiry_member(member) for member in members]
+            by_index: dict[str, list[str]] = {}
+            for record in records:
+                for name in record.indexes:
+                    by_index.setdefault(name, []).append(record.generation + record.key)
+            drop = cluster.drop
+            await asyncio.gather(
+                *(
+                    drop(
+                        self._run,
+                        zset,
+                        self._grace,
+                        self._layout.index(ns, name),
+                        entries,
+                        bound=bound.decode(),
+                        operation="purge",
+                    )
+                    for name, entries in by_index.items()
+                )
+            )
+            removed = set(
+                await drop(
+                    self._run,
+                    zset,
+                    self._grace,
+                    expiry_zset,
+                    [r.member for r in records],
+                    bound=bound.decode(),
+                    operation="purge",
+                )
+            )
+            purged += [record.key for record in records if record.member in removed]
+            if len(members) < batch:
+                break
+        return purged
+
+    # -- ScannableCache / PingableCache --------------------------------------------------------
+
+    async def scan_keys(self, *, namespace: str | None = None, batch_size: int = 500) -> AsyncIterator[str]:
+        """SCAN (never KEYS) over every master; a key SCAN returns twice is yielded once."""
+        ns = self._namespace(namespace)
+        link, _ = self._connected()
+        pattern = self._layout.scan_pattern(ns)
+        skip = len(self._layout.data(ns, ""))
+        seen: set[bytes] = set()
+        client = link.client
+        nodes: list[Any] = client.get_primaries() if isinstance(client, RedisCluster) else [None]
+        for node in nodes:
+            cursor: Any = 0
+            while True:
+                cursor, batch = await self._run(
+                    "scan", None, partial(_scan, node=node, cursor=cursor, pattern=pattern, count=batch_size)
+                )
+                for raw in batch:
+                    if raw not in seen:
+                        seen.add(raw)
+                        yield raw[skip:].decode("utf-8")
+                if not cursor:
+                    break
+
+    async def ping(self) -> float:
+        started = time.perf_counter()
+        await self._run("ping", None, lambda c: c.ping())
+        return time.perf_counter() - started
+
+    async def health(self) -> dict[str, Any]:
+        """Latency, version, role, memory (and cluster state); ``available`` False if down."""
+        report: dict[str, Any] = {
+            "backend": self.backend,
+            "mode": self.settings.mode,
+            "address": self.settings.describe(),
+            "namespace": self.namespace,
+            "max_connections": self.settings.max_connections,
+        }
+        try:
+            report["latency_ms"] = round(await self.ping() * 1000, 3)
+            report |= await self._run("health", None, server_report)
+        except StorageError as exc:
+            return report | {"available": False, "error": str(exc)}
+        return report | {"available": True}
+
+
+async def _call_script(script: Any, keys: list[str], args: list[Any], client: Any) -> Any:
+    return await script(keys, args, client)
+
+
+async def _scan(client: Any, *, node: Any, cursor: Any, pattern: str, count: int) -> tuple[Any, list[bytes]]:
+    """One SCAN step on a server, or on one cluster node (whose cursor comes keyed by name)."""
+    if node is None:
+        next_cursor, keys = await client.scan(cursor, match=pattern, count=count)
+        return next_cursor, list(keys)
+    cursors, keys = await client.scan(cursor, match=pattern, count=count, target_nodes=node)
+    return cursors[node.name], list(keys)

@@ -1,0 +1,30 @@
+"""The ``serverless-sessions`` operator CLI.
+
+This module stays import-light on purpose: the MCP server imports :mod:`.backends` from this
+package without needing click or rich, and a missing ``cli`` extra becomes one clear line naming
+what to install instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script passes it to ``sys.exit``)."""
+    try:
+        import click  # noqa: F401, PLC0415
+        import rich  # noqa: F401, PLC0415
+    except ModuleNotFoundError as exc:
+        print(
+            f"serverless-sessions: the CLI needs {exc.name!r}; "
+            "install it with: pip install 'serverless-sessions[cli]'",
+            file=sys.stderr,
+        )
+        return 2
+    from serverless_sessions.cli.app import run  # noqa: PLC0415
+
+    return run(argv)

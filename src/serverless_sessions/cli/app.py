@@ -1,0 +1,115 @@
+"""The root command group, its global options, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from serverless_sessions.cli.backends import BACKENDS
+from serverless_sessions.cli.commands_config import config
+from serverless_sessions.cli.commands_demo import demo
+from serverless_sessions.cli.commands_ops import health, migrate, reencrypt, serve, stats
+from serverless_sessions.cli.commands_sessions import (
+    cleanup,
+    create,
+    delete,
+    get,
+    list_sessions,
+    update,
+)
+from serverless_sessions.cli.context import AppContext
+from serverless_sessions.cli.exits import CommandFailed, ExitCode, exit_code_for
+from serverless_sessions.errors import SessionError
+
+__all__ = ["cli", "run"]
+
+PROG = "serverless-sessions"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Settings file (any supported format); the environment overrides it.",
+)
+@click.option("--url", help="Storage URL, e.g. sqlite:///path.db or redis://host:6379/0.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", *BACKENDS]),
+    help="Storage by name: the configured URL of that kind, or its default.",
+)
+@click.option("--namespace", help="Key namespace (default: 'session').")
+@click.option("--json", "json_mode", is_flag=True, help="Machine-readable JSON output.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="serverless-sessions", prog_name=PROG)
+@click.pass_obj
+def cli(
+    app: AppContext,
+    config_file: Path | None,
+    url: str | None,
+    backend: str | None,
+    namespace: str | None,
+    json_mode: bool,
+    debug: bool,
+) -> None:
+    """Operate serverless session storage: sessions, health, stats, migration, MCP server.
+
+    With nothing configured, sessions live in an embedded SQLite file (no server needed).
+    Exit codes: 0 ok, 1 not found / nothing done, 2 usage or config error, 3 backend
+    unavailable.
+    """
+    app.config_file, app.url, app.backend, app.namespace = config_file, url, backend, namespace
+    app.json = app.json or json_mode
+    app.debug = debug
+
+
+for command in (
+    create,
+    get,
+    update,
+    delete,
+    list_sessions,
+    cleanup,
+    stats,
+    health,
+    config,
+    migrate,
+    reencrypt,
+    serve,
+    demo,
+):
+    cli.add_command(command)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; every failure is reported as one line on stderr and an exit code."""
+    app = AppContext()
+    try:
+        returned = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name=PROG,
+            standalone_mode=False,
+            obj=app,
+        )
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        app.output.error(KeyboardInterrupt("interrupted"), 130, debug=False)
+        return 130
+    except SessionError as exc:
+        return _fail(app, exc, exit_code_for(exc))
+    except CommandFailed as exc:
+        return _fail(app, exc, exc.exit_code)
+    except Exception as exc:  # a bug: one line unless --debug, but never silent
+        return _fail(app, exc, ExitCode.INTERNAL)
+    # With standalone_mode=False click returns the code of --help/--version exits, else None.
+    return returned if isinstance(returned, int) else ExitCode.OK
+
+
+def _fail(app: AppContext, error: Exception, code: int) -> int:
+    app.output.error(error, code, debug=app.debug)
+    return code

@@ -1,0 +1,152 @@
+"""Operator commands: stats, health, migrate, reencrypt, serve.
+
+The long-running ones (migrate, reencrypt) are the library's resumable functions with a progress
+bar attached; the CLI adds nothing to their logic. Their modules, the MCP SDK and matplotlib are
+imported inside the command that needs them, so the other commands start fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from serverless_sessions.cli.charts import render_stats, write_png
+from serverless_sessions.cli.context import AppContext, json_option, pass_app
+from serverless_sessions.cli.exits import CommandFailed, optional_dependency
+from serverless_sessions.cli.output import jsonable
+from serverless_sessions.cli.stats import SessionStats
+from serverless_sessions.cli.views import render_mapping
+from serverless_sessions.errors import StorageUnavailableError
+from serverless_sessions.manager import ServerlessSessionManager
+from serverless_sessions.storage.cache_storage import ACBCacheStorage
+from serverless_sessions.ttl import now
+
+__all__ = ["health", "migrate", "reencrypt", "serve", "stats"]
+
+checkpoint_option = click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Progress file: an interrupted run started again with it resumes where it stopped.",
+)
+
+
+@click.command()
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the distributions as a PNG (needs the 'plot' extra).",
+)
+@json_option
+@pass_app
+def stats(app: AppContext, plot: Path | None) -> None:
+    """Counts, and the distributions of session sizes and remaining TTLs."""
+
+    async def job(manager: ServerlessSessionManager) -> tuple[SessionStats, dict[str, Any]]:
+        collected = SessionStats(now=now())
+        with app.output.progress("Reading sessions") as update:
+            async for stored in manager.iter_sessions():
+                collected.add(stored)
+                update(collected.total, None)
+        return collected, manager.storage.describe()
+
+    collected, backend = app.run(job)
+    if plot is not None:
+        write_png(collected, plot)
+
+    def render(console: Console) -> None:
+        render_stats(console, collected, backend)
+        if plot is not None:
+            console.print(f"Plot written to {plot}")
+
+    app.output.emit({**backend, **collected.summary(), "plot": plot}, render)
+
+
+@click.command()
+@json_option
+@pass_app
+def health(app: AppContext) -> None:
+    """Check that the storage answers (exit 3 if it does not)."""
+    report = app.run_on_storage(lambda storage: storage.health())
+    app.output.emit(report, lambda console: render_mapping(console, "Storage health", report))
+    if not report.get("available"):
+        reason = report.get("error") or "it did not answer"
+        raise StorageUnavailableError(f"{report.get('backend')} storage is unavailable: {reason}")
+
+
+def _finish(app: AppContext, title: str, report: Any, failed: dict[str, str]) -> None:
+    """Show a long job's report; exit 1 if some sessions could not be processed."""
+    data = jsonable(report)
+    app.output.emit(data, lambda console: render_mapping(console, title, data))
+    if failed:
+        raise CommandFailed(f"{len(failed)} session(s) failed; see 'failed' in the report")
+
+
+@click.command()
+@click.option("--from", "source_url", required=True, help="Storage URL to copy sessions from.")
+@click.option("--to", "destination_url", required=True, help="Storage URL to copy them to.")
+@click.option("--dry-run", is_flag=True, help="Report what would be copied; write nothing.")
+@checkpoint_option
+@json_option
+@pass_app
+def migrate(
+    app: AppContext,
+    source_url: str,
+    destination_url: str,
+    dry_run: bool,
+    checkpoint: Path | None,
+) -> None:
+    """Copy every live session, with its remaining TTL, from one storage to another."""
+    from serverless_sessions.migration import migrate as migrate_sessions  # noqa: PLC0415
+    from serverless_sessions.storage_urls import open_storage  # noqa: PLC0415
+
+    async def job() -> Any:
+        async with open_storage(source_url) as source, open_storage(destination_url) as target:
+            with app.output.progress("Migrating sessions") as update:
+                return await migrate_sessions(
+                    source, target, dry_run=dry_run, checkpoint=checkpoint, progress=update
+                )
+
+    report = asyncio.run(job())
+    _finish(app, "Migration" + (" (dry run)" if dry_run else ""), report, report.failed)
+
+
+@click.command()
+@checkpoint_option
+@json_option
+@pass_app
+def reencrypt(app: AppContext, checkpoint: Path | None) -> None:
+    """Rewrite every session under the newest encryption key (then old keys can go)."""
+    from serverless_sessions.reencrypt import ReencryptReport  # noqa: PLC0415
+    from serverless_sessions.reencrypt import reencrypt as reencrypt_sessions  # noqa: PLC0415
+
+    async def job(storage: ACBCacheStorage) -> ReencryptReport:
+        with app.output.progress("Re-encrypting sessions") as update:
+            return await reencrypt_sessions(storage, checkpoint=checkpoint, progress=update)
+
+    report = app.run_on_storage(job)
+    _finish(app, "Re-encryption", report, report.failed)
+
+
+@click.command()
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "http"]),
+    default="stdio",
+    show_default=True,
+    help="stdio for a local MCP client; http for streamable HTTP on --host/--port.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@pass_app
+def serve(app: AppContext, transport: str, host: str, port: int) -> None:
+    """Run the MCP server with the eight serverless-session tools."""
+    settings = app.settings()
+    with optional_dependency("mcp", feature="serve", extra="mcp"):
+        from serverless_sessions.mcp_server import run  # noqa: PLC0415
+    run(settings, transport="http" if transport == "http" else "stdio", host=host, port=port)

@@ -15,7 +15,6 @@ from typing import Any
 
 from context import Context
 from harness import timed_concurrent
-
 from serverless_sessions import ACBCacheStorage, Codec, SessionState
 from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase
 from serverless_sessions.storage.cache_storage import project_index, user_index
@@ -30,9 +29,7 @@ def adapter_module(name: str) -> Any:
 
 
 @asynccontextmanager
-async def open_cache(kind: str, ctx: Context, label: str, url: str | None = None) -> AsyncIterator[
-    CacheBase
-]:
+async def open_cache(kind: str, ctx: Context, label: str, url: str | None = None) -> AsyncIterator[CacheBase]:
     """A fresh cache of ``kind`` (memory, sqlite, redis); closed on exit."""
     if kind == "memory":
         cache: CacheBase = adapter_module("memory").Cache(max_entries=10_000_000)

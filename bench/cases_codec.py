@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable
 
 import brotli
 import msgpack
+
 from context import Context
 from harness import Case, Side, Target, timed_sync
-from sessions import make_session, sample_fields
-
 from serverless_sessions import Codec, SessionState
+from sessions import make_session, sample_fields
 
 SIZES = {"5k": 5_000, "50k": 50_000}
 CASE_IDS = [f"codec-{name}-{vs}" for name in SIZES for vs in ("json", "brotli")]

@@ -85,8 +85,7 @@ def importtime_summary(stderr: str, top: int = 14) -> str:
     heavy = [row for row in rows if row[0] >= 2000 and len(row[2]) - len(row[2].lstrip()) <= 4]
     heavy.sort(key=lambda row: -row[0])
     return "\n".join(
-        f"{cum / 1000:7.1f} ms cumulative {own / 1000:6.1f} ms self  {name}"
-        for cum, own, name in heavy[:top]
+        f"{cum / 1000:7.1f} ms cumulative {own / 1000:6.1f} ms self  {name}" for cum, own, name in heavy[:top]
     )
 
 
@@ -99,8 +98,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
         await st.store_session(state)
         await raw.set(raw_key, st.encode(state))
         scripts = {
-            "candidate": _PRELUDE
-            + _CANDIDATE.format(url=ctx.redis_url, ns=namespace, sid=state.session_id),
+            "candidate": _PRELUDE + _CANDIDATE.format(url=ctx.redis_url, ns=namespace, sid=state.session_id),
             "baseline": _PRELUDE + _BASELINE.format(url=ctx.redis_url, key=raw_key),
         }
         walls: dict[str, list[float]] = {"candidate": [], "baseline": []}

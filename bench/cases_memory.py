@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 
 from context import Context
 from harness import Case, Side, Target, clock
-from sessions import SessionFactory
-
 from serverless_sessions import ACBCacheStorage, Codec
 from serverless_sessions.adapters.cache import memory
+from sessions import SessionFactory
 
 CASE_IDS = ["memory-store-retrieve"]
 

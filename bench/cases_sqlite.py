@@ -14,10 +14,9 @@ from pathlib import Path
 
 from context import Context
 from harness import Case, Side, Target, clock
-from sessions import SessionFactory
-
 from serverless_sessions import ACBCacheStorage, Codec
 from serverless_sessions.adapters.cache import sqlite
+from sessions import SessionFactory
 
 CASE_IDS = ["sqlite-store"]
 

@@ -16,6 +16,7 @@ Ratios always compare the same amount of work:
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Runner = Callable[[], Awaitable[float]]
+TIMES = "\u00d7"  # the multiplication sign of "2.5x" ratios in the results file
 Profiler = Callable[[], Awaitable[str]]
 
 
@@ -34,7 +36,7 @@ class Target:
     bound: float
 
     def text(self) -> str:
-        return f"≥ {self.bound:g}×" if self.kind == "speedup" else f"≤ {self.bound:g}×"
+        return f"≥ {self.bound:g}{TIMES}" if self.kind == "speedup" else f"≤ {self.bound:g}{TIMES}"
 
     def ratio(self, baseline: float, candidate: float) -> float:
         return baseline / candidate if self.kind == "speedup" else candidate / baseline
@@ -112,6 +114,7 @@ async def measure(case: Case, reps: int, *, warmup: bool) -> Result:
     for rep in range(reps):
         order = (case.baseline, case.candidate) if rep % 2 == 0 else (case.candidate, case.baseline)
         for side in order:
+            gc.collect()  # garbage of the previous run must not be collected inside this one
             per_op = await side.run() / side.ops
             (base if side is case.baseline else cand).append(per_op)
     paired = [case.target.ratio(b, c) for b, c in zip(base, cand, strict=True)]
@@ -148,9 +151,7 @@ def timed_sync(op: Callable[[int], object], ops: int) -> float:
     return clock() - start
 
 
-async def timed_concurrent(
-    op: Callable[[int], Awaitable[object]], ops: int, in_flight: int
-) -> float:
+async def timed_concurrent(op: Callable[[int], Awaitable[object]], ops: int, in_flight: int) -> float:
     """Seconds to run ``op(i)`` for ``i`` in ``range(ops)`` with ``in_flight`` tasks at once.
 
     Each worker task takes the next index when its previous operation finishes, so exactly

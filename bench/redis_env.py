@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,11 +67,10 @@ async def private_server() -> AsyncIterator[str]:
         raise RuntimeError("redis-server is not on PATH (needed for the 10^6 listing case)")
     workdir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
     port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-         "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
+    args += ["--save", "", "--appendonly", "no", "--protected-mode", "yes"]
+    process = await asyncio.create_subprocess_exec(
+        binary, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
@@ -81,17 +79,17 @@ async def private_server() -> AsyncIterator[str]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
             process.kill()
-            process.wait()
+            await process.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> None:
     async with raw_client(url) as client:
         for _ in range(200):
-            if process.poll() is not None:
+            if process.returncode is not None:
                 raise RuntimeError(f"private redis-server exited with {process.returncode}")
             try:
                 await client.ping()

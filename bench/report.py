@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import Result
+from harness import TIMES, Result
 
 _SCALES = {"s": 1.0, "ms": 1e3, "µs": 1e6}
 
@@ -25,8 +25,8 @@ def _ratio(result: Result) -> str:
     if result.error:
         return "—"
     low, high = result.ratio_range
-    spread = f" ({low:.2f}–{high:.2f})" if result.reps > 1 else ""
-    return f"**{result.ratio:.2f}×**{spread}"
+    spread = f" ({low:.2f} to {high:.2f})" if result.reps > 1 else ""
+    return f"**{result.ratio:.2f}{TIMES}**{spread}"
 
 
 def _row(result: Result) -> str:
@@ -67,9 +67,7 @@ def _misses(results: Sequence[Result]) -> list[str]:
         if result.error:
             lines.extend([f"Could not run: `{result.error}`", ""])
             continue
-        lines.append(
-            f"Measured {result.ratio:.2f}× against a target of {case.target.text()}."
-        )
+        lines.append(f"Measured {result.ratio:.2f}{TIMES} against a target of {case.target.text()}.")
         lines.extend(["", case.on_miss or "No analysis recorded for this case.", ""])
         if result.profile:
             lines.extend(["Profile of the candidate (self time, share of wall time):", ""])
@@ -114,10 +112,10 @@ def write_markdown(
 
 def write_chart(path: Path, results: Sequence[Result], *, title: str) -> bool:
     """A bar per case: how far past (green) or short of (red) its target; log scale."""
-    import matplotlib  # noqa: PLC0415 - the plot extra is only needed here
+    import matplotlib  # the plot extra is only needed here
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     measured = [r for r in results if not r.error]
     if not measured:
@@ -131,7 +129,7 @@ def write_chart(path: Path, results: Sequence[Result], *, title: str) -> bool:
     ax.set_xscale("log")
     ax.invert_yaxis()
     for y, result in enumerate(measured):
-        label = f" {result.ratio:.2f}× (target {result.case.target.text()})"
+        label = f" {result.ratio:.2f}{TIMES} (target {result.case.target.text()})"
         ax.text(headroom[y], y, label, va="center", fontsize=8)
     ax.set_xlabel("ratio ÷ target bound (≥ 1 meets the target; log scale)")
     ax.set_title(title, fontsize=10)

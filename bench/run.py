@@ -37,8 +37,7 @@ MODULES = (
     "cases_memory",
     "cases_sqlite",
     "cases_redis",
-    "cases_listing",
-    "cases_cleanup",
+    "cases_scale",
     "cases_bulk",
     "cases_coldstart",
 )
@@ -122,13 +121,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
         finally:
             removed = await unlink_token(SHARED_URL, ctx.token)
             print(f"[bench] removed {removed} keys of {ctx.token}", file=sys.stderr)
+    order = {case_id: i for i, case_id in enumerate(all_case_ids())}
+    results.sort(key=lambda result: order.get(result.case.case_id, len(order)))
     elapsed = time.perf_counter() - started
     mode = "smoke (tiny sizes, 1 repetition)" if args.smoke else "full"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     passed = sum(result.passed for result in results)
     header = [
-        f"Run {stamp}; mode: {mode}; wall time {elapsed:.0f} s; "
-        f"{passed} of {len(results)} targets met."
+        f"Run {stamp}; mode: {mode}; wall time {elapsed:.0f} s; {passed} of {len(results)} targets met."
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     chart = args.out.parent / f"{args.out.stem.lower()}.png"

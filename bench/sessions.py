@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 
 from serverless_sessions import SessionState
 
-_WORDS = (
+_VOCABULARY = (
     "the session state function returns async await cache key value redis store index "
     "project user import module error retry timeout config file path test build deploy "
     "serverless request response token model tool call result list update delete expire "
     "def class self return None True False for in if else with as from raise try except"
-).split()
+)
+_WORDS = tuple(_VOCABULARY.split())
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -55,9 +56,7 @@ def sample_fields(size: int, seed: int = 7) -> dict[str, object]:
     return fields
 
 
-def make_session(
-    session_id: str, user_id: str, project_id: str, fields: dict[str, object]
-) -> SessionState:
+def make_session(session_id: str, user_id: str, project_id: str, fields: dict[str, object]) -> SessionState:
     """A new (revision 0) session with the given free-form ``fields``."""
     return SessionState(
         session_id=session_id,

@@ -9,9 +9,13 @@ directory or namespace. Each backend is opened once per module and reused across
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import gzip
 import json
 import os
+import random
+import uuid
 import zlib
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
@@ -25,7 +29,7 @@ import zstandard
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from serverless_sessions.adapters.cache import memory, sqlite
+from serverless_sessions.adapters.cache import memory, redis, sqlite
 from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase
 from serverless_sessions.codec import Codec
 from serverless_sessions.encryption import KeyRing, generate_key
@@ -37,17 +41,23 @@ from serverless_sessions.errors import (
 )
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
+from tests import s3_server
+from tests.cache_factories import s3 as s3_factory
+from tests.cache_factories.redis import delete_prefix
 
 T = TypeVar("T")
 NS = "hostile"
 KEYS = KeyRing.from_setting(generate_key("k1"))
 OTHER_KEYS = KeyRing.from_setting(generate_key("k1"))  # same id, different key
-BACKENDS = ["memory", "sqlite", "memory-encrypted"]
+REDIS_URL = "redis://127.0.0.1:6379/12"
+LOCAL_BACKENDS = ["memory", "sqlite", "memory-encrypted"]
+REMOTE_BACKENDS = ["redis", "s3"]  # slower per call: fewer examples
 FAST = settings(
-    max_examples=60,
+    max_examples=100,
     deadline=2000,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+REMOTE = settings(FAST, max_examples=40, deadline=5000)
 
 
 @dataclass
@@ -69,29 +79,50 @@ class Env:
 def envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Env]]:
     directory = tmp_path_factory.mktemp("hostile")
     runner = asyncio.Runner()
-    built: dict[str, Env] = {}
+    prefix = f"sshostile.{uuid.uuid4().hex[:10]}"
+    bucket = runner.run(s3_server.new_bucket("hostile"))
     caches: dict[str, CacheBase] = {
         "memory": memory.Cache(),
         "sqlite": sqlite.Cache(directory / "cache.db"),
         "memory-encrypted": memory.Cache(),
+        "redis": redis.Cache.from_url(REDIS_URL, key_prefix=prefix),
+        "s3": s3_factory.build(bucket),
     }
+    built: dict[str, Env] = {}
     for name, cache in caches.items():
+        runner.run(cache.__aenter__())
         storage = ACBCacheStorage(
             cache, NS, encryptor=KEYS if name.endswith("encrypted") else None
         )
         built[name] = Env(runner, cache, storage, ServerlessSessionManager(storage), directory)
-    yield built
-    for env in built.values():
-        runner.run(env.cache.close())
-    runner.close()
-    assert sorted(os.listdir(directory)) in (
-        ["cache.db"],
-        ["cache.db", "cache.db-shm", "cache.db-wal"],
-    ), "the SQLite adapter wrote outside its database file"
+    try:
+        yield built
+        assert sorted(os.listdir(directory)) in (
+            ["cache.db"],
+            ["cache.db", "cache.db-shm", "cache.db-wal"],
+        ), "the SQLite adapter wrote outside its database file"
+        objects = runner.run(bucket_keys(bucket))
+        assert objects and all(key.startswith("cache/") for key in objects), objects
+    finally:
+        for env in built.values():
+            runner.run(env.cache.close())
+        runner.run(delete_prefix(prefix, REDIS_URL))
+        runner.close()
 
 
-@pytest.fixture(params=BACKENDS)
+async def bucket_keys(bucket: str) -> list[str]:
+    async with s3_server.client() as client:
+        listed = await client.list_objects_v2(Bucket=bucket)
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+
+@pytest.fixture(scope="module", params=LOCAL_BACKENDS)
 def env(request: pytest.FixtureRequest, envs: dict[str, Env]) -> Env:
+    return envs[str(request.param)]
+
+
+@pytest.fixture(scope="module", params=REMOTE_BACKENDS)
+def remote_env(request: pytest.FixtureRequest, envs: dict[str, Env]) -> Env:
     return envs[str(request.param)]
 
 
@@ -152,26 +183,31 @@ json_like = st.recursive(
     ),
     max_leaves=25,
 )
+json_documents = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), any_text),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(any_text, kids, max_size=4),
+    max_leaves=25,
+)  # what json.dumps accepts: NaN, Infinity, big integers, escaped lone surrogates
 deep = st.builds(nested, st.integers(0, 300), scalars, st.booleans())
-huge_text = st.builds(
-    lambda n, random_bytes: os.urandom(n).hex() if random_bytes else "x" * (2 * n),
-    st.integers(0, 1_200_000),
-    st.booleans(),
-)
+
+
+def huge(size: int, seed: int | None) -> str:
+    """``size`` characters: repetitive (compresses well) or random hex (does not)."""
+    if seed is None:
+        return "x" * size
+    return random.Random(seed).randbytes(size // 2).hex()
+
+
+huge_text = st.builds(huge, st.integers(0, 2_400_000), st.one_of(st.none(), st.integers(0, 9)))
 contents = st.one_of(json_like, deep, huge_text)
 
 
 # -- ids ---------------------------------------------------------------------------------------
 
 
-@FAST
-@example(session_id="../../etc/passwd", user_id="u", project_id="p")
-@example(session_id="ok", user_id="\ud800", project_id="p")
-@example(session_id="ok", user_id="u", project_id="a\x00b")
-@given(session_id=session_ids, user_id=owner_ids, project_id=owner_ids)
-def test_ids_round_trip_or_raise_a_typed_error(
-    env: Env, session_id: str, user_id: str, project_id: str
-) -> None:
+def check_ids(env: Env, session_id: str, user_id: str, project_id: str) -> None:
+    """Create, read, list and delete with these ids, or get an InvalidSessionError."""
+    assume(session_id != "")  # see test_an_empty_session_id_is_refused_not_replaced
     manager = env.manager
 
     async def scenario() -> None:
@@ -180,11 +216,10 @@ def test_ids_round_trip_or_raise_a_typed_error(
                 user_id, project_id, session_id=session_id, ttl_hours=1
             )
         except InvalidSessionError:
-            for probe in (manager.get_session(session_id), manager.delete_session(session_id)):
-                try:
-                    assert await probe in (None, False)
-                except InvalidSessionIdError:
-                    pass
+            with contextlib.suppress(InvalidSessionIdError):
+                assert await manager.get_session(session_id) is None
+            with contextlib.suppress(InvalidSessionIdError):
+                assert await manager.delete_session(session_id) is False
             return
         assert created == session_id
         state = await manager.get_session(session_id)
@@ -200,6 +235,51 @@ def test_ids_round_trip_or_raise_a_typed_error(
         assert await manager.delete_session(session_id) is True
         assert await manager.get_session(session_id) is None
         assert session_id not in await manager.list_user_sessions(user_id)
+        assert session_id not in [s async for s in env.storage.iter_session_ids()]
+
+    env.run(scenario())
+
+
+ID_EXAMPLES = [
+    example(session_id="../../etc/passwd", user_id="u", project_id="p"),
+    example(session_id="x:d:y", user_id="u:i:v", project_id="{tag}"),
+    example(session_id="ok", user_id="\ud800", project_id="p"),
+    example(session_id="ok", user_id="u", project_id="a\x00b"),
+]
+
+
+def with_examples(examples: list[Any]) -> Any:
+    def decorate(test: Any) -> Any:
+        for item in examples:
+            test = item(test)
+        return test
+
+    return decorate
+
+
+@FAST
+@with_examples(ID_EXAMPLES)
+@given(session_id=session_ids, user_id=owner_ids, project_id=owner_ids)
+def test_ids_round_trip_or_raise_a_typed_error(
+    env: Env, session_id: str, user_id: str, project_id: str
+) -> None:
+    check_ids(env, session_id, user_id, project_id)
+
+
+@REMOTE
+@with_examples(ID_EXAMPLES)
+@given(session_id=session_ids, user_id=owner_ids, project_id=owner_ids)
+def test_ids_on_redis_and_s3(remote_env: Env, session_id: str, user_id: str, project_id: str) -> None:
+    check_ids(remote_env, session_id, user_id, project_id)
+
+
+def test_an_empty_session_id_is_refused_not_replaced(envs: dict[str, Env]) -> None:
+    """An explicit ``session_id=""`` must not be taken for "not given" (manager.py bug)."""
+    env = envs["memory"]
+
+    async def scenario() -> None:
+        with pytest.raises(InvalidSessionIdError):
+            await env.manager.create_session("u", "p", session_id="")
 
     env.run(scenario())
 
@@ -226,13 +306,13 @@ def test_hostile_namespaces_are_refused_or_isolated(env: Env, namespace: str) ->
 # -- contents ----------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
 @FAST
 @example(value=float("nan"))
 @example(value="\udcff")
 @example(value={"\ud800": 1})
 @example(value=nested(64))
 @example(value=nested(65))
-@example(value=nested(5000))
 @example(value=[-0.0, 5e-324, 1.7976931348623157e308, 2**63 - 1, -(2**63)])
 @example(value="x" * 3_000_000)
 @given(value=contents)
@@ -246,7 +326,7 @@ def test_contents_round_trip_exactly_or_raise_a_typed_error(env: Env, value: Any
         except SessionError:
             sid = await manager.create_session("u", "p", ttl_hours=1)
             try:
-                await manager.update_session(sid, {"metadata": {"v": value}})
+                await manager.update_session(sid, data)
             except SessionError:
                 state = await manager.get_session(sid)
                 assert state is not None and state.metadata == {}  # nothing was written
@@ -262,7 +342,7 @@ def test_contents_round_trip_exactly_or_raise_a_typed_error(env: Env, value: Any
     env.run(scenario())
 
 
-def test_self_referencing_content_is_refused(envs: dict[str, Env]) -> None:
+def test_very_deep_and_self_referencing_content_is_refused(envs: dict[str, Env]) -> None:
     env = envs["memory"]
     loop: list[Any] = []
     loop.append(loop)
@@ -270,7 +350,7 @@ def test_self_referencing_content_is_refused(envs: dict[str, Env]) -> None:
     cyclic["me"] = cyclic
 
     async def scenario() -> None:
-        for value in (loop, cyclic):
+        for value in (loop, cyclic, nested(5000), nested(5000, as_dict=True)):
             with pytest.raises(InvalidSessionError):
                 await env.manager.create_session("u", "p", {"metadata": {"v": value}})
 
@@ -279,8 +359,14 @@ def test_self_referencing_content_is_refused(envs: dict[str, Env]) -> None:
 
 @FAST
 @given(
-    updates=st.dictionaries(st.one_of(any_text, st.sampled_from(["session_id", "revision"])), json_like, max_size=3),
-    ttl_hours=st.one_of(st.none(), st.floats(), st.integers(-10, 10**12), st.sampled_from(["1", True])),
+    updates=st.dictionaries(
+        st.one_of(any_text, st.sampled_from(["session_id", "revision", "metadata", "permissions"])),
+        json_like,
+        max_size=3,
+    ),
+    ttl_hours=st.one_of(
+        st.none(), st.floats(), st.integers(-10, 10**12), st.sampled_from(["1", True])
+    ),
 )
 def test_hostile_updates_and_ttls(env: Env, updates: dict[str, Any], ttl_hours: Any) -> None:
     manager = env.manager
@@ -298,7 +384,9 @@ def test_hostile_updates_and_ttls(env: Env, updates: dict[str, Any], ttl_hours: 
             )
         else:
             after = await manager.get_session(sid)
-            assert after is not None
+            if after is None:  # a tiny positive TTL is valid and expires at once
+                assert isinstance(ttl_hours, float) and ttl_hours * 3600 < 5
+                return
             for name, value in updates.items():
                 assert same(getattr(after, name), value)
         await manager.delete_session(sid)
@@ -306,14 +394,28 @@ def test_hostile_updates_and_ttls(env: Env, updates: dict[str, Any], ttl_hours: 
     env.run(scenario())
 
 
+def test_a_cursor_with_a_naive_timestamp_is_an_invalid_cursor(envs: dict[str, Env]) -> None:
+    """manager.py bug: a naive timestamp in a cursor reaches a datetime comparison (TypeError)."""
+    env = envs["memory"]
+    forged = base64.urlsafe_b64encode(json.dumps(["2020-01-01T00:00:00", "x"]).encode()).decode()
+
+    async def scenario() -> None:
+        sid = await env.manager.create_session("naive-cursor-user", "p", ttl_hours=1)
+        try:
+            with pytest.raises(InvalidSessionError):
+                await env.manager.list_sessions(user_id="naive-cursor-user", cursor=forged)
+        finally:
+            await env.manager.delete_session(sid)
+
+    env.run(scenario())
+
+
 @FAST
-@example(cursor=json.dumps(["2020-01-01T00:00:00", "x"]))
 @example(cursor=json.dumps({"a": 1}))
-@given(cursor=st.one_of(any_text, st.builds(json.dumps, json_like.filter(lambda v: True))))
+@example(cursor=json.dumps(["2020-01-01T00:00:00+00:00", 5]))
+@given(cursor=st.one_of(any_text, st.builds(json.dumps, json_documents)))
 def test_hostile_cursors(env: Env, cursor: str) -> None:
     """Cursors are opaque base64 of JSON; anything else is an InvalidSessionError."""
-    import base64
-
     manager = env.manager
     encoded = base64.urlsafe_b64encode(cursor.encode("utf-8", "surrogatepass")).decode()
 
@@ -321,10 +423,8 @@ def test_hostile_cursors(env: Env, cursor: str) -> None:
         sid = await manager.create_session("cursor-user", "p", ttl_hours=1)
         try:
             for candidate in (cursor, encoded):
-                try:
+                with contextlib.suppress(InvalidSessionError):
                     await manager.list_sessions(user_id="cursor-user", cursor=candidate)
-                except InvalidSessionError:
-                    pass
         finally:
             await manager.delete_session(sid)
 
@@ -353,6 +453,18 @@ def valid_payloads() -> list[bytes]:
 
 VALID = valid_payloads()
 
+session_like = st.fixed_dictionaries(
+    {"session_id": st.just("victim"), "user_id": any_text, "project_id": any_text},
+    optional={
+        "created_at": st.one_of(any_text, st.integers(), st.just("2024-01-01T00:00:00")),
+        "revision": st.one_of(st.integers(), st.floats()),
+        "metadata": json_documents,
+        "conversation_history": json_documents,
+        "absolute_expires_at": st.one_of(st.none(), any_text, st.floats()),
+        "unexpected": json_documents,
+    },
+)
+
 
 def mutate_payload(base: int, cut: int, flips: list[tuple[int, int]], tail: bytes) -> bytes:
     data = bytearray(VALID[base % len(VALID)])
@@ -379,20 +491,16 @@ stored_bytes = st.one_of(
     st.binary(max_size=300),
     st.builds(bytes.__add__, st.sampled_from(HEADERS), st.binary(max_size=200)),
     st.builds(mutate_payload, st.integers(0, 3), st.integers(0, 10**6), flips, st.binary(max_size=4)),
-    st.builds(lambda doc: b"SSN\x01\x00" + json.dumps(doc).encode(), json_like),
-    st.builds(lambda doc: b"SSN\x01\x01" + zstandard.compress(json.dumps(doc).encode()), json_like),
+    st.builds(lambda doc: b"SSN\x01\x00" + json.dumps(doc).encode(), json_documents),
+    st.builds(lambda doc: b"SSN\x01\x01" + zstandard.compress(json.dumps(doc).encode()), json_documents),
+    st.builds(lambda doc: b"SSN\x01\x00" + json.dumps(doc).encode(), session_like),
     st.just(OTHER_KEYS.seal(VALID[1], associated_data=f"{NS}:victim".encode())),  # wrong key
     st.just(KEYS.seal(VALID[1], associated_data=f"{NS}:other".encode())),  # moved ciphertext
 )
 
 
-@FAST
-@example(raw=VALID[0])
-@example(raw=VALID[2])
-@example(raw=VALID[3])
-@example(raw=b"")
-@given(raw=stored_bytes)
-def test_stored_bytes_decode_or_raise_corrupt_session_error(env: Env, raw: bytes) -> None:
+def check_stored_bytes(env: Env, raw: bytes) -> None:
+    """Plant ``raw`` as a session's stored bytes: it decodes to that session or is corrupt."""
     cache = env.cache
     assert isinstance(cache, AtomicCache)
 
@@ -416,27 +524,49 @@ def test_stored_bytes_decode_or_raise_corrupt_session_error(env: Env, raw: bytes
             assert page.unreadable == ["victim"] and page.sessions == []
         else:
             assert stored is not None and stored.state.session_id == "victim"
-            assert raw in VALID
+            again = env.storage.decode("victim", env.storage.encode(stored.state), 1)
+            assert again.model_dump(exclude={"revision"}) == stored.state.model_dump(
+                exclude={"revision"}
+            )
 
     env.run(scenario())
 
 
-@pytest.mark.parametrize(
-    "bomb",
-    [
-        b"SSN\x01\x01" + zstandard.ZstdCompressor(level=1).compress(b"\x00" * (80 * 1024 * 1024)),
-        gzip.compress(b" " * (80 * 1024 * 1024), compresslevel=1),
-        b"SSN\x01\x01" + zstandard.ZstdCompressor(write_content_size=False).compress(b"[" * (70 * 1024 * 1024)),
-    ],
-    ids=["zstd", "gzip", "zstd-no-size"],
-)
-def test_decompression_bombs_are_refused(envs: dict[str, Env], bomb: bytes) -> None:
+BYTES_EXAMPLES = [example(raw=VALID[0]), example(raw=VALID[2]), example(raw=VALID[3]), example(raw=b"")]
+
+
+@FAST
+@with_examples(BYTES_EXAMPLES)
+@given(raw=stored_bytes)
+def test_stored_bytes_decode_or_raise_corrupt_session_error(env: Env, raw: bytes) -> None:
+    check_stored_bytes(env, raw)
+
+
+@REMOTE
+@with_examples(BYTES_EXAMPLES)
+@given(raw=stored_bytes)
+def test_stored_bytes_on_redis_and_s3(remote_env: Env, raw: bytes) -> None:
+    check_stored_bytes(remote_env, raw)
+
+
+BOMBS = {
+    "zstd": lambda: b"SSN\x01\x01"
+    + zstandard.ZstdCompressor(level=1).compress(b"\x00" * (80 * 1024 * 1024)),
+    "zstd-no-size": lambda: b"SSN\x01\x01"
+    + zstandard.ZstdCompressor(write_content_size=False).compress(b"[" * (70 * 1024 * 1024)),
+    "gzip": lambda: gzip.compress(b" " * (80 * 1024 * 1024), compresslevel=1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BOMBS))
+def test_decompression_bombs_are_refused(envs: dict[str, Env], kind: str) -> None:
     env = envs["memory"]
-    assert len(bomb) < 200_000
+    bomb = BOMBS[kind]()
+    assert len(bomb) < 1_000_000
 
     async def scenario() -> None:
         await env.cache.set("bomb", bomb, ttl=60, namespace=NS)
-        with pytest.raises(CorruptSessionError, match="expands past|does not decompress"):
+        with pytest.raises(CorruptSessionError, match=r"expands past|does not decompress"):
             await env.storage.load_session("bomb")
 
     env.run(scenario())

@@ -16,8 +16,8 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script passes it to ``sys.exit``)."""
     try:
-        import click  # noqa: F401, PLC0415
-        import rich  # noqa: F401, PLC0415
+        import click  # noqa: F401
+        import rich  # noqa: F401
     except ModuleNotFoundError as exc:
         print(
             f"serverless-sessions: the CLI needs {exc.name!r}; "
@@ -25,6 +25,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from serverless_sessions.cli.app import run  # noqa: PLC0415
+    from serverless_sessions.cli.app import run
 
     return run(argv)

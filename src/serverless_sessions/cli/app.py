@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,8 +86,22 @@ for command in (
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; every failure is reported as one line on stderr and an exit code."""
+    """Run the CLI; every failure is reported as one line on stderr and an exit code.
+
+    The library's own warnings (a deprecated config format, AWS keys a conversion dropped) are
+    shown once each after the command, as notes rather than Python warning dumps.
+    """
     app = AppContext()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("always", module=r"serverless_sessions(\.|$)")
+        code = _invoke(app, argv)
+    for message in dict.fromkeys(str(warning.message) for warning in caught):
+        app.output.warning(message)
+    return code
+
+
+def _invoke(app: AppContext, argv: Sequence[str] | None) -> int:
     try:
         returned = cli.main(
             args=list(argv) if argv is not None else None,
@@ -95,11 +110,12 @@ def run(argv: Sequence[str] | None = None) -> int:
             obj=app,
         )
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        if not app.json:
+            exc.show()  # click's usage line and hint help people; JSON readers get one line
+            return exc.exit_code
+        return _fail(app, exc, exc.exit_code)
     except click.Abort:
-        app.output.error(KeyboardInterrupt("interrupted"), 130, debug=False)
-        return 130
+        return _fail(app, KeyboardInterrupt("interrupted"), 130)
     except SessionError as exc:
         return _fail(app, exc, exit_code_for(exc))
     except CommandFailed as exc:
@@ -110,6 +126,6 @@ def run(argv: Sequence[str] | None = None) -> int:
     return returned if isinstance(returned, int) else ExitCode.OK
 
 
-def _fail(app: AppContext, error: Exception, code: int) -> int:
+def _fail(app: AppContext, error: BaseException, code: int) -> int:
     app.output.error(error, code, debug=app.debug)
     return code

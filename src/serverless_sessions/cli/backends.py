@@ -1,27 +1,34 @@
 """Storage backends by name, for the CLI's ``--backend`` and MCP ``configure_serverless_storage``.
 
 Both front ends let a person name a backend (``memory``, ``sqlite``, ``redis``, ``s3``; the
-original module's ``local`` is the embedded SQLite file) with a few connection fields instead of
-a URL, so both need the same translation to the storage URL the factory understands. This module
-imports neither click nor rich: the MCP server uses it too.
+original module's ``local`` is the embedded SQLite file) instead of writing a URL. Naming one is
+the settings' ``provider`` field, and its connection fields are the settings' parts
+(:mod:`serverless_sessions.config.urls`), so both front ends only choose *which* values to hand
+to :func:`~serverless_sessions.settings.load_settings`; validation and URL building stay there.
+This module imports neither click nor rich: the MCP server uses it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
+from serverless_sessions.config.formats import ALIASES, to_fields
+from serverless_sessions.config.legacy import LEGACY_MODELS
+from serverless_sessions.config.urls import CONNECTION_FIELDS
 from serverless_sessions.errors import ConfigurationError
 from serverless_sessions.settings import StorageSettings, load_settings, mask_url
 
-__all__ = ["BACKENDS", "backend_of", "backend_url", "configured_settings", "resolve_settings"]
+__all__ = ["BACKENDS", "backend_of", "canonical_backend", "configured_settings", "resolve_settings"]
 
 BACKENDS = ("memory", "sqlite", "redis", "s3")
 _ALIASES = MappingProxyType({"local": "sqlite"})
-_SCHEMES = MappingProxyType(
+_BACKEND_OF_SCHEME = MappingProxyType(
     {
         "memory": "memory",
         "sqlite": "sqlite",
@@ -49,73 +56,9 @@ def backend_of(url: str | None) -> str:
     if url is None:
         return "sqlite"
     scheme = urlsplit(url).scheme.lower()
-    if scheme not in _SCHEMES:
+    if scheme not in _BACKEND_OF_SCHEME:
         raise ConfigurationError(f"unknown storage URL scheme {scheme!r} in {mask_url(url)!r}")
-    return _SCHEMES[scheme]
-
-
-def _memory_url(options: Mapping[str, Any], settings: StorageSettings) -> str:
-    return "memory://"
-
-
-def _sqlite_url(options: Mapping[str, Any], settings: StorageSettings) -> str:
-    from serverless_sessions.adapters.cache.sqlite import default_path  # noqa: PLC0415
-
-    if "path" in options:
-        path = Path(str(options["path"]))
-    elif "storage_dir" in options:  # the original LocalFileStorage setting
-        path = Path(str(options["storage_dir"])).expanduser() / "sessions.db"
-    else:
-        path = settings.sqlite_path or default_path()
-    return f"sqlite://{quote(str(path.absolute()))}"
-
-
-def _redis_url(options: Mapping[str, Any], settings: StorageSettings) -> str:
-    scheme = "rediss" if options.get("ssl") else "redis"
-    user = quote(str(options.get("username") or ""), safe="")
-    password = options.get("password")
-    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
-    host = options.get("host", "127.0.0.1")
-    return f"{scheme}://{auth}{host}:{options.get('port', 6379)}/{options.get('db', 0)}"
-
-
-def _s3_url(options: Mapping[str, Any], settings: StorageSettings) -> str:
-    if "bucket_name" not in options:
-        raise ConfigurationError(
-            "the s3 backend needs 'bucket_name' (or a full 'url' such as s3://bucket/prefix)"
-        )
-    prefix = str(options.get("key_prefix", "")).strip("/")
-    return f"s3://{options['bucket_name']}/{prefix}"
-
-
-_Builder = Callable[[Mapping[str, Any], StorageSettings], str]
-
-# Per backend: the connection fields it accepts, and how they become a URL.
-_BUILDERS: Mapping[str, tuple[frozenset[str], _Builder]] = MappingProxyType(
-    {
-        "memory": (frozenset(), _memory_url),
-        "sqlite": (frozenset({"path", "storage_dir"}), _sqlite_url),
-        "redis": (frozenset({"host", "port", "db", "username", "password", "ssl"}), _redis_url),
-        "s3": (frozenset({"bucket_name", "key_prefix"}), _s3_url),
-    }
-)
-
-
-def backend_url(
-    backend: str, options: Mapping[str, Any], settings: StorageSettings | None = None
-) -> str:
-    """The storage URL for ``backend`` with connection ``options`` (defaults: loopback Redis
-    on 6379 db 0, the configured or default SQLite file); an unknown option is refused."""
-    name = canonical_backend(backend)
-    accepted, build = _BUILDERS[name]
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        allowed = ", ".join(sorted(accepted)) or "none"
-        raise ConfigurationError(
-            f"unknown {name} option(s) {', '.join(unknown)}; accepted: {allowed}, "
-            "'url', or any setting name"
-        )
-    return build(options, settings or StorageSettings())
+    return _BACKEND_OF_SCHEME[scheme]
 
 
 def resolve_settings(
@@ -127,7 +70,7 @@ def resolve_settings(
 ) -> StorageSettings:
     """Settings for the CLI's global options.
 
-    ``--backend`` keeps a configured URL of the same backend (so ``--backend redis`` uses the
+    ``--backend`` keeps a configured storage of the same kind (so ``--backend redis`` uses the
     Redis that ``SERVERLESS_SESSIONS_URL`` names) and otherwise selects that backend's default.
     """
     if url is not None and backend is not None:
@@ -135,9 +78,26 @@ def resolve_settings(
     settings = load_settings(config_file, url=url, namespace=namespace)
     if backend is None or backend_of(settings.url_value()) == canonical_backend(backend):
         return settings
-    return load_settings(
-        config_file, url=backend_url(backend, {}, settings), namespace=namespace
-    )
+    return load_settings(config_file, provider=canonical_backend(backend), namespace=namespace)
+
+
+def _connection(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Connection fields in settings names, from new-format or original-module key names.
+
+    The original ``configure_serverless_storage`` took the original backend config keys
+    (``storage_dir``, ``bucket_name``, ``key_prefix`` ...); prompts written for it still work
+    because such a dict is read as that original config and converted like an old config file.
+    """
+    fields = to_fields(options)
+    legacy = LEGACY_MODELS.get("local" if backend == "sqlite" else backend)
+    if legacy is None or set(fields) <= CONNECTION_FIELDS:
+        return fields
+    try:
+        section = legacy.model_validate(dict(options)).new_section()
+    except ValidationError as exc:
+        names = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
+        raise ConfigurationError(f"invalid {backend} options: {', '.join(names)}") from None
+    return to_fields(section)
 
 
 def configured_settings(
@@ -145,22 +105,24 @@ def configured_settings(
 ) -> StorageSettings:
     """New settings: ``current`` with the storage switched to ``backend``.
 
-    ``updates`` may hold any settings field (``url``, ``namespace``, ``default_ttl`` ...) and the
-    backend's connection fields (see :func:`backend_url`); a ``url`` must name that backend.
-    Every value is validated; errors name fields, never values.
+    ``updates`` may hold the backend's connection fields (``url``, or parts such as ``host``,
+    ``password``, ``bucket``, ``sqlite_path``/``path``, or the original module's keys) and any
+    other setting (``namespace``, ``default_ttl`` ...). Connection fields of ``current`` are
+    dropped: the new storage is only what ``backend`` and ``updates`` say (plus secrets the
+    environment supplies for it). Errors name fields, never values.
     """
     name = canonical_backend(backend)
-    fields = {key: value for key, value in updates.items() if key in StorageSettings.model_fields}
-    options = {key: value for key, value in updates.items() if key not in fields}
-    if "url" in fields:
-        if options:
-            raise ConfigurationError(
-                f"give either 'url' or connection options ({', '.join(sorted(options))}), not both"
-            )
-        url = str(fields["url"])
-        if backend_of(url) != name:
-            raise ConfigurationError(f"url {mask_url(url)!r} is not a {name} URL")
-    else:
-        url = backend_url(name, options, current)
-    kept = {key: value for key, value in current.model_dump().items() if value is not None}
-    return load_settings(None, **{**kept, **fields, "url": url})
+    if updates.get("provider", name) != name:
+        raise ConfigurationError(
+            f"config_updates provider {updates['provider']!r} contradicts backend {name!r}"
+        )
+    legacy = LEGACY_MODELS.get("local" if name == "sqlite" else name)
+    connection_keys = CONNECTION_FIELDS | set(ALIASES) | (set(legacy.model_fields) if legacy else set())
+    options = {key: value for key, value in updates.items() if key in connection_keys}
+    others = {key: value for key, value in updates.items() if key not in connection_keys}
+    kept = {
+        key: value
+        for key, value in current.model_dump().items()
+        if key not in CONNECTION_FIELDS and value is not None
+    }
+    return load_settings(None, **{**kept, **others, **_connection(name, options), "provider": name})

@@ -57,10 +57,10 @@ def render_stats(console: Console, stats: SessionStats, backend: dict[str, objec
 def write_png(stats: SessionStats, path: Path) -> None:
     """Histograms of sizes (KiB) and remaining TTLs (hours) side by side, saved to ``path``."""
     with optional_dependency("matplotlib", feature="stats --plot", extra="plot"):
-        import matplotlib  # noqa: PLC0415
+        import matplotlib
 
         matplotlib.use("Agg")
-        from matplotlib import pyplot  # noqa: PLC0415
+        from matplotlib import pyplot
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 4), layout="constrained")
     try:
         left.hist([size / 1024 for size in stats.sizes], bins=30, color="tab:blue")

@@ -71,7 +71,7 @@ def show(app: AppContext) -> None:
 @pass_app
 def migrate_config(app: AppContext, old: Path, output: Path | None, force: bool) -> None:
     """Convert a config file in an old format (original, plan before/after) to the new one."""
-    from serverless_sessions.config_files import convert_to_new_format  # noqa: PLC0415
+    from serverless_sessions.config_files import convert_to_new_format
 
     document = convert_to_new_format(old)
     if output is None:
@@ -84,9 +84,7 @@ def migrate_config(app: AppContext, old: Path, output: Path | None, force: bool)
     _write_private(output, json.dumps(document, indent=2) + "\n")
     load_settings(output)  # prove the converted file reads back as valid settings
     result = {"source": str(old), "written": str(output)}
-    app.output.emit(
-        result, lambda console: console.print(f"[green]Converted[/] {old} → {output}")
-    )
+    app.output.emit(result, lambda console: console.print(f"[green]Converted[/] {old} → {output}"))
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -97,4 +95,3 @@ def _write_private(path: Path, text: str) -> None:
             handle.write(text)
     except OSError as exc:
         raise ConfigurationError(f"cannot write {path}: {exc}") from exc
-

@@ -108,9 +108,7 @@ def demo(app: AppContext, ttl_seconds: float) -> None:
         other = _SecondProcess(app, settings.url_value(), settings.namespace)
         where = settings.masked_url() or "the default SQLite file"
         narrator.show(
-            lambda console: console.print(
-                f"Storage: [bold]{where}[/] (namespace {settings.namespace!r})"
-            )
+            lambda console: console.print(f"Storage: [bold]{where}[/] (namespace {settings.namespace!r})")
         )
         session_id = app.run(lambda manager: _play(manager, narrator, other, ttl_seconds))
     app.output.emit(
@@ -183,4 +181,3 @@ async def _wait(narrator: _Narrator, ttl_seconds: float) -> None:
         while (elapsed := loop.time() - start) < total:
             update(round(elapsed * 10), round(total * 10))
             await asyncio.sleep(min(0.1, total - elapsed))
-

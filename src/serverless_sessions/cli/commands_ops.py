@@ -102,18 +102,30 @@ def migrate(
     checkpoint: Path | None,
 ) -> None:
     """Copy every live session, with its remaining TTL, from one storage to another."""
-    from serverless_sessions.migration import migrate as migrate_sessions  # noqa: PLC0415
-    from serverless_sessions.storage_urls import open_storage  # noqa: PLC0415
+    from serverless_sessions.migration import MigrationError, MigrationProgress, MigrationReport
+    from serverless_sessions.migration import migrate as migrate_sessions
+    from serverless_sessions.storage_urls import open_storage
 
-    async def job() -> Any:
+    title = "Migration" + (" (dry run)" if dry_run else "")
+
+    async def job() -> MigrationReport:
         async with open_storage(source_url) as source, open_storage(destination_url) as target:
             with app.output.progress("Migrating sessions") as update:
+
+                def report_progress(step: MigrationProgress) -> None:
+                    update(step.done, step.total)
+
                 return await migrate_sessions(
-                    source, target, dry_run=dry_run, checkpoint=checkpoint, progress=update
+                    source, target, dry_run=dry_run, checkpoint=checkpoint, progress=report_progress
                 )
 
-    report = asyncio.run(job())
-    _finish(app, "Migration" + (" (dry run)" if dry_run else ""), report, report.failed)
+    try:
+        report = asyncio.run(job())
+    except MigrationError as exc:
+        if exc.report is not None:  # show how far it got before the one-line error
+            _finish(app, title, exc.report, {})
+        raise
+    _finish(app, title, report, {**report.failed, **{m.session_id: m.reason for m in report.mismatches}})
 
 
 @click.command()
@@ -122,8 +134,8 @@ def migrate(
 @pass_app
 def reencrypt(app: AppContext, checkpoint: Path | None) -> None:
     """Rewrite every session under the newest encryption key (then old keys can go)."""
-    from serverless_sessions.reencrypt import ReencryptReport  # noqa: PLC0415
-    from serverless_sessions.reencrypt import reencrypt as reencrypt_sessions  # noqa: PLC0415
+    from serverless_sessions.reencrypt import ReencryptReport
+    from serverless_sessions.reencrypt import reencrypt as reencrypt_sessions
 
     async def job(storage: ACBCacheStorage) -> ReencryptReport:
         with app.output.progress("Re-encrypting sessions") as update:
@@ -148,5 +160,5 @@ def serve(app: AppContext, transport: str, host: str, port: int) -> None:
     """Run the MCP server with the eight serverless-session tools."""
     settings = app.settings()
     with optional_dependency("mcp", feature="serve", extra="mcp"):
-        from serverless_sessions.mcp_server import run  # noqa: PLC0415
+        from serverless_sessions.mcp_server import run
     run(settings, transport="http" if transport == "http" else "stdio", host=host, port=port)

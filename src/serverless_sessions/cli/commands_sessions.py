@@ -20,6 +20,8 @@ __all__ = ["cleanup", "create", "delete", "get", "list_sessions", "update"]
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
     """Parse ``text`` (``-`` reads stdin) as a JSON object; anything else is a usage error."""
+    if text == "-" and sys.stdin.isatty():
+        click.echo(f"Reading {what} as JSON from stdin (end with Ctrl-D)...", err=True)
     raw = sys.stdin.read() if text == "-" else text
     try:
         value = json.loads(raw)

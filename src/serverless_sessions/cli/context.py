@@ -59,15 +59,14 @@ class AppContext:
         """Run ``job`` against the configured storage itself (health, re-encryption)."""
         return self._run(lambda storage, manager: job(storage))
 
-    def _run(
-        self, job: Callable[[ACBCacheStorage, ServerlessSessionManager], Awaitable[T]]
-    ) -> T:
+    def _run(self, job: Callable[[ACBCacheStorage, ServerlessSessionManager], Awaitable[T]]) -> T:
         async def main() -> T:
             storage = create_session_storage(self.settings())
             async with storage, ServerlessSessionManager(storage) as manager:
                 return await job(storage, manager)
 
         return asyncio.run(main())
+
 
 pass_app = click.make_pass_decorator(AppContext)
 

@@ -3,7 +3,8 @@
 Scripts branch on these codes, so they are part of the CLI's interface::
 
     0  success
-    1  not found / nothing done (unknown session, nothing deleted, conflicting writes)
+    1  not found / nothing done (unknown session, nothing deleted, conflicting writes,
+       a migration or re-encryption that left sessions behind)
     2  usage or configuration error (bad option, URL, config file, id, update or size)
     3  backend unavailable or failing (unreachable, timed out, unreadable stored data)
     70 internal error (a bug: please report it with the ``--debug`` traceback)
@@ -26,6 +27,7 @@ from serverless_sessions.errors import (
     SessionTooLargeError,
     StorageError,
 )
+from serverless_sessions.migration import MigrationError
 
 __all__ = ["CommandFailed", "ExitCode", "exit_code_for", "optional_dependency"]
 
@@ -44,6 +46,7 @@ class ExitCode(IntEnum):
 # StorageError, but it means "choose another backend", a configuration matter).
 _BY_ERROR: tuple[tuple[type[SessionError], ExitCode], ...] = (
     (SessionNotFoundError, ExitCode.NOTHING_DONE),
+    (MigrationError, ExitCode.NOTHING_DONE),
     (SessionConflictError, ExitCode.NOTHING_DONE),
     (InvalidSessionError, ExitCode.USAGE),
     (SessionTooLargeError, ExitCode.USAGE),
@@ -60,7 +63,6 @@ def exit_code_for(error: SessionError) -> ExitCode:
         if isinstance(error, kind):
             return code
     return ExitCode.INTERNAL
-
 
 
 class CommandFailed(Exception):

@@ -8,11 +8,13 @@ can be piped whatever happens. rich drops colour by itself when stdout is not a 
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import click
 from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.markup import escape
@@ -26,6 +28,8 @@ from rich.progress import (
 )
 
 __all__ = ["Output", "ProgressFn", "jsonable"]
+
+_PIPE_WIDTH = 120
 
 ProgressFn = Callable[[int, int | None], None]
 """``update(done, total)``: how far a long job is (``total=None`` while unknown)."""
@@ -42,7 +46,9 @@ class Output:
     def __init__(self, *, json_mode: bool) -> None:
         self.json = json_mode
         self.console = Console(highlight=False)
-        self.stderr = Console(stderr=True, highlight=False)
+        if not self.console.is_terminal and "COLUMNS" not in os.environ:
+            self.console.width = _PIPE_WIDTH  # a pipe or file has no width; don't squeeze tables
+        self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def emit(self, data: Any, render: Callable[[Console], None]) -> None:
         """Print a command's result: ``data`` as JSON, or ``render`` it for people."""
@@ -56,15 +62,23 @@ class Output:
         if not self.json:
             self.stderr.print(text)
 
+    def warning(self, message: str) -> None:
+        """A warning on stderr (a JSON line with ``--json``)."""
+        if self.json:
+            print(json.dumps({"warning": message}), file=self.stderr.file, flush=True)
+        else:
+            self.stderr.print(f"[yellow]warning:[/] {escape(message)}")
+
     def error(self, error: BaseException, exit_code: int, *, debug: bool) -> None:
         """One line saying what went wrong; the traceback first if ``debug``."""
         if debug:
             self.stderr.print(escape("".join(traceback.format_exception(error))), end="")
+        message = error.format_message() if isinstance(error, click.ClickException) else str(error)
         if self.json:
-            line = {"error": {"type": type(error).__name__, "message": str(error)}}
+            line = {"error": {"type": type(error).__name__, "message": message}}
             print(json.dumps({**line, "exit_code": exit_code}), file=self.stderr.file, flush=True)
         else:
-            self.stderr.print(f"[bold red]error:[/] {escape(str(error))}")
+            self.stderr.print(f"[bold red]error:[/] {escape(message)}")
 
     @contextmanager
     def progress(self, description: str) -> Iterator[ProgressFn]:

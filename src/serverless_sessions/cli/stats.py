@@ -58,14 +58,12 @@ class Distribution:
             if index == 0:
                 label = f"< {show(edges[0])}"
             else:
-                label = f"≥ {show(low)}" if high is None else f"{show(low)} – {show(high)}"
+                label = f"≥ {show(low)}" if high is None else f"{show(low)} - {show(high)}"
             buckets.append(Bucket(label, low, high, count))
         if not ordered:
             return cls(0, None, None, None, None, buckets)
         p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-        return cls(
-            len(ordered), ordered[0], statistics.median(ordered), p95, ordered[-1], buckets
-        )
+        return cls(len(ordered), ordered[0], statistics.median(ordered), p95, ordered[-1], buckets)
 
 
 @dataclass(slots=True)

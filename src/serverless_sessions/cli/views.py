@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.json import JSON
 from rich.markup import escape
@@ -107,11 +108,15 @@ def render_page(console: Console, page: SessionPage) -> None:
     if not page.sessions:
         console.print("No sessions.")
     else:
-        table = Table(title=f"{len(page.sessions)} session(s), newest first", title_justify="left")
+        table = Table(
+            title=f"{len(page.sessions)} session(s), newest first",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
         table.add_column("session", style="cyan", no_wrap=True)
         table.add_column("user")
         table.add_column("project")
-        table.add_column("last activity")
+        table.add_column("last active", justify="right")
         table.add_column("expires", justify="right")
         table.add_column("size", justify="right")
         now = utc_now()
@@ -125,7 +130,7 @@ def render_page(console: Console, page: SessionPage) -> None:
                 item.session_id,
                 escape(item.user_id),
                 escape(item.project_id),
-                f"{item.last_activity:%Y-%m-%d %H:%M:%S}",
+                f"{human_duration((now - item.last_activity).total_seconds())} ago",
                 expires,
                 human_size(item.size_bytes),
             )

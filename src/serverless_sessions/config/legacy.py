@@ -17,14 +17,15 @@ format (``new_section``): the storage to migrate to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from serverless_sessions.config.documents import validation_problems
 from serverless_sessions.errors import ConfigurationError
 
 __all__ = [
@@ -34,10 +35,7 @@ __all__ = [
     "LegacyRedis",
     "LegacyS3",
     "parse_legacy_url",
-    "validation_problems",
 ]
-
-LegacyKind = Literal["local", "redis", "s3"]
 
 
 def _clear(value: Any) -> Any:
@@ -47,22 +45,18 @@ def _clear(value: Any) -> Any:
 class _Legacy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: str
+    kind: ClassVar[str]
 
     def config(self) -> dict[str, Any]:
         """The original constructor's config dict (secrets in clear, unset options left out)."""
-        return {
-            name: _clear(value)
-            for name, value in self
-            if name != "kind" and value is not None
-        }
+        return {name: _clear(value) for name, value in self if value is not None}
 
 
 class LegacyLocal(_Legacy):
     """``LocalFileStorage`` config: one ``{storage_dir}/{id}.json.gz`` file per session."""
 
-    kind: Literal["local"] = "local"
-    storage_dir: Path = Path("~/.claude/data/sessions")
+    kind: ClassVar[str] = "local"
+    storage_dir: Path = Field(default=Path("~/.claude/data/sessions"), validate_default=True)
 
     @field_validator("storage_dir")
     @classmethod
@@ -87,7 +81,7 @@ class LegacyLocal(_Legacy):
 class LegacyRedis(_Legacy):
     """``RedisStorage`` config: ``{key_prefix}session:{id}`` plus index sets."""
 
-    kind: Literal["redis"] = "redis"
+    kind: ClassVar[str] = "redis"
     host: str = Field(default="localhost", min_length=1)
     port: int = Field(default=6379, ge=1, le=65535)
     db: int = Field(default=0, ge=0)
@@ -98,14 +92,12 @@ class LegacyRedis(_Legacy):
         """``legacy+redis://[:PASSWORD@]host:port/db?key_prefix=...``."""
         auth = f":{quote(self.password.get_secret_value(), safe='')}@" if self.password else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        query = urlencode({"key_prefix": self.key_prefix})
+        query = urlencode({"key_prefix": self.key_prefix}, safe="/:")
         return urlunsplit(("legacy+redis", f"{auth}{host}:{self.port}", f"/{self.db}", query, ""))
 
     def new_section(self) -> dict[str, Any]:
         """The new-format equivalent: a Redis cache on the same server and database."""
-        section: dict[str, Any] = {
-            "provider": "redis", "host": self.host, "port": self.port, "db": self.db
-        }
+        section: dict[str, Any] = {"provider": "redis", "host": self.host, "port": self.port, "db": self.db}
         if self.password is not None:
             section["password"] = self.password.get_secret_value()
         return section
@@ -117,7 +109,7 @@ class LegacyS3(_Legacy):
     ``endpoint_url`` was not in the original; it is accepted so S3-compatible servers work.
     """
 
-    kind: Literal["s3"] = "s3"
+    kind: ClassVar[str] = "s3"
     bucket_name: str = Field(min_length=3)
     region: str = "us-east-1"
     key_prefix: str = "sessions/"
@@ -132,13 +124,10 @@ class LegacyS3(_Legacy):
             secret = _clear(self.secret_access_key) or ""
             auth = f"{quote(self.access_key_id or '', safe='')}:{quote(secret, safe='')}@"
         query = {"region": self.region, "endpoint_url": self.endpoint_url}
-        return urlunsplit((
-            "legacy+s3",
-            f"{auth}{self.bucket_name}",
-            "/" + quote(self.key_prefix),
-            urlencode({name: value for name, value in query.items() if value is not None}),
-            "",
-        ))
+        given = {name: value for name, value in query.items() if value is not None}
+        path = "/" + quote(self.key_prefix)
+        netloc = f"{auth}{self.bucket_name}"
+        return urlunsplit(("legacy+s3", netloc, path, urlencode(given, safe="/:"), ""))
 
     def new_section(self) -> dict[str, Any]:
         """The new-format equivalent: an S3 cache in the same bucket, under the same prefix.
@@ -159,14 +148,6 @@ LegacyConfig = LegacyLocal | LegacyRedis | LegacyS3
 LEGACY_MODELS: Mapping[str, type[LegacyConfig]] = MappingProxyType(
     {"local": LegacyLocal, "redis": LegacyRedis, "s3": LegacyS3}
 )
-
-
-def validation_problems(exc: ValidationError, where: Callable[[tuple[str, ...]], str]) -> str:
-    """One line per pydantic error, located by ``where``; input values are never shown."""
-    return "; ".join(
-        f"{where(tuple(str(part) for part in error['loc']))}: {error['msg']}"
-        for error in exc.errors()
-    )
 
 
 # Query parameters each legacy scheme accepts: name -> config key. Anything else is refused.

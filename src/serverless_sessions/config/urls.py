@@ -21,6 +21,7 @@ __all__ = [
     "PartsError",
     "build_url",
     "check_parts",
+    "mask_url",
     "with_password",
 ]
 
@@ -29,9 +30,7 @@ PARTS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "memory": frozenset(),
         "sqlite": frozenset({"sqlite_path"}),
-        "redis": frozenset(
-            {"host", "port", "username", "password", "db", "ssl_enabled", "ssl_cert_path"}
-        ),
+        "redis": frozenset({"host", "port", "username", "password", "db", "ssl_enabled", "ssl_cert_path"}),
         "s3": frozenset({"bucket", "prefix", "region", "endpoint_url"}),
     }
 )
@@ -58,6 +57,18 @@ class PartsError(ValueError):
         self.fields = fields
 
 
+def mask_url(url: str | None) -> str | None:
+    """``url`` with any password replaced by ``***`` (safe for logs, reprs and errors)."""
+    if not url:
+        return url
+    split = urlsplit(url)
+    if split.password is None:
+        return url
+    user, _, hostinfo = split.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(split._replace(netloc=f"{name}:***@{hostinfo}"))
+
+
 def _given(parts: Mapping[str, object]) -> set[str]:
     return {name for name, value in parts.items() if value is not None}
 
@@ -68,17 +79,16 @@ def check_parts(url: str | None, provider: str | None, parts: Mapping[str, objec
     if url is not None:
         scheme = urlsplit(url).scheme.lower()
         if provider is not None and scheme not in _SCHEMES[provider]:
-            raise PartsError(f"provider {provider!r} contradicts the url scheme {scheme!r}",
-                             "provider", "url")
+            raise PartsError(
+                f"provider {provider!r} contradicts the url scheme {scheme!r}", "provider", "url"
+            )
         extra = sorted(given - {"password"})
         if extra:
-            raise PartsError(f"a url is complete: put {', '.join(extra)} in the url or drop the "
-                             "url", "url", *extra)
-        if "password" in given and (
-            scheme not in _SCHEMES["redis"] or urlsplit(url).password is not None
-        ):
-            raise PartsError("password can only complete a Redis url that has none",
-                             "url", "password")
+            raise PartsError(
+                f"a url is complete: put {', '.join(extra)} in the url or drop the url", "url", *extra
+            )
+        if "password" in given and (scheme not in _SCHEMES["redis"] or urlsplit(url).password is not None):
+            raise PartsError("password can only complete a Redis url that has none", "url", "password")
         return
     if provider is None:
         unused = sorted(given - {"sqlite_path"})
@@ -87,8 +97,7 @@ def check_parts(url: str | None, provider: str | None, parts: Mapping[str, objec
         return
     foreign = sorted(given - PARTS[provider])
     if foreign:
-        raise PartsError(f"{', '.join(foreign)} do not apply to provider {provider!r}",
-                         "provider", *foreign)
+        raise PartsError(f"{', '.join(foreign)} do not apply to provider {provider!r}", "provider", *foreign)
     if provider == "s3" and "bucket" not in given:
         raise PartsError("provider 's3' needs a bucket", "provider", "bucket")
     if "ssl_cert_path" in given and parts.get("ssl_enabled") is not True:
@@ -101,11 +110,9 @@ def _redis_url(parts: Mapping[str, Any]) -> str:
     host = f"[{host}]" if ":" in host else host
     user = quote(str(parts.get("username") or ""), safe="")
     password = parts.get("password")
-    userinfo = f"{user}:{quote(str(password), safe='')}@" if password else (
-        f"{user}@" if user else ""
-    )
+    userinfo = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
     cert = parts.get("ssl_cert_path")
-    query = urlencode({"ssl_ca_certs": str(cert)}) if cert is not None else ""
+    query = urlencode({"ssl_ca_certs": str(cert)}, safe="/:") if cert is not None else ""
     netloc = f"{userinfo}{host}:{parts.get('port') or 6379}"
     return urlunsplit((scheme, netloc, f"/{parts.get('db') or 0}", query, ""))
 
@@ -113,7 +120,7 @@ def _redis_url(parts: Mapping[str, Any]) -> str:
 def _s3_url(parts: Mapping[str, Any]) -> str:
     prefix = quote(str(parts.get("prefix") or "").strip("/"))
     query = urlencode(
-        {name: str(parts[name]) for name in ("region", "endpoint_url") if parts.get(name)}
+        {name: str(parts[name]) for name in ("region", "endpoint_url") if parts.get(name)}, safe="/:"
     )
     return urlunsplit(("s3", str(parts["bucket"]), f"/{prefix}", query, ""))
 

@@ -112,6 +112,8 @@ class Link:
             settings.retry_attempts,
             supported_errors=TRANSIENT_ERRORS,
         )
+        self._ready = not self.cluster
+        self._ready_lock = asyncio.Lock()
         self._master: Any = None
         self._checked_at = -float("inf")
         self._refs = 0
@@ -131,6 +133,8 @@ class Link:
         )
 
     async def _attempt(self, operation: Callable[[], Awaitable[T]]) -> T:
+        if not self._ready:
+            await self._initialize_cluster()
         await self._follow_master(force=False)
         if self._slots is None:
             return await operation()
@@ -147,6 +151,17 @@ class Link:
         finally:
             self._slots.release()
 
+    async def _initialize_cluster(self) -> None:
+        # redis-py's async cluster client initializes lazily on its first command; when many
+        # commands arrive at once, that first initialization closes connections other tasks
+        # are using (observed with redis-py 8.1: "'NoneType' object has no attribute
+        # 'writelines'", then commands re-sent after they had run). One task initializes it
+        # before any other command is let through.
+        async with self._ready_lock:
+            if not self._ready and isinstance(self.client, RedisCluster):
+                await self.client.initialize()
+            self._ready = True
+
     async def _recover(self, error: Exception) -> None:
         # After a restart every idle pooled socket is dead: drop them all, not one per retry.
         if isinstance(self.client, Redis):
@@ -154,14 +169,13 @@ class Link:
         await self._follow_master(force=True)
 
     async def _follow_master(self, *, force: bool) -> None:
-        if self._sentinel is None or not isinstance(self.client, Redis):
+        pool = self.client.connection_pool if isinstance(self.client, Redis) else None
+        if not isinstance(pool, SentinelConnectionPool):
             return
-        pool = self.client.connection_pool
         now = time.monotonic()
         if not force and now - self._checked_at < self.settings.sentinel_check_interval:
             return
         self._checked_at = now  # set before awaiting, so concurrent calls do not all ask
-        assert isinstance(pool, SentinelConnectionPool)
         address = await pool.get_master_address()  # type: ignore[no-untyped-call]
         if self._master is not None and address != self._master:
             await pool.disconnect(inuse_connections=True)

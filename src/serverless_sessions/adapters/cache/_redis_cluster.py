@@ -21,63 +21,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
-
-from redis.commands.core import AsyncScript
+from collections.abc import Sequence
+from typing import Any
 
 from serverless_sessions.adapters.cache._redis_scripts import (
     GENERATION_LENGTH,
     KeyLayout,
+    Lua,
+    Runner,
     WriteRequest,
     encode_indexes,
     expiry_member,
     new_generation,
 )
 
-__all__ = ["Runner", "drop", "mutate", "verify_members"]
-
-T = TypeVar("T")
-
-
-class Runner(Protocol):
-    """The cache's guarded call: retries transient errors, translates backend errors."""
-
-    def __call__(
-        self, operation: str, key: str | None, call: Callable[[Any], Awaitable[T]]
-    ) -> Awaitable[T]: ...
+__all__ = ["mutate", "verify_members"]
 
 
 def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8")
 
 
-async def drop(
-    run: Runner,
-    script: AsyncScript,
-    grace: str,
-    zset: str,
-    members: Sequence[str | bytes],
-    *,
-    bound: str,
-    operation: str,
-) -> list[bytes]:
-    """Remove ``members`` scored at or below ``bound`` from ``zset``; return those removed."""
-    if not members:
-        return []
-    reply = await run(operation, None, lambda c: script([zset], ["drop", bound, grace, *members], c))
-    return list(reply)
-
-
-async def mutate(
-    run: Runner,
-    scripts: tuple[AsyncScript, AsyncScript],
-    layout: KeyLayout,
-    grace: str,
-    request: WriteRequest,
-) -> list[Any]:
+async def mutate(run: Runner, lua: Lua, layout: KeyLayout, request: WriteRequest) -> list[Any]:
     """One attempt of ``request`` in a cluster; same replies as the ``WRITE`` script."""
-    write, zset = scripts
     op, ns, key = request.op, request.namespace, request.key
     data = layout.data(ns, key)
     raw = await run(op, key, lambda c: c.hmget(data, ["n", "e", "g", "i"]))
@@ -93,13 +59,8 @@ async def mutate(
     bound = "inf"
     if op == "set":
         bound = {"keep": stored_expiry or "inf", "none": "inf"}.get(request.expiry, request.expiry)
-
-        def prewrite(zset_key: str, member: str) -> Callable[[Any], Awaitable[Any]]:
-            return lambda client: zset([zset_key], ["add", bound, grace, member], client)
-
-        await asyncio.gather(*(run(op, key, prewrite(z, m)) for z, m in members.items()))
-    argv = request.argv(generation, index_list, grace, bound)
-    reply: list[Any] = await run(op, key, lambda c: write([data], argv, c))
+        await asyncio.gather(*(lua.add(z, bound, m, operation=op, key=key) for z, m in members.items()))
+    reply = await lua.write(request, [data], generation, index_list, bound)
     stale_entries: dict[str, str] = {}
     if reply[0] == b"ok" and op == "del" and reply[1]:
         stale_entries = members
@@ -107,9 +68,7 @@ async def mutate(
         stale_entries = {layout.expiry(ns): expiry_member(generation, stored_list, key)}
     elif reply[0] != b"ok" and op == "set" and fresh:
         stale_entries = members  # our own fresh generation: nobody else can use these entries
-    await asyncio.gather(
-        *(drop(run, zset, grace, z, [m], bound="inf", operation=op) for z, m in stale_entries.items())
-    )
+    await asyncio.gather(*(lua.drop(z, [m], bound="inf", operation=op) for z, m in stale_entries.items()))
     return reply
 
 

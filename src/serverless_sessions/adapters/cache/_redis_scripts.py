@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
-    "RANGE",
-    "WRITE",
-    "ZSET",
     "GENERATION_LENGTH",
-    "KeyLayout",
-    "WriteRequest",
     "ExpiryRecord",
+    "KeyLayout",
+    "Lua",
+    "Runner",
+    "WriteRequest",
     "encode_indexes",
     "expiry_member",
     "new_generation",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 GENERATION_LENGTH = 16
+T = TypeVar("T")
 
 
 def new_generation() -> str:
@@ -99,12 +101,6 @@ class WriteRequest:
     expected: int | None = None
     expiry: str = "none"
     indexes: tuple[str, ...] = ()
-
-    def argv(self, generation: str, index_list: str, grace: str, bound: str) -> list[object]:
-        """ARGV of the WRITE script; ``bound`` is ``""`` on one server (see the script)."""
-        expected = "" if self.expected is None else self.expected
-        return [self.op, self.key, expected, self.value, self.expiry, generation, index_list,
-                grace, bound]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +219,52 @@ local now = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
 if ARGV[1] == 'live' then return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')} end
 return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])}
 """
+
+
+class Runner(Protocol):
+    """The cache's guarded call: retries transient errors, translates backend errors."""
+
+    def __call__(
+        self, operation: str, key: str | None, call: Callable[[Any], Awaitable[T]]
+    ) -> Awaitable[T]: ...
+
+
+class Lua:
+    """The three scripts, registered on one client and called through the cache's runner."""
+
+    def __init__(self, client: Any, run: Runner, grace_ms: str) -> None:
+        self._run = run
+        self._grace = grace_ms
+        self._write = client.register_script(WRITE)
+        self._zset = client.register_script(ZSET)
+        self._range = client.register_script(RANGE)
+
+    async def write(
+        self, request: WriteRequest, keys: list[str], generation: str, index_list: str, bound: str
+    ) -> list[Any]:
+        """Run ``WRITE`` (see its header for ``keys``, ``bound`` and the replies)."""
+        expected = "" if request.expected is None else request.expected
+        argv = [request.op, request.key, expected, request.value, request.expiry, generation,
+                index_list, self._grace, bound]  # fmt: skip
+        return list(await self._run(request.op, request.key, partial(self._write, keys, argv)))
+
+    async def add(self, zset: str, score: str, member: str, *, operation: str, key: str) -> None:
+        """Add ``member`` to ``zset`` at ``score`` unless it is already scored higher."""
+        await self._run(operation, key, partial(self._zset, [zset], ["add", score, self._grace, member]))
+
+    async def drop(
+        self, zset: str, members: Sequence[str | bytes], *, bound: str, operation: str
+    ) -> list[bytes]:
+        """Remove ``members`` scored at or below ``bound`` from ``zset``; return those removed."""
+        if not members:
+            return []
+        argv = ["drop", bound, self._grace, *members]
+        return list(await self._run(operation, None, partial(self._zset, [zset], argv)))
+
+    async def members(
+        self, zset: str, *, expired: bool, limit: int = 0, operation: str
+    ) -> tuple[str, list[bytes]]:
+        """``(server now in ms, members)``: the live ones, or up to ``limit`` expired ones."""
+        argv = ["expired", limit] if expired else ["live"]
+        now, found = await self._run(operation, None, partial(self._range, [zset], argv))
+        return now.decode(), list(found)

@@ -76,10 +76,6 @@ class S3Timeouts:
             raise ConfigurationError(f"S3 max_attempts must be >= 1, got {self.max_attempts!r}")
 
 
-def _secret(value: str | SecretStr | None) -> SecretStr | None:
-    return value if value is None or isinstance(value, SecretStr) else SecretStr(value)
-
-
 @dataclass(frozen=True, slots=True)
 class S3Settings:
     """Where the bucket is and how to reach it. Secrets are ``SecretStr``, masked in ``repr``.
@@ -114,8 +110,6 @@ class S3Settings:
                     "S3 endpoint_url must not carry credentials; pass access_key_id and "
                     "secret_access_key or use the AWS environment variables"
                 )
-        object.__setattr__(self, "access_key_id", _secret(self.access_key_id))
-        object.__setattr__(self, "secret_access_key", _secret(self.secret_access_key))
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ConfigurationError(
                 "S3 access_key_id and secret_access_key must be given together (or neither)"

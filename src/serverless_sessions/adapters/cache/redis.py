@@ -42,10 +42,8 @@ from serverless_sessions.adapters.cache._redis_errors import BACKEND_ERRORS, tra
 from serverless_sessions.adapters.cache._redis_health import server_report
 from serverless_sessions.adapters.cache._redis_scripts import (
     GENERATION_LENGTH,
-    RANGE,
-    WRITE,
-    ZSET,
     KeyLayout,
+    Lua,
     WriteRequest,
     encode_indexes,
     new_generation,
@@ -115,7 +113,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         self._layout = KeyLayout(settings.key_prefix)
         self._grace = str(round(settings.index_grace * 1000))
         self._link: Link | None = None if client is None else wrap(client, settings)
-        self._scripts: tuple[Any, Any, Any] | None = None
+        self._lua: Lua | None = None
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str | None = None, **overrides: object) -> Self:
@@ -127,18 +125,17 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _connected(self) -> tuple[Link, tuple[Any, Any, Any]]:
+    def _connected(self) -> tuple[Link, Lua]:
         self._check_open()
         if self._link is None:
             self._link = acquire(self.settings)  # needs the running loop, so not in __init__
-        if self._scripts is None:
-            register = self._link.client.register_script
-            self._scripts = (register(WRITE), register(ZSET), register(RANGE))
-        return self._link, self._scripts
+        if self._lua is None:
+            self._lua = Lua(self._link.client, self._run, self._grace)
+        return self._link, self._lua
 
     async def _run(self, operation: str, key: str | None, call: Callable[[Any], Awaitable[T]]) -> T:
         """``call(client)`` with retries; every backend exception leaves as a StorageError."""
-        link, _ = self._connected()
+        link = self._connected()[0]
         try:
             return await link.call(lambda: call(link.client))
         except BACKEND_ERRORS as exc:
@@ -152,17 +149,16 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         On one server the first attempt guesses the key's index list (the caller's); a
         ``stale`` reply carries the stored list and the script runs again with its keys.
         """
-        link, (write, zset, _) = self._connected()
+        link, lua = self._connected()
         layout, ns, key = self._layout, request.namespace, request.key
         guess = request.indexes
         for _ in range(_STALE_ATTEMPTS):
             if link.cluster:
-                reply = await cluster.mutate(self._run, (write, zset), layout, self._grace, request)
+                reply = await cluster.mutate(self._run, lua, layout, request)
             else:
                 keys = [layout.data(ns, key), layout.expiry(ns)]
                 keys += [layout.index(ns, name) for name in guess]
-                argv = request.argv(new_generation(), encode_indexes(guess), self._grace, "")
-                reply = await self._run(request.op, key, partial(_call_script, write, keys, argv))
+                reply = await lua.write(request, keys, new_generation(), encode_indexes(guess), "")
             if reply[0] == b"conflict":
                 raise SessionConflictError(key, request.expected or 0, int(reply[1]) or None)
             if reply[0] == b"ok":
@@ -244,9 +240,10 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     async def index_members(self, index: str, *, namespace: str | None = None) -> list[str]:
         """Live keys of ``index``: one range read (plus, in a cluster, a verifying pipeline)."""
         ns = self._namespace(namespace)
-        link, (_, _, range_script) = self._connected()
-        zset = self._layout.index(ns, index)
-        _, members = await self._run("index_members", None, lambda c: range_script([zset], ["live"], c))
+        link, lua = self._connected()
+        _, members = await lua.members(
+            self._layout.index(ns, index), expired=False, operation="index_members"
+        )
         if link.cluster:
             return sorted(await cluster.verify_members(self._run, self._layout, ns, index, members))
         return sorted(m[GENERATION_LENGTH:].decode("utf-8") for m in members)
@@ -259,45 +256,25 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         reported by the one call that removed its expiry entry.
         """
         ns = self._namespace(namespace)
-        _, (_, zset, range_script) = self._connected()
+        lua = self._connected()[1]
         expiry_zset = self._layout.expiry(ns)
         purged: list[str] = []
         while limit is None or len(purged) < limit:
             batch = _PURGE_BATCH if limit is None else min(_PURGE_BATCH, limit - len(purged))
-            bound, members = await self._run(
-                "purge", None, partial(_call_script, range_script, [expiry_zset], ["expired", batch])
-            )
+            now_ms, members = await lua.members(expiry_zset, expired=True, limit=batch, operation="purge")
             records = [parse_expiry_member(member) for member in members]
             by_index: dict[str, list[str]] = {}
             for record in records:
                 for name in record.indexes:
                     by_index.setdefault(name, []).append(record.generation + record.key)
-            drop = cluster.drop
             await asyncio.gather(
                 *(
-                    drop(
-                        self._run,
-                        zset,
-                        self._grace,
-                        self._layout.index(ns, name),
-                        entries,
-                        bound=bound.decode(),
-                        operation="purge",
-                    )
+                    lua.drop(self._layout.index(ns, name), entries, bound=now_ms, operation="purge")
                     for name, entries in by_index.items()
                 )
             )
-            removed = set(
-                await drop(
-                    self._run,
-                    zset,
-                    self._grace,
-                    expiry_zset,
-                    [r.member for r in records],
-                    bound=bound.decode(),
-                    operation="purge",
-                )
-            )
+            expired = [record.member for record in records]
+            removed = set(await lua.drop(expiry_zset, expired, bound=now_ms, operation="purge"))
             purged += [record.key for record in records if record.member in removed]
             if len(members) < batch:
                 break
@@ -308,18 +285,14 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     async def scan_keys(self, *, namespace: str | None = None, batch_size: int = 500) -> AsyncIterator[str]:
         """SCAN (never KEYS) over every master; a key SCAN returns twice is yielded once."""
         ns = self._namespace(namespace)
-        link, _ = self._connected()
         pattern = self._layout.scan_pattern(ns)
         skip = len(self._layout.data(ns, ""))
         seen: set[bytes] = set()
-        client = link.client
-        nodes: list[Any] = client.get_primaries() if isinstance(client, RedisCluster) else [None]
-        for node in nodes:
+        for node in await self._run("scan", None, _scan_targets):
             cursor: Any = 0
             while True:
-                cursor, batch = await self._run(
-                    "scan", None, partial(_scan, node=node, cursor=cursor, pattern=pattern, count=batch_size)
-                )
+                step = partial(_scan, node=node, cursor=cursor, pattern=pattern, count=batch_size)
+                cursor, batch = await self._run("scan", None, step)
                 for raw in batch:
                     if raw not in seen:
                         seen.add(raw)
@@ -349,8 +322,12 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         return report | {"available": True}
 
 
-async def _call_script(script: Any, keys: list[str], args: list[Any], client: Any) -> Any:
-    return await script(keys, args, client)
+async def _scan_targets(client: Any) -> list[Any]:
+    """The nodes to SCAN: every cluster master, or ``None`` for the one server.
+
+    Asked through the guarded call, so a cluster client is initialized and knows its masters.
+    """
+    return list(client.get_primaries()) if isinstance(client, RedisCluster) else [None]
 
 
 async def _scan(client: Any, *, node: Any, cursor: Any, pattern: str, count: int) -> tuple[Any, list[bytes]]:

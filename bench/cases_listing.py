@@ -1,1 +1,0 @@
-CASE_IDS: list[str] = []

@@ -1,0 +1,80 @@
+"""Helpers for the CLI and MCP tests: the installed console script, run in a subprocess.
+
+Every run gets a clean environment (no ``SERVERLESS_SESSIONS_*`` from the developer's shell,
+no colour) plus what the test sets. The ``storage_env`` fixture gives one environment per real
+backend: a fresh SQLite file, or the shared Redis (db 9) under a key prefix of this test only,
+whose keys are deleted afterwards by SCAN over the prefix (never FLUSHDB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cache_factories.redis import SHARED_URL, delete_prefix
+
+SCRIPT = Path(sys.executable).with_name("serverless-sessions")
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0?socket_connect_timeout=0.5&retry_attempts=0"
+
+
+def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test run: no inherited settings, no colour, a private data dir."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SERVERLESS_SESSIONS_")}
+    env.update(NO_COLOR="1", XDG_DATA_HOME=str(tmp_path / "xdg-data"), COLUMNS="200")
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Run:
+    """The outcome of one CLI invocation."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> Run:
+    done = subprocess.run(
+        [str(SCRIPT), *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def ok(*args: str, env: dict[str, str], stdin: str | None = None) -> Any:
+    """Run with ``--json`` and return the parsed output, failing the test on a non-zero exit."""
+    result = run_cli(*args, "--json", env=env, stdin=stdin)
+    assert result.code == 0, f"{args}: exit {result.code}\n{result.stderr}"
+    return result.json()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An environment naming one real backend (fresh and private to this test)."""
+    if request.param == "sqlite":
+        yield base_env(tmp_path, SERVERLESS_SESSIONS_URL=f"sqlite://{tmp_path / 'sessions.db'}")
+        return
+    prefix = f"sstest.cli-{uuid.uuid4().hex[:12]}"
+    try:
+        yield base_env(tmp_path, SERVERLESS_SESSIONS_URL=f"{SHARED_URL}?key_prefix={prefix}")
+    finally:
+        asyncio.run(delete_prefix(prefix))
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    """An environment naming a fresh SQLite file."""
+    return base_env(tmp_path, SERVERLESS_SESSIONS_URL=f"sqlite://{tmp_path / 'sessions.db'}")

@@ -1,0 +1,267 @@
+"""The installed ``serverless-sessions`` script, run in subprocesses on SQLite and on Redis."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serverless_sessions import migration
+from serverless_sessions.cli.exits import ExitCode, exit_code_for
+from serverless_sessions.errors import ClosedError, SessionError
+from tests.cli_helpers import (
+    SCRIPT,
+    UNREACHABLE_REDIS,
+    base_env,
+    ok,
+    run_cli,
+    sqlite_env,
+    storage_env,
+)
+
+__all__ = ["sqlite_env", "storage_env"]  # fixtures imported for pytest
+
+KEY_1 = "k1:" + "A" * 43 + "="
+KEY_2 = "k2:" + "B" * 43 + "="
+
+
+def test_session_round_trip(storage_env: dict[str, str]) -> None:
+    env = storage_env
+    data = {"conversation_history": [{"role": "user", "content": "hi"}], "metadata": {"step": 1}}
+    created = ok("create", "alice", "proj", "--data", json.dumps(data), "--ttl-hours", "0.5", env=env)
+    session_id = created["session_id"]
+    assert created["conversation_history"] == data["conversation_history"]
+
+    fetched = ok("get", session_id, env=env)
+    assert fetched["metadata"] == {"step": 1} and fetched["revision"] == created["revision"]
+
+    updated = ok("update", session_id, '{"metadata": {"step": 2}}', env=env)
+    assert updated["metadata"] == {"step": 2} and updated["revision"] == fetched["revision"] + 1
+    from_stdin = ok("update", session_id, env=env, stdin='{"permissions": ["read"]}')
+    assert from_stdin["permissions"] == ["read"] and from_stdin["metadata"] == {"step": 2}
+
+    human = run_cli("get", session_id, env=env)
+    assert human.code == 0 and session_id in human.stdout and "alice" in human.stdout
+    assert "\x1b[" not in human.stdout  # no colour codes when not a terminal
+
+    deleted = ok("delete", session_id, env=env)
+    assert deleted == {"session_id": session_id, "deleted": True}
+    again = run_cli("delete", session_id, env=env)
+    assert again.code == ExitCode.NOTHING_DONE and "not found" in again.stderr
+    assert run_cli("get", session_id, env=env).code == ExitCode.NOTHING_DONE
+
+
+def test_list_filters_and_pages(storage_env: dict[str, str]) -> None:
+    env = storage_env
+    mine = [ok("create", "bob", f"p{i}", "--ttl-hours", "0.5", env=env)["session_id"] for i in range(3)]
+    other = ok("create", "carol", "p0", "--ttl-hours", "0.5", env=env)["session_id"]
+
+    first = ok("list", "--user", "bob", "--limit", "2", env=env)
+    assert len(first["sessions"]) == 2 and first["next_cursor"]
+    second = ok("list", "--user", "bob", "--limit", "2", "--cursor", first["next_cursor"], env=env)
+    assert second["next_cursor"] is None
+    listed = [item["session_id"] for item in first["sessions"] + second["sessions"]]
+    assert listed == mine[::-1]  # newest activity first, each exactly once
+
+    by_project = ok("list", "--project", "p0", env=env)
+    assert {item["session_id"] for item in by_project["sessions"]} == {mine[0], other}
+    both = ok("list", "--user", "carol", "--project", "p0", env=env)
+    assert [item["session_id"] for item in both["sessions"]] == [other]
+
+    table = run_cli("list", "--user", "bob", env=env)
+    assert table.code == 0 and all(session_id in table.stdout for session_id in mine)
+
+
+def test_health_ok(storage_env: dict[str, str]) -> None:
+    report = ok("health", env=storage_env)
+    assert report["available"] is True
+
+
+def test_exit_codes_and_one_line_errors(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    env = sqlite_env
+    session_id = ok("create", "dave", "proj", env=env)["session_id"]
+    cases = {
+        ("get", "no-such-session"): ExitCode.NOTHING_DONE,
+        ("get", "../etc/passwd"): ExitCode.USAGE,
+        ("update", session_id, "{not json"): ExitCode.USAGE,
+        ("update", session_id, "[1, 2]"): ExitCode.USAGE,
+        ("update", session_id, '{"session_id": "other"}'): ExitCode.USAGE,
+        ("update", session_id, '{"created_at": "not-a-date"}'): ExitCode.USAGE,
+        ("create", "", "proj"): ExitCode.USAGE,
+        ("list", "--limit", "0"): ExitCode.USAGE,
+        ("list", "--cursor", "garbage!"): ExitCode.USAGE,
+        ("no-such-command",): ExitCode.USAGE,
+        ("--url", "bogus://x", "list"): ExitCode.USAGE,
+        ("--url", "sqlite:///x.db", "--backend", "redis", "list"): ExitCode.USAGE,
+        ("--backend", "s3", "list"): ExitCode.USAGE,
+        ("--config", str(tmp_path / "missing.json"), "list"): ExitCode.USAGE,
+        ("--url", UNREACHABLE_REDIS, "get", session_id): ExitCode.UNAVAILABLE,
+        ("--url", UNREACHABLE_REDIS, "health"): ExitCode.UNAVAILABLE,
+    }
+    for args, expected in cases.items():
+        result = run_cli(*args, env=env)
+        assert result.code == expected, f"{args}: {result.code} {result.stderr}"
+        assert "Traceback" not in result.stderr, args
+        if expected != ExitCode.USAGE or args[0] != "no-such-command":
+            assert result.stderr.strip(), args
+
+    library_error = run_cli("get", "no-such-session", env=env)
+    assert library_error.stderr.count("\n") == 1 and library_error.stderr.startswith("error:")
+    as_json = run_cli("--json", "get", "no-such-session", env=env)
+    assert as_json.stdout == ""
+    assert json.loads(as_json.stderr)["error"]["type"] == "SessionNotFoundError"
+    debug = run_cli("--debug", "get", "no-such-session", env=env)
+    assert debug.code == ExitCode.NOTHING_DONE and "Traceback" in debug.stderr
+
+
+def test_every_library_error_has_an_exit_code() -> None:
+    def subclasses(kind: type[SessionError]) -> list[type[SessionError]]:
+        return [kind] + [sub for child in kind.__subclasses__() for sub in subclasses(child)]
+
+    assert migration.MigrationVerificationError in subclasses(SessionError)  # loaded, so checked
+    for kind in subclasses(SessionError):
+        error = kind.__new__(kind)
+        expected_internal = issubclass(kind, ClosedError) or kind is SessionError
+        assert (exit_code_for(error) == ExitCode.INTERNAL) == expected_internal, kind
+
+
+def test_cleanup_and_stats(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    env = sqlite_env
+    for user in ("eve", "frank"):
+        ok("create", user, "proj", "--ttl-hours", str(0.5 / 3600), env=env)
+    keeper = ok("create", "eve", "proj", "--data", '{"metadata": {"blob": "' + "x" * 3000 + '"}}', env=env)
+    time.sleep(0.7)
+    assert ok("cleanup", env=env) == {"removed": 2}
+    assert ok("cleanup", env=env) == {"removed": 0}
+
+    plot = tmp_path / "stats.png"
+    stats = ok("stats", "--plot", str(plot), env=env)
+    assert stats["total_sessions"] == 1 and stats["top_users"] == {"eve": 1}
+    assert stats["size_bytes"]["count"] == 1 and sum(b["count"] for b in stats["size_bytes"]["buckets"]) == 1
+    remaining = stats["remaining_ttl_seconds"]
+    assert 86000 < remaining["maximum"] <= 86400
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+    chart = run_cli("stats", env=env)
+    assert chart.code == 0 and "Stored size" in chart.stdout and "█" in chart.stdout
+    assert ok("get", keeper["session_id"], env=env)["user_id"] == "eve"
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    env = base_env(
+        tmp_path,
+        SERVERLESS_SESSIONS_URL="redis://:hunter2@127.0.0.1:6379/9",
+        SERVERLESS_SESSIONS_ENCRYPTION_KEYS=KEY_1,
+    )
+    shown = ok("config", "show", env=env)
+    assert shown["backend"] == "redis" and shown["url"] == "redis://:***@127.0.0.1:6379/9"
+    assert shown["encryption_keys"] == "***"
+    human = run_cli("config", "show", env=env)
+    for output in (json.dumps(shown), human.stdout + human.stderr):
+        assert "hunter2" not in output and "AAAA" not in output
+
+
+def test_backend_option(tmp_path: Path) -> None:
+    env = base_env(tmp_path, SERVERLESS_SESSIONS_URL="redis://127.0.0.1:6379/9")
+    assert ok("--backend", "redis", "config", "show", env=env)["url"] == "redis://127.0.0.1:6379/9"
+    assert ok("--backend", "memory", "config", "show", env=env)["url"] == "memory://"
+    assert ok("--backend", "local", "config", "show", env=env)["backend"] == "sqlite"
+
+
+def test_config_migrate_converts_old_formats(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    old = tmp_path / "serverless_config.json"
+    old.write_text(
+        json.dumps(
+            {
+                "storage_backend": "redis",
+                "session_ttl_hours": 2,
+                "backends": {"redis": {"host": "127.0.0.1", "port": 6379, "db": 9, "password": "hunter2"}},
+            }
+        )
+    )
+    preview = run_cli("config", "migrate", str(old), "--json", env=env)
+    assert preview.code == 0, preview.stderr
+    assert "hunter2" not in preview.stdout and preview.json()["acb"]["cache"]["provider"] == "redis"
+
+    new = tmp_path / "new.json"
+    written = ok("config", "migrate", str(old), "-o", str(new), env=env)
+    assert written["written"] == str(new)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    assert json.loads(new.read_text())["acb"]["cache"]["password"] == "hunter2"
+    assert run_cli("config", "migrate", str(old), "-o", str(new), env=env).code == ExitCode.USAGE
+
+    shown = ok("--config", str(new), "config", "show", env=env)
+    assert shown["url"] == "redis://:***@127.0.0.1:6379/9" and shown["default_ttl"] == 7200
+
+
+def test_migrate_between_storages(tmp_path: Path) -> None:
+    source = f"sqlite://{tmp_path / 'source.db'}"
+    target = f"sqlite://{tmp_path / 'target.db'}"
+    env = base_env(tmp_path, SERVERLESS_SESSIONS_URL=source)
+    ids = [ok("create", "gina", f"p{i}", env=env)["session_id"] for i in range(3)]
+
+    dry = ok("migrate", "--from", source, "--to", target, "--dry-run", env=env)
+    assert not dry["failed"]
+    assert run_cli("--url", target, "get", ids[0], env=env).code == ExitCode.NOTHING_DONE
+
+    checkpoint = tmp_path / "migrate.checkpoint"
+    report = ok("migrate", "--from", source, "--to", target, "--checkpoint", str(checkpoint), env=env)
+    assert not report["failed"]
+    for session_id in ids:
+        assert ok("--url", target, "get", session_id, env=env)["user_id"] == "gina"
+
+
+def test_reencrypt_rotates_to_the_newest_key(sqlite_env: dict[str, str]) -> None:
+    old = {**sqlite_env, "SERVERLESS_SESSIONS_ENCRYPTION_KEYS": KEY_1}
+    new = {**sqlite_env, "SERVERLESS_SESSIONS_ENCRYPTION_KEYS": f"{KEY_1},{KEY_2}"}
+    session_id = ok("create", "hana", "proj", env=old)["session_id"]
+    report = ok("reencrypt", env=new)
+    assert report["key_id"] == "k2" and report["rewritten"] == 1 and report["failed"] == {}
+    assert ok("reencrypt", env=new)["already_current"] == 1
+    only_new = {**sqlite_env, "SERVERLESS_SESSIONS_ENCRYPTION_KEYS": KEY_2}
+    assert ok("get", session_id, env=only_new)["user_id"] == "hana"
+    assert run_cli("reencrypt", env=sqlite_env).code == ExitCode.USAGE  # no keys configured
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    report = ok("demo", "--ttl", "1.5", env=env)
+    steps = report["steps"]
+    assert len(steps) == 5 and report["storage"].startswith("sqlite://")
+    assert steps[1]["pid"] != steps[0]["pid"] and steps[1]["messages"] == 2
+    assert steps[2]["listed"] == [report["session_id"]]
+    assert steps[3]["second_process_exit_code"] == ExitCode.NOTHING_DONE
+    assert steps[4]["removed"] >= 1
+    assert not (tmp_path / "xdg-data").exists()  # the demo never touches the default database
+
+    human = run_cli("demo", "--ttl", "1", env=env)
+    assert human.code == 0, human.stderr
+    assert "Resumed it in a second process" in human.stdout and "Demo complete." in human.stdout
+
+
+def test_entry_points_and_light_import(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    version = subprocess.run(
+        [sys.executable, "-m", "serverless_sessions", "--version"], env=env, capture_output=True, text=True
+    )
+    assert version.returncode == 0 and "serverless-sessions" in version.stdout
+    assert SCRIPT.exists()
+    probe = (
+        "import sys, serverless_sessions.cli.app; "
+        "heavy = [m for m in ('mcp', 'redis', 'matplotlib') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+
+
+@pytest.mark.parametrize("args", [("--help",), ("create", "--help"), ("config", "--help")])
+def test_help(args: tuple[str, ...], tmp_path: Path) -> None:
+    result = run_cli(*args, env=base_env(tmp_path))
+    assert result.code == 0 and "Usage:" in result.stdout

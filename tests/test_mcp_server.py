@@ -1,0 +1,278 @@
+"""The MCP server, launched as ``serverless-sessions serve`` and driven by the SDK's own clients.
+
+Every call goes over a real transport (stdio, or streamable HTTP) to a real storage (SQLite, or
+the shared Redis): the original tools failed at run time behind mocked tests, so nothing here
+is mocked. Errors must come back as ``is_error`` results with a clear message and no
+structured content; successes carry structured content matching the published output schema
+(the client validates it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, TextContent
+
+from tests.cli_helpers import SCRIPT, UNREACHABLE_REDIS, base_env, sqlite_env, storage_env
+from tests.redis_servers import free_port, running_redis
+
+__all__ = ["sqlite_env", "storage_env"]  # fixtures imported for pytest
+
+TOOLS = {
+    "create_serverless_session": ({"user_id", "project_id"}, {"session_data", "ttl_hours"}),
+    "get_serverless_session": ({"session_id"}, set()),
+    "update_serverless_session": ({"session_id", "updates"}, {"ttl_hours"}),
+    "delete_serverless_session": ({"session_id"}, set()),
+    "list_serverless_sessions": (set(), {"user_id", "project_id", "limit", "cursor"}),
+    "test_serverless_storage": (set(), set()),
+    "cleanup_serverless_sessions": (set(), set()),
+    "configure_serverless_storage": ({"backend", "config_updates"}, set()),
+}
+
+
+@asynccontextmanager
+async def served(env: dict[str, str], *args: str) -> AsyncIterator[ClientSession]:
+    """A client session with ``serverless-sessions [args] serve`` over stdio."""
+    params = StdioServerParameters(command=str(SCRIPT), args=[*args, "serve"], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+def text_of(result: object) -> str:
+    """The one text block every result of ours carries (a summary, or the error message)."""
+    assert isinstance(result, CallToolResult) and len(result.content) == 1
+    block = result.content[0]
+    assert isinstance(block, TextContent) and block.text
+    return block.text
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured content."""
+    result = await session.call_tool(tool, arguments)
+    assert isinstance(result, CallToolResult)
+    assert not result.is_error, f"{tool}: {text_of(result)}"
+    assert result.structured_content is not None and text_of(result)
+    return dict(result.structured_content)
+
+
+async def fails(session: ClientSession, tool: str, **arguments: Any) -> str:
+    """Call a tool that must fail; return its error message."""
+    result = await session.call_tool(tool, arguments)
+    assert isinstance(result, CallToolResult)
+    assert result.is_error, f"{tool} succeeded: {result.structured_content}"
+    assert result.structured_content is None
+    return text_of(result)
+
+
+async def test_tools_keep_their_original_names_and_parameters(sqlite_env: dict[str, str]) -> None:
+    async with served(sqlite_env) as session:
+        listed = (await session.list_tools()).tools
+    assert {tool.name for tool in listed} == set(TOOLS)
+    for tool in listed:
+        required, optional = TOOLS[tool.name]
+        assert set(tool.input_schema.get("required", [])) == required, tool.name
+        assert set(tool.input_schema["properties"]) == required | optional, tool.name
+        assert tool.output_schema is not None and tool.description, tool.name
+    create = next(tool for tool in listed if tool.name == "create_serverless_session")
+    assert create.input_schema["properties"]["ttl_hours"]["default"] == 24
+
+
+async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> None:
+    async with served(storage_env) as session:
+        created = await call(
+            session,
+            "create_serverless_session",
+            user_id="alice",
+            project_id="proj",
+            session_data={"conversation_history": [{"role": "user", "content": "hi"}]},
+            ttl_hours=0.5,
+        )
+        session_id = created["session_id"]
+        assert created == {
+            "session_id": session_id,
+            "user_id": "alice",
+            "project_id": "proj",
+            "ttl_hours": 0.5,
+        }
+
+        resumed = (await call(session, "get_serverless_session", session_id=session_id))["session"]
+        assert resumed["conversation_history"] == [{"role": "user", "content": "hi"}]
+
+        updated = await call(
+            session, "update_serverless_session", session_id=session_id, updates={"metadata": {"step": 2}}
+        )
+        assert updated["updated_fields"] == ["metadata"]
+        assert updated["session"]["metadata"] == {"step": 2}
+        assert updated["session"]["revision"] == resumed["revision"] + 1
+
+        second = (await call(session, "create_serverless_session", user_id="alice", project_id="other"))[
+            "session_id"
+        ]
+        page = await call(session, "list_serverless_sessions", user_id="alice", limit=1)
+        assert [item["session_id"] for item in page["sessions"]] == [second] and page["next_cursor"]
+        rest = await call(session, "list_serverless_sessions", user_id="alice", cursor=page["next_cursor"])
+        assert [item["session_id"] for item in rest["sessions"]] == [session_id]
+        by_project = await call(session, "list_serverless_sessions", project_id="proj")
+        assert [item["session_id"] for item in by_project["sessions"]] == [session_id]
+
+        status = await call(session, "test_serverless_storage")
+        assert status["available"] is True and status["backend"] in {"sqlite", "redis"}
+
+        short = (
+            await call(
+                session, "create_serverless_session", user_id="bob", project_id="p", ttl_hours=0.5 / 3600
+            )
+        )["session_id"]
+        await asyncio.sleep(0.8)
+        assert "not found" in await fails(session, "get_serverless_session", session_id=short)
+        assert (await call(session, "list_serverless_sessions", user_id="bob"))["sessions"] == []
+        cleaned = await call(session, "cleanup_serverless_sessions")
+        assert cleaned["removed"] >= (1 if status["backend"] == "sqlite" else 0)
+
+        assert await call(session, "delete_serverless_session", session_id=second) == {"session_id": second}
+        assert "not found" in await fails(session, "get_serverless_session", session_id=second)
+
+        other_db = tmp_path / "other.db"
+        switched = await call(
+            session, "configure_serverless_storage", backend="sqlite", config_updates={"path": str(other_db)}
+        )
+        assert switched["backend"] == "sqlite" and switched["settings"]["url"] == f"sqlite://{other_db}"
+        assert "not found" in await fails(session, "get_serverless_session", session_id=session_id)
+
+
+async def test_bad_input_is_a_tool_error(storage_env: dict[str, str]) -> None:
+    async with served(storage_env) as session:
+        session_id = (await call(session, "create_serverless_session", user_id="u", project_id="p"))[
+            "session_id"
+        ]
+        unknown = "no-such-session"
+        assert "not found" in await fails(session, "get_serverless_session", session_id=unknown)
+        assert "not found" in await fails(session, "delete_serverless_session", session_id=unknown)
+        assert "not found" in await fails(
+            session, "update_serverless_session", session_id=unknown, updates={"metadata": {}}
+        )
+        for bad_id in ("../etc/passwd", "", "x" * 200):
+            assert "invalid session id" in await fails(session, "get_serverless_session", session_id=bad_id)
+        assert "immutable field 'session_id'" in await fails(
+            session, "update_serverless_session", session_id=session_id, updates={"session_id": "x"}
+        )
+        assert "unknown field 'colour'" in await fails(
+            session, "update_serverless_session", session_id=session_id, updates={"colour": "red"}
+        )
+        assert "created_at" in await fails(
+            session, "update_serverless_session", session_id=session_id, updates={"created_at": "not-a-date"}
+        )
+        assert "updates" in await fails(
+            session, "update_serverless_session", session_id=session_id, updates="not an object"
+        )
+        assert "ttl_hours" in await fails(
+            session, "create_serverless_session", user_id="u", project_id="p", ttl_hours=-1
+        )
+        assert "user id" in await fails(session, "create_serverless_session", user_id=" ", project_id="p")
+        assert "cursor" in await fails(session, "list_serverless_sessions", cursor="garbage!")
+        unchanged = (await call(session, "get_serverless_session", session_id=session_id))["session"]
+        assert unchanged["revision"] == 1  # nothing was written by the rejected updates
+
+
+async def test_configure_refuses_a_backend_that_does_not_answer(sqlite_env: dict[str, str]) -> None:
+    async with served(sqlite_env) as session:
+        kept = (await call(session, "create_serverless_session", user_id="u", project_id="p"))["session_id"]
+        message = await fails(
+            session,
+            "configure_serverless_storage",
+            backend="redis",
+            config_updates={"host": "127.0.0.1", "port": 1, "password": "hunter2"},
+        )
+        assert "unavailable" in message and "still using sqlite" in message and "hunter2" not in message
+        url = await fails(
+            session,
+            "configure_serverless_storage",
+            backend="redis",
+            config_updates={"url": UNREACHABLE_REDIS},
+        )
+        assert "unavailable" in url
+        assert "unknown backend" in await fails(
+            session, "configure_serverless_storage", backend="mongodb", config_updates={}
+        )
+        assert "bucket" in await fails(
+            session, "configure_serverless_storage", backend="s3", config_updates={}
+        )
+        assert "namespace" in await fails(
+            session, "configure_serverless_storage", backend="memory", config_updates={"namespace": "a:b"}
+        )
+        assert "no_such_setting" in await fails(
+            session, "configure_serverless_storage", backend="memory", config_updates={"no_such_setting": 1}
+        )
+        assert (await call(session, "test_serverless_storage"))["backend"] == "sqlite"
+        assert (await call(session, "get_serverless_session", session_id=kept))["session"]["user_id"] == "u"
+
+
+async def test_configure_never_echoes_secrets(tmp_path: Path, sqlite_env: dict[str, str]) -> None:
+    with running_redis(tmp_path / "redis", "--requirepass", "hunter2") as server:
+        async with served(sqlite_env) as session:
+            result = await session.call_tool(
+                "configure_serverless_storage",
+                {
+                    "backend": "redis",
+                    "config_updates": {"host": "127.0.0.1", "port": server.port, "password": "hunter2"},
+                },
+            )
+            assert isinstance(result, CallToolResult) and not result.is_error, result.content
+            shown = json.dumps(result.structured_content) + text_of(result)
+            assert "hunter2" not in shown
+            assert result.structured_content is not None
+            assert result.structured_content["settings"]["url"] == f"redis://:***@127.0.0.1:{server.port}/0"
+            assert result.structured_content["previous_backend"] == "sqlite"
+            session_id = (await call(session, "create_serverless_session", user_id="u", project_id="p"))[
+                "session_id"
+            ]
+            assert (await call(session, "get_serverless_session", session_id=session_id))["session"][
+                "user_id"
+            ] == "u"
+            assert (await call(session, "test_serverless_storage"))["backend"] == "redis"
+
+
+async def test_streamable_http_transport(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path, SERVERLESS_SESSIONS_URL="memory://")
+    server = await asyncio.create_subprocess_exec(
+        str(SCRIPT), "serve", "--transport", "http", "--port", str(port),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await _wait_for_port(server, port)
+        async with (
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            assert len((await session.list_tools()).tools) == len(TOOLS)
+            created = await call(session, "create_serverless_session", user_id="u", project_id="p")
+            fetched = await call(session, "get_serverless_session", session_id=created["session_id"])
+            assert fetched["session"]["user_id"] == "u"
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), timeout=10)
+
+
+async def _wait_for_port(server: asyncio.subprocess.Process, port: int) -> None:
+    async with asyncio.timeout(20):
+        while True:
+            assert server.returncode is None, "the HTTP server exited"
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return

@@ -1,0 +1,125 @@
+"""Redis Cluster: the whole cache contract, plus slot spreading and race hygiene, on 3 masters.
+
+The contract tests are imported from ``tests/contract`` and run here with the ``cache`` fixture
+below (a cluster-backed adapter), so the cluster passes exactly what every adapter passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from serverless_sessions.adapters.cache import redis
+from serverless_sessions.adapters.cache.base import CacheBase
+from serverless_sessions.errors import SessionConflictError
+from tests.conftest import unique_namespace
+from tests.contract import test_cache_contract as contract
+from tests.redis_servers import RedisProcess, running_cluster
+
+# Collect every contract test in this module too; they use the ``cache`` fixture defined here.
+globals().update({name: test for name, test in vars(contract).items() if name.startswith("test_")})
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisProcess]]:
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
+def cluster_url(nodes: list[RedisProcess]) -> str:
+    return f"redis://127.0.0.1:{nodes[1].port}/0?cluster=true"
+
+
+async def keys_per_node(nodes: list[RedisProcess], prefix: str) -> list[list[bytes]]:
+    found = []
+    for node in nodes:
+        client = Redis(port=node.port)
+        found.append([key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)])
+        await client.aclose()
+    return found
+
+
+@pytest.fixture
+async def cache(nodes: list[RedisProcess]) -> AsyncIterator[CacheBase]:
+    namespace = unique_namespace()
+    async with redis.Cache.from_url(cluster_url(nodes), namespace=namespace, key_prefix=namespace) as built:
+        yield built
+    for node, keys in zip(nodes, await keys_per_node(nodes, namespace), strict=True):
+        if keys:
+            client = Redis(port=node.port)
+            for key in keys:  # one DEL per key: keys of one node still span slots
+                await client.delete(key)
+            await client.aclose()
+
+
+async def test_sessions_spread_over_every_master(cache: redis.Cache, nodes: list[RedisProcess]) -> None:
+    for i in range(60):
+        await cache.compare_and_set(
+            f"sess:{i}", b"v", expected_version=0, ttl=60, indexes=["user:u1", f"project:p{i % 3}"]
+        )
+    per_node = await keys_per_node(nodes, cache.settings.key_prefix)
+    data = [[k for k in keys if b":d:" in k] for keys in per_node]
+    assert all(len(keys) >= 5 for keys in data), [len(keys) for keys in data]
+    assert sum(map(len, data)) == 60
+    assert await cache.index_members("user:u1") == sorted(f"sess:{i}" for i in range(60))
+    assert len(await cache.index_members("project:p1")) == 20
+    assert len([key async for key in cache.scan_keys(batch_size=7)]) == 60
+    report = await cache.health()
+    assert report["available"] and report["cluster_state"] == "ok" and len(report["masters"]) == 3
+
+
+async def test_racing_creators_with_different_indexes_leave_no_visible_ghost(cache: redis.Cache) -> None:
+    async def create(i: int) -> bool:
+        try:
+            await cache.compare_and_set("contested", b"%d" % i, expected_version=0, ttl=None, indexes=[f"idx{i}"])
+        except SessionConflictError:
+            return False
+        return True
+
+    results = await asyncio.gather(*(create(i) for i in range(10)))
+    assert results.count(True) == 1
+    winner = results.index(True)
+    for i in range(10):
+        assert await cache.index_members(f"idx{i}") == (["contested"] if i == winner else [])
+    assert await cache.compare_and_delete("contested")
+    for i in range(10):
+        assert await cache.index_members(f"idx{i}") == []
+
+
+async def test_delete_and_recreate_keeps_indexes_exact(cache: redis.Cache) -> None:
+    for round_ in range(5):
+        await cache.compare_and_set("k", b"v", expected_version=0, ttl=60, indexes=[f"r{round_}", "all"])
+        assert await cache.index_members("all") == ["k"]
+        assert await cache.index_members(f"r{round_}") == ["k"]
+        if round_:
+            assert await cache.index_members(f"r{round_ - 1}") == []
+        assert await cache.delete("k")
+    assert await cache.index_members("all") == []
+
+
+async def test_concurrent_updates_keep_the_key_listed(cache: redis.Cache) -> None:
+    await cache.compare_and_set("hot", b"0", expected_version=0, ttl=5, indexes=["user:h"])
+
+    async def bump(ttl: float) -> None:
+        while True:
+            entry = await cache.get_entry("hot")
+            assert entry is not None
+            try:
+                await cache.compare_and_set("hot", b"x", expected_version=entry.version, ttl=ttl)
+                return
+            except SessionConflictError:
+                continue
+
+    await asyncio.gather(*(bump(ttl) for ttl in (1, 30, 2, 20, 0.5, 10)))
+    entry = await cache.get_entry("hot")
+    assert entry is not None and entry.version == 7
+    assert await cache.index_members("user:h") == ["hot"]
+
+
+def test_cluster_setting_from_url(nodes: list[RedisProcess], tmp_path: Path) -> None:
+    settings = redis.Cache.from_url(cluster_url(nodes)).settings
+    assert settings.cluster and settings.mode == "cluster"

@@ -1,0 +1,86 @@
+"""TLS against real TLS-only redis-servers, with a CA and certificates made for the test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serverless_sessions.adapters.cache import redis
+from serverless_sessions.errors import StorageUnavailableError
+from tests.redis_servers import RedisProcess, TlsFiles, make_tls_files, running_tls_redis
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[RedisProcess]:
+    with running_tls_redis(tmp_path_factory.mktemp("tls"), tls, client_certs=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mtls_server(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[RedisProcess]:
+    with running_tls_redis(tmp_path_factory.mktemp("mtls"), tls, client_certs=True) as server:
+        yield server
+
+
+def url(server: RedisProcess, host: str = "127.0.0.1", **query: object) -> str:
+    args = "&".join(f"{name}={value}" for name, value in query.items())
+    return f"rediss://{host}:{server.port}/0?{args}"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_round_trip_over_tls_with_hostname_check(
+    tls_server: RedisProcess, tls: TlsFiles, host: str
+) -> None:
+    async with redis.Cache.from_url(url(tls_server, host, ssl_ca_certs=tls.ca), namespace="n") as cache:
+        assert cache.settings.ssl and cache.settings.ssl_check_hostname
+        entry = await cache.compare_and_set("s", b"over tls", expected_version=0, ttl=60, indexes=["u"])
+        assert await cache.get_entry("s") == entry
+        assert await cache.index_members("u") == ["s"]
+        assert await cache.compare_and_delete("s", expected_version=1)
+        report = await cache.health()
+        assert report["available"] is True and report["address"].startswith("rediss://")
+
+
+async def test_unknown_ca_is_refused_quickly_and_clearly(tls_server: RedisProcess, tls: TlsFiles) -> None:
+    cache = redis.Cache.from_url(url(tls_server, ssl_ca_certs=tls.other_ca), retry_attempts=3)
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError, match="TLS handshake failed.*certificate verify failed"):
+        await cache.get("s")
+    assert time.monotonic() - started < 1.0  # a refused certificate is not retried
+    await cache.close()
+
+
+async def test_no_verification_when_explicitly_disabled(tls_server: RedisProcess, tls: TlsFiles) -> None:
+    insecure = url(tls_server, ssl_ca_certs=tls.other_ca, ssl_cert_reqs="none", ssl_check_hostname="false")
+    async with redis.Cache.from_url(insecure) as cache:
+        assert await cache.ping() >= 0
+
+
+async def test_mutual_tls(mtls_server: RedisProcess, tls: TlsFiles) -> None:
+    with_cert = url(mtls_server, ssl_ca_certs=tls.ca, ssl_certfile=tls.client_cert, ssl_keyfile=tls.client_key)
+    async with redis.Cache.from_url(with_cert, namespace="n") as cache:
+        await cache.set("k", b"mutual", ttl=30)
+        assert await cache.get("k") == b"mutual"
+        await cache.delete("k")
+    without_cert = redis.Cache.from_url(url(mtls_server, ssl_ca_certs=tls.ca), retry_attempts=0)
+    with pytest.raises(StorageUnavailableError) as caught:
+        await without_cert.get("k")
+    assert "rediss://127.0.0.1" in str(caught.value)
+    await without_cert.close()
+
+
+def test_tls_settings_are_checked(tmp_path: Path) -> None:
+    settings = redis.Cache.from_url(
+        "rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem"
+        "&ssl_cert_reqs=REQUIRED&ssl_check_hostname=no"
+    ).settings
+    assert (settings.ssl_ca_certs, settings.ssl_certfile, settings.ssl_keyfile) == ("/ca.pem", "/c.pem", "/k.pem")
+    assert settings.ssl_cert_reqs == "required" and settings.ssl_check_hostname is False

@@ -8,13 +8,14 @@ it started, even when the body fails. A missing ``redis-server`` binary fails th
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,9 +58,8 @@ def command(port: int, *args: str, tls: ssl.SSLContext | None = None, timeout: f
         return reply
 
 
-def wait_until(check: object, what: str, timeout: float = START_TIMEOUT) -> None:
+def wait_until(check: Callable[[], object], what: str, timeout: float = START_TIMEOUT) -> None:
     """Poll ``check()`` until it is truthy; fail after ``timeout`` seconds naming ``what``."""
-    assert callable(check)
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while time.monotonic() < deadline:
@@ -158,8 +158,7 @@ def running_cluster(directory: Path, masters: int = 3) -> Iterator[list[RedisPro
              "--cluster-replicas", "0", "--cluster-yes"],
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
-        for node in nodes:
-            wait_until(lambda n=node: b"cluster_state:ok" in n.command("CLUSTER", "INFO"), "cluster")
+        wait_until(lambda: all(b"cluster_state:ok" in n.command("CLUSTER", "INFO") for n in nodes), "cluster")
         yield nodes
 
 
@@ -276,8 +275,6 @@ def make_tls_files(directory: Path) -> TlsFiles:
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         write_key(f"{name}.key", key)
         return path, subject_name, key
-
-    import ipaddress
 
     ca, ca_name, ca_key = issue("ca", "serverless-sessions test CA", None)
     other_ca, _, _ = issue("other-ca", "unrelated CA", None)

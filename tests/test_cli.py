@@ -233,11 +233,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = base_env(tmp_path)
     report = ok("demo", "--ttl", "1.5", env=env)
     steps = report["steps"]
-    assert len(steps) == 5 and report["storage"].startswith("sqlite://")
+    assert len(steps) == 6 and report["storage"].startswith("sqlite://")
     assert steps[1]["pid"] != steps[0]["pid"] and steps[1]["messages"] == 2
     assert steps[2]["listed"] == [report["session_id"]]
-    assert steps[3]["second_process_exit_code"] == ExitCode.NOTHING_DONE
-    assert steps[4]["removed"] >= 1
+    assert steps[3]["ttl_seconds"] == 1.5
+    assert steps[4]["second_process_exit_code"] == ExitCode.NOTHING_DONE
+    assert steps[5]["removed"] >= 1
     assert not (tmp_path / "xdg-data").exists()  # the demo never touches the default database
 
     human = run_cli("demo", "--ttl", "1", env=env)

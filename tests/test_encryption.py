@@ -153,6 +153,7 @@ SECRET_TEXT = base64.b64encode(b"S" * 32).decode()
         (f":{SECRET_TEXT}", "entry 1 must look like"),
         (f"k1:{SECRET_TEXT},", "entry 2 must look like"),
         (f"bad id:{SECRET_TEXT}", "must be 1-64 characters"),
+        (f"{SECRET_TEXT}:{SECRET_TEXT}", "must be 1-64 characters"),  # id and key swapped
         (f"k1:{SECRET_TEXT[:-8]}", "must decode to 32 bytes"),
         (f"k1:{SECRET_TEXT.rstrip('=')}AAAA", "must decode to 32 bytes"),
         (f"k1:{SECRET_TEXT[:-2]}!!", "not valid base64"),

@@ -53,11 +53,11 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 LOCAL_BACKENDS = ["memory", "sqlite", "memory-encrypted"]
 REMOTE_BACKENDS = ["redis", "s3"]  # slower per call: fewer examples
 FAST = settings(
-    max_examples=100,
+    max_examples=80,
     deadline=2000,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-REMOTE = settings(FAST, max_examples=40, deadline=5000)
+REMOTE = settings(FAST, max_examples=30, deadline=5000)
 
 
 @dataclass

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import subprocess
+import sys
 import time
 import uuid
 import warnings
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from serverless_sessions.errors import (
     ClosedError,
@@ -31,9 +32,11 @@ from serverless_sessions.model import SessionState
 from serverless_sessions.storage.legacy import LocalFileStorage, RedisStorage, S3Storage
 from serverless_sessions.storage.legacy._common import LegacyStorage
 from tests import s3_server
+from tests.cache_factories.redis import delete_prefix
 
 KINDS = ["local", "redis", "s3"]
 REDIS_DB = 10
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 NAIVE_STAMP = "2025-10-28T09:30:00.123456"
 
 
@@ -97,15 +100,14 @@ def s3_config(bucket: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def drop_redis_prefix(prefix: str) -> None:
-    """Delete this test's keys (and only them) from the shared Redis."""
-    client = aioredis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+@asynccontextmanager
+async def redis_prefix() -> AsyncIterator[str]:
+    """A private key prefix in db 10 (``t-<hex>:session_mgmt:``); its keys are deleted after."""
+    owner = f"t-{uuid.uuid4().hex[:12]}"
     try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
+        yield f"{owner}:session_mgmt:"
     finally:
-        await client.aclose()
+        await delete_prefix(owner, REDIS_URL)
 
 
 @asynccontextmanager
@@ -115,12 +117,8 @@ async def open_legacy(kind: str, tmp_path: Path, **extra: Any) -> AsyncIterator[
         async with quietly(LocalFileStorage, local_config(tmp_path, **extra)) as storage:
             yield storage
     elif kind == "redis":
-        prefix = f"t-{uuid.uuid4().hex[:12]}:session_mgmt:"
-        try:
-            async with quietly(RedisStorage, redis_config(prefix, **extra)) as storage:
-                yield storage
-        finally:
-            await drop_redis_prefix(prefix)
+        async with redis_prefix() as prefix, quietly(RedisStorage, redis_config(prefix, **extra)) as storage:
+            yield storage
     else:
         async with quietly(S3Storage, s3_config(await s3_server.new_bucket("legacy"), **extra)) as storage:
             yield storage
@@ -169,6 +167,16 @@ def test_bad_config_is_a_configuration_error_naming_the_field(
     with pytest.raises(ConfigurationError, match=field) as caught:
         quietly(factory, config)
     assert "hunter2" not in str(caught.value)
+
+
+def test_local_storage_imports_no_redis_or_boto() -> None:
+    code = (
+        "import sys\n"
+        "from serverless_sessions.storage.legacy import LocalFileStorage\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'redis', 'aiobotocore', 'botocore'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 # -- behaviour -----------------------------------------------------------------------------

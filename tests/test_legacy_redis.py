@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,20 +14,19 @@ from serverless_sessions.errors import CorruptSessionError, StorageUnavailableEr
 from serverless_sessions.storage.legacy import RedisStorage
 from tests.test_legacy_contract import (
     REDIS_DB,
-    drop_redis_prefix,
     new_state,
     original_document,
     original_payload,
     quietly,
     redis_config,
+    redis_prefix,
 )
 
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    value = f"t-{uuid.uuid4().hex[:12]}:session_mgmt:"
-    yield value
-    await drop_redis_prefix(value)
+    async with redis_prefix() as value:
+        yield value
 
 
 @pytest.fixture
@@ -135,16 +133,12 @@ async def test_listing_never_uses_keys(storage: RedisStorage, monkeypatch: pytes
     assert await storage.cleanup_expired_sessions() == 0
 
 
-async def test_glob_characters_in_the_prefix_are_literal(raw: aioredis.Redis) -> None:
-    prefix = f"t-{uuid.uuid4().hex[:8]}*[x]?:"
-    try:
-        async with quietly(RedisStorage, redis_config(prefix)) as storage:
-            await storage.store_session(new_state("mine"), ttl_seconds=60)
-            await raw.set(f"{prefix[:-1]}-other:session:theirs", b"x", ex=60)
-            assert await storage.list_sessions() == ["mine"]
-    finally:
-        await raw.delete(f"{prefix[:-1]}-other:session:theirs")
-        await drop_redis_prefix(prefix.replace("*", "\\*").replace("[", "\\[").replace("?", "\\?"))
+async def test_glob_characters_in_the_prefix_are_literal(raw: aioredis.Redis, prefix: str) -> None:
+    globby = f"{prefix}a*[x]?:"
+    await raw.set(f"{prefix}a-other-xy:session:theirs", b"x", ex=60)  # the unescaped glob matches it
+    async with quietly(RedisStorage, redis_config(globby)) as storage:
+        await storage.store_session(new_state("mine"), ttl_seconds=60)
+        assert await storage.list_sessions() == ["mine"]
 
 
 async def test_corrupt_payload_names_the_key(storage: RedisStorage, raw: aioredis.Redis, prefix: str) -> None:

@@ -124,7 +124,7 @@ async def _first(loaded: Any) -> StoredSession | None:
     return (await loaded)[0]  # type: ignore[no-any-return]
 
 
-async def test_resume_after_a_crash_between_write_and_checkpoint(
+async def test_resume_after_a_write_that_landed_but_was_not_checkpointed(
     source: ACBCacheStorage, destination: ACBCacheStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await fill(source, 50)
@@ -132,22 +132,24 @@ async def test_resume_after_a_crash_between_write_and_checkpoint(
     real_write = destination.write
     writes = 0
 
-    async def dies_on_the_37th_write(session: SessionState, **kwargs: Any) -> Any:
+    async def times_out_after_the_37th_write(session: SessionState, **kwargs: Any) -> Any:
         nonlocal writes
         writes += 1
-        if writes == 37:
-            raise StorageError("connection lost (simulated)")
-        return await real_write(session, **kwargs)
+        entry = await real_write(session, **kwargs)
+        if writes == 37:  # the server applied it, but the answer never came back
+            raise StorageError("timed out (simulated)")
+        return entry
 
-    monkeypatch.setattr(destination, "write", dies_on_the_37th_write)
+    monkeypatch.setattr(destination, "write", times_out_after_the_37th_write)
     with pytest.raises(StorageError, match="simulated"):
         await migrate(source, destination, checkpoint=checkpoint, batch_size=20)
-    assert len(checkpoint.read_text().splitlines()) == 1 + 20, "header + the first full batch"
-    assert len(await ids_of(destination)) == 36, "16 written after the last checkpoint entry"
+    checkpointed = set(checkpoint.read_text().splitlines()[1:])
+    assert len(checkpointed) == 39, "the other writes of the failed batch are recorded"
+    assert await ids_of(destination) - checkpointed == {"s-0036"}
 
     monkeypatch.setattr(destination, "write", real_write)
     report = await migrate(source, destination, checkpoint=checkpoint, batch_size=20)
-    assert (report.resumed, report.already_present, report.migrated) == (20, 16, 14)
+    assert (report.resumed, report.already_present, report.migrated) == (39, 1, 10)
     assert report.verified == 50 and not checkpoint.exists()
 
 

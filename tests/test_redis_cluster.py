@@ -75,7 +75,9 @@ async def test_sessions_spread_over_every_master(cache: redis.Cache, nodes: list
 async def test_racing_creators_with_different_indexes_leave_no_visible_ghost(cache: redis.Cache) -> None:
     async def create(i: int) -> bool:
         try:
-            await cache.compare_and_set("contested", b"%d" % i, expected_version=0, ttl=None, indexes=[f"idx{i}"])
+            await cache.compare_and_set(
+                "contested", b"%d" % i, expected_version=0, ttl=None, indexes=[f"idx{i}"]
+            )
         except SessionConflictError:
             return False
         return True
@@ -123,3 +125,15 @@ async def test_concurrent_updates_keep_the_key_listed(cache: redis.Cache) -> Non
 def test_cluster_setting_from_url(nodes: list[RedisProcess], tmp_path: Path) -> None:
     settings = redis.Cache.from_url(cluster_url(nodes)).settings
     assert settings.cluster and settings.mode == "cluster"
+
+
+async def test_scan_as_first_call_of_a_fresh_client_sees_every_master(
+    cache: redis.Cache, nodes: list[RedisProcess]
+) -> None:
+    for i in range(30):
+        await cache.set(f"k{i}", b"v", ttl=60)
+    fresh = redis.Cache.from_url(
+        cluster_url(nodes), namespace=cache.namespace, key_prefix=cache.settings.key_prefix
+    )
+    async with fresh:
+        assert sorted([key async for key in fresh.scan_keys()]) == sorted(f"k{i}" for i in range(30))

@@ -77,7 +77,7 @@ async def _stored_values(port: int, keys: list[str]) -> dict[str, bytes]:
         values = [await client.hget(f"ss:n:d:{key}", "v") for key in keys]
     finally:
         await client.aclose()
-    return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+    return {key: bytes(value) for key, value in zip(keys, values, strict=True) if value is not None}
 
 
 async def test_pool_is_bounded_shared_and_leak_free(tmp_path: Path) -> None:
@@ -126,7 +126,9 @@ async def test_health_report(tmp_path: Path) -> None:
             assert report["available"] is True and report["backend"] == "redis"
             assert report["role"] == "master" and report["version"].startswith("7.")
             assert report["used_memory"] > 0 and 0 <= report["latency_ms"] < 1000
-            assert report["mode"] == "standalone" and report["address"] == f"redis://127.0.0.1:{server.port}/0"
+            assert (
+                report["mode"] == "standalone" and report["address"] == f"redis://127.0.0.1:{server.port}/0"
+            )
             assert "hunter2" not in json.dumps(report)  # JSON-safe, and no secret
         server.stop()
         async with redis.Cache.from_url(url, socket_connect_timeout=0.5, retry_attempts=0) as cache:

@@ -52,7 +52,7 @@ async def test_round_trip_over_tls_with_hostname_check(
 async def test_unknown_ca_is_refused_quickly_and_clearly(tls_server: RedisProcess, tls: TlsFiles) -> None:
     cache = redis.Cache.from_url(url(tls_server, ssl_ca_certs=tls.other_ca), retry_attempts=3)
     started = time.monotonic()
-    with pytest.raises(StorageUnavailableError, match="TLS handshake failed.*certificate verify failed"):
+    with pytest.raises(StorageUnavailableError, match=r"TLS handshake failed.*certificate verify failed"):
         await cache.get("s")
     assert time.monotonic() - started < 1.0  # a refused certificate is not retried
     await cache.close()
@@ -65,7 +65,9 @@ async def test_no_verification_when_explicitly_disabled(tls_server: RedisProcess
 
 
 async def test_mutual_tls(mtls_server: RedisProcess, tls: TlsFiles) -> None:
-    with_cert = url(mtls_server, ssl_ca_certs=tls.ca, ssl_certfile=tls.client_cert, ssl_keyfile=tls.client_key)
+    with_cert = url(
+        mtls_server, ssl_ca_certs=tls.ca, ssl_certfile=tls.client_cert, ssl_keyfile=tls.client_key
+    )
     async with redis.Cache.from_url(with_cert, namespace="n") as cache:
         await cache.set("k", b"mutual", ttl=30)
         assert await cache.get("k") == b"mutual"
@@ -82,5 +84,9 @@ def test_tls_settings_are_checked(tmp_path: Path) -> None:
         "rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem"
         "&ssl_cert_reqs=REQUIRED&ssl_check_hostname=no"
     ).settings
-    assert (settings.ssl_ca_certs, settings.ssl_certfile, settings.ssl_keyfile) == ("/ca.pem", "/c.pem", "/k.pem")
+    assert (settings.ssl_ca_certs, settings.ssl_certfile, settings.ssl_keyfile) == (
+        "/ca.pem",
+        "/c.pem",
+        "/k.pem",
+    )
     assert settings.ssl_cert_reqs == "required" and settings.ssl_check_hostname is False

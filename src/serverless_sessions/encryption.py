@@ -62,10 +62,9 @@ _KEY_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def _check_key_id(key_id: str, *, where: str) -> str:
+    # A malformed id is not echoed: a mangled entry can put key text where the id should be.
     if not _KEY_ID_RE.fullmatch(key_id):
-        raise ConfigurationError(
-            f"{where}: key id {key_id!r} must be 1-64 characters of A-Z a-z 0-9 _ . -"
-        )
+        raise ConfigurationError(f"{where}: a key id must be 1-64 characters of A-Z a-z 0-9 _ . -")
     return key_id
 
 

@@ -128,7 +128,9 @@ class ServerlessSessionManager:
         )
         try:
             state = SessionState(
-                session_id=validate_session_id(session_id) if session_id else new_session_id(),
+                session_id=(
+                    new_session_id() if session_id is None else validate_session_id(session_id)
+                ),
                 user_id=validate_owner_id(user_id, what="user id"),
                 project_id=validate_owner_id(project_id, what="project id"),
                 created_at=now,
@@ -147,6 +149,13 @@ class ServerlessSessionManager:
         state = await self.storage.retrieve_session(session_id)
         if state is None or _past_deadline(state):
             return None
+        return state
+
+    async def require_session(self, session_id: str) -> SessionState:
+        """Like :meth:`get_session`, but a missing session raises :class:`SessionNotFoundError`."""
+        state = await self.get_session(session_id)
+        if state is None:
+            raise SessionNotFoundError(session_id)
         return state
 
     async def update_session(
@@ -358,9 +367,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, session_id = json.loads(raw)
-        return datetime.fromisoformat(stamp), str(session_id)
+        after = datetime.fromisoformat(stamp)
     except (ValueError, TypeError) as exc:
         raise InvalidSessionError(f"invalid cursor {cursor!r}") from exc
+    if after.tzinfo is None or not isinstance(session_id, str):
+        raise InvalidSessionError(f"invalid cursor {cursor!r}: not issued by list_sessions")
+    return after, session_id
 
 
 def _build_storage(

@@ -33,7 +33,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -66,6 +66,8 @@ __all__ = [
 _CHECKPOINT_FORMAT = 1
 # A copy this close to its expiry may lapse in the destination before it is verified.
 _EXPIRY_SLACK = 2.0
+# Writes in flight at once: enough to hide a network round trip, few enough for any pool.
+_CONCURRENT_WRITES = 16
 
 
 class Mismatch(BaseModel):
@@ -284,6 +286,7 @@ class _Copier:
         self.destination = destination
         self.tally = tally
         self.dry_run = dry_run
+        self._slots = asyncio.Semaphore(_CONCURRENT_WRITES)
 
     def _settle(self, session_id: str, original: StoredSession, existing: Loaded) -> bool:
         """Compare with what the destination already holds; ``True`` if it is the same session."""
@@ -297,6 +300,10 @@ class _Copier:
         return False
 
     async def _write(self, session_id: str, original: StoredSession) -> bool:
+        async with self._slots:
+            return await self._write_one(session_id, original)
+
+    async def _write_one(self, session_id: str, original: StoredSession) -> bool:
         left = _left(original)  # again: time has passed since the batch was read
         if left is not None and left <= 0:
             self.tally.counts.skipped_expired += 1
@@ -313,8 +320,12 @@ class _Copier:
         self.tally.counts.bytes += original.size
         return True
 
-    async def copy(self, ids: Sequence[str]) -> list[str]:
-        """Copy the sessions ``ids`` names; return those now settled in the destination."""
+    async def copy(self, ids: Sequence[str]) -> tuple[list[str], BaseException | None]:
+        """Copy the sessions ``ids`` names; return those now settled, and the first write error.
+
+        Writes run concurrently and all finish before this returns, so a failed write leaves
+        the others settled and ready for the checkpoint; the caller raises the error after.
+        """
         live: list[tuple[str, StoredSession]] = []
         for session_id, loaded in zip(ids, await _load_each(self.source, ids), strict=True):
             if isinstance(loaded, _Unreadable):
@@ -325,14 +336,18 @@ class _Copier:
                 live.append((session_id, loaded))
         present = await _load_each(self.destination, [session_id for session_id, _ in live])
         settled: list[str] = []
+        writes: list[tuple[str, Awaitable[bool]]] = []
         for (session_id, original), existing in zip(live, present, strict=True):
             if existing is None:
-                done = await self._write(session_id, original)
-            else:
-                done = self._settle(session_id, original, existing)
-            if done:
+                writes.append((session_id, self._write(session_id, original)))
+            elif self._settle(session_id, original, existing):
                 settled.append(session_id)
-        return settled
+        results = await asyncio.gather(*(write for _, write in writes), return_exceptions=True)
+        settled.extend(
+            session_id for (session_id, _), done in zip(writes, results, strict=True) if done is True
+        )
+        errors = [result for result in results if isinstance(result, BaseException)]
+        return settled, errors[0] if errors else None
 
 
 async def _store(destination: SessionStorage, state: SessionState, left: float | None) -> None:
@@ -403,9 +418,11 @@ async def migrate(
         todo = [session_id for session_id in batch if session_id not in done]
         tally.counts.scanned += len(batch)
         tally.counts.resumed += len(batch) - len(todo)
-        settled = await copier.copy(todo)
+        settled, error = await copier.copy(todo)
         if not dry_run:
             await asyncio.to_thread(journal.append, settled)
+        if error is not None:
+            raise error
         if progress is not None:
             progress(tally.progress("copy", tally.counts.scanned, None))
     if dry_run:

@@ -1,8 +1,9 @@
 """Operator commands: stats, health, migrate, reencrypt, serve.
 
 The long-running ones (migrate, reencrypt) are the library's resumable functions with a progress
-bar attached; the CLI adds nothing to their logic. Their modules, the MCP SDK and matplotlib are
-imported inside the command that needs them, so the other commands start fast.
+bar attached; the CLI adds nothing to their logic. What costs import time (re-encryption and its
+cryptography, the MCP SDK, matplotlib) is imported inside the command that needs it, so the
+other commands start fast.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from serverless_sessions.cli.stats import SessionStats
 from serverless_sessions.cli.views import render_mapping
 from serverless_sessions.errors import StorageUnavailableError
 from serverless_sessions.manager import ServerlessSessionManager
+from serverless_sessions.migration import MigrationError, MigrationProgress, MigrationReport
+from serverless_sessions.migration import migrate as migrate_sessions
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
+from serverless_sessions.storage_urls import open_storage
 from serverless_sessions.ttl import now
 
 __all__ = ["health", "migrate", "reencrypt", "serve", "stats"]
@@ -102,10 +106,6 @@ def migrate(
     checkpoint: Path | None,
 ) -> None:
     """Copy every live session, with its remaining TTL, from one storage to another."""
-    from serverless_sessions.migration import MigrationError, MigrationProgress, MigrationReport
-    from serverless_sessions.migration import migrate as migrate_sessions
-    from serverless_sessions.storage_urls import open_storage
-
     title = "Migration" + (" (dry run)" if dry_run else "")
 
     async def job() -> MigrationReport:

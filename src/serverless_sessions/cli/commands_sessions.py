@@ -41,12 +41,6 @@ def _show_session(app: AppContext, state: SessionState, headline: str | None = N
     app.output.emit(state.to_dict(), render)
 
 
-async def _get_or_fail(manager: ServerlessSessionManager, session_id: str) -> SessionState:
-    state = await manager.get_session(session_id)
-    if state is None:
-        raise SessionNotFoundError(session_id)
-    return state
-
 
 ttl_option = click.option(
     "--ttl-hours", type=click.FloatRange(min=0, min_open=True), help="Idle timeout in hours."
@@ -77,7 +71,7 @@ def create(
         created = await manager.create_session(
             user_id, project_id, fields, ttl_hours=hours, session_id=session_id
         )
-        return await _get_or_fail(manager, created)
+        return await manager.require_session(created)
 
     state = app.run(job)
     _show_session(
@@ -94,7 +88,7 @@ def create(
 @pass_app
 def get(app: AppContext, session_id: str) -> None:
     """Show a session (exit 1 if it does not exist or expired)."""
-    _show_session(app, app.run(lambda manager: _get_or_fail(manager, session_id)))
+    _show_session(app, app.run(lambda manager: manager.require_session(session_id)))
 
 
 @click.command()
@@ -112,7 +106,7 @@ def update(app: AppContext, session_id: str, updates: str, ttl_hours: float | No
 
     async def job(manager: ServerlessSessionManager) -> SessionState:
         await manager.update_session(session_id, changes, ttl_hours=ttl_hours)
-        return await _get_or_fail(manager, session_id)
+        return await manager.require_session(session_id)
 
     state = app.run(job)
     _show_session(app, state, f"[green]Updated[/] {', '.join(sorted(changes)) or 'nothing'}")

@@ -33,7 +33,6 @@ from serverless_sessions.mcp_server.results import (
     reply,
 )
 from serverless_sessions.mcp_server.state import StorageHolder
-from serverless_sessions.model import SessionState
 from serverless_sessions.settings import StorageSettings
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 
@@ -60,12 +59,6 @@ async def _using(
     except SessionError as exc:
         raise ToolError(str(exc)) from exc
 
-
-async def _require(manager: ServerlessSessionManager, session_id: str) -> SessionState:
-    state = await manager.get_session(session_id)
-    if state is None:
-        raise SessionNotFoundError(session_id)
-    return state
 
 
 def build_server(holder: StorageHolder) -> MCPServer:
@@ -95,7 +88,7 @@ def build_server(holder: StorageHolder) -> MCPServer:
     ) -> Annotated[CallToolResult, SessionResult]:
         """Resume a session: its full state (an error if it does not exist or expired)."""
         async with _using(holder) as (manager, _):
-            state = await _require(manager, session_id)
+            state = await manager.require_session(session_id)
         return reply(SessionResult(session=state))
 
     @server.tool()
@@ -113,7 +106,7 @@ def build_server(holder: StorageHolder) -> MCPServer:
         """Set fields of a session (validated; identity fields cannot change)."""
         async with _using(holder) as (manager, _):
             await manager.update_session(session_id, updates, ttl_hours=ttl_hours)
-            state = await _require(manager, session_id)
+            state = await manager.require_session(session_id)
         return reply(SessionUpdated(session=state, updated_fields=sorted(updates)))
 
     @server.tool()

@@ -7,8 +7,8 @@ last release closes it. An injected client is wrapped but never closed: whoever 
 client closes it.
 
 Retries happen here, at the application level, not inside redis-py (its own retry is switched
-off): only transient errors (:func:`~._redis_errors.is_retryable`), a bounded number of times,
-with exponential backoff and full jitter. Between attempts idle pooled connections are dropped,
+off): only transient errors, a bounded number of times, with exponential backoff and full
+jitter (:class:`~._redis_errors.RetryPolicy`). Between attempts idle pooled connections are dropped,
 since after a restart they are all dead, and in Sentinel mode the master is looked up again:
 redis-py's built-in retry on a Sentinel client keeps reconnecting to a dead master
 (redis/redis-py#3874), while a fresh connection asks Sentinel.
@@ -32,11 +32,11 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError
 
 from serverless_sessions.adapters.cache._redis_config import RedisSettings
-from serverless_sessions.adapters.cache._redis_errors import TRANSIENT_ERRORS, is_retryable
+from serverless_sessions.adapters.cache._redis_errors import RetryPolicy
 from serverless_sessions.errors import ClosedError, ConfigurationError
 
 __all__ = ["AnyClient", "Link", "acquire", "describe_client", "wrap"]
@@ -107,11 +107,7 @@ class Link:
         # The pool raises instead of waiting when it is exhausted; this makes callers wait
         # (up to socket_timeout) so the bound holds without failing bursts of concurrent calls.
         self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
-        self._retry = Retry(
-            ExponentialWithJitterBackoff(cap=settings.retry_backoff_cap, base=settings.retry_backoff),
-            settings.retry_attempts,
-            supported_errors=TRANSIENT_ERRORS,
-        )
+        self._retry = RetryPolicy(settings.retry_attempts, settings.retry_backoff, settings.retry_backoff_cap)
         self._ready = not self.cluster
         self._ready_lock = asyncio.Lock()
         self._master: Any = None
@@ -128,9 +124,7 @@ class Link:
         """Run ``operation`` with the retry policy; backend errors propagate untranslated."""
         if self._closed:
             raise ClosedError(f"Redis client for {self.where}")
-        return await self._retry.call_with_retry(
-            lambda: self._attempt(operation), self._recover, is_retryable=is_retryable
-        )
+        return await self._retry.run(lambda: self._attempt(operation), self._recover)
 
     async def _attempt(self, operation: Callable[[], Awaitable[T]]) -> T:
         if not self._ready:
@@ -162,7 +156,7 @@ class Link:
                 await self.client.initialize()
             self._ready = True
 
-    async def _recover(self, error: Exception) -> None:
+    async def _recover(self, error: BaseException) -> None:
         # After a restart every idle pooled socket is dead: drop them all, not one per retry.
         if isinstance(self.client, Redis):
             await self.client.connection_pool.disconnect(inuse_connections=False)
@@ -195,8 +189,9 @@ class Link:
         _forget(self)
         if self.owned:
             await self.client.aclose()
-            if self._sentinel is not None:
-                await self._sentinel.aclose()
+            if self._sentinel is not None:  # Sentinel.aclose() exists only from redis-py 8.1
+                for sentinel_client in self._sentinel.sentinels:
+                    await sentinel_client.aclose()
 
 
 def wrap(client: AnyClient, settings: RedisSettings) -> Link:
@@ -218,7 +213,9 @@ def describe_client(client: AnyClient | None) -> RedisSettings:
             db=int(kwargs.get("db", 0)),
             unix_socket_path=kwargs.get("path"),
         )
-    raise ConfigurationError(f"client must be a redis.asyncio Redis or RedisCluster, got {client!r}")
+    raise ConfigurationError(
+        f"client must be a redis.asyncio Redis or RedisCluster, got a {type(client).__name__}"
+    )
 
 
 # Shared links, per event loop (redis-py connections belong to the loop that opened them).

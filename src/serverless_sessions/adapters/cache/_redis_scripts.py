@@ -1,31 +1,10 @@
-"""Key layout and Lua scripts of the Redis adapter.
+"""Key names, member encodings and Lua scripts of the Redis adapter.
 
-Key layout (``P`` = ``key_prefix``, ``N`` = namespace, both limited to ``[A-Za-z0-9_.-]``)::
-
-    P:N:d:<key>     HASH  v=value  n=version  g=generation  i=index-list  [e=expiry ms]
-    P:N:i:<index>   ZSET  member <generation><key>, score = expiry ms (+inf: none)
-    P:N:x           ZSET  member <generation><index-list><key>, score = expiry ms (+inf: none)
-
-The fixed markers ``:d:``, ``:i:`` and the bare ``:x`` after a colon-free namespace make the
-three families disjoint for ANY key or index string (colons, braces, unicode included). Data
-hashes carry Redis's native expiry (``PEXPIREAT``), so a read never sees an expired value.
-
-*Generation*: 16 hex characters chosen when a key is created and kept until it is deleted. Index
-members carry it so that entries of a deleted or expired incarnation of a key can never be
-mistaken for, or remove, those of a newer incarnation with the same name.
-
-The expiry zset (``x``) lists every data key of the namespace with its index names, so
-:meth:`purge_expired` reads only the expired range of it and touches only those keys' index
-entries: cost O(expired), never O(total). Each zset expires ``index_grace`` after its
-latest-expiring member and persists while it holds a member without expiry (``fit`` below).
-
-Hash slots (Redis Cluster): no two keys are required to share a slot. On one server a single
-script updates the data hash, the expiry zset and every index zset atomically. In a cluster
-each script touches ONE key (so ``CROSSSLOT`` cannot occur and data keys spread over every
-master by their own names); there the index and expiry entries are written *before* the data
-with ``ZADD GT`` (scores only grow, so an entry is never earlier than its key's expiry), the
-data script then checks that what was pre-written still matches, and readers verify listed
-keys against their data hash.
+The layout, its disjointness and the hash-slot rules are described in the public module
+:mod:`serverless_sessions.adapters.cache.redis`. Here: the exact encodings the scripts and the
+Python side share, and the scripts themselves. Python owns the index-list encoding (canonical
+JSON); Lua only stores and compares it byte for byte, and concatenates members exactly as
+:func:`expiry_member` does.
 """
 
 from __future__ import annotations

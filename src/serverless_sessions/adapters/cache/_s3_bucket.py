@@ -7,7 +7,8 @@ Contracts:
 
 * The client is created on first use and closed by :meth:`S3Bucket.close` — only if this object
   created it; an injected client belongs to whoever injected it. First use also checks that the
-  bucket exists, because ``HEAD`` on an object answers a bare 404 for a missing *bucket* too, and
+  bucket exists (``HeadBucket``, which needs the ``s3:ListBucket`` permission listing needs
+  anyway), because ``HEAD`` on an object answers a bare 404 for a missing *bucket* too, and
   reads would otherwise report "no such key" forever.
 * Every botocore exception is translated by :func:`translate_error` into
   :class:`~serverless_sessions.errors.StorageUnavailableError` (unreachable, timed out, throttled,
@@ -27,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 from aiobotocore.config import AioConfig
@@ -226,7 +227,8 @@ class S3Bucket:
             return self._client
         async with self._lock:
             if self._client is None:
-                self._client = await self._owned.enter_async_context(self._create())
+                with self.errors("connect", None):
+                    self._client = await self._owned.enter_async_context(self._create())
             if not self._checked:
                 with self.errors("check bucket", None):
                     await self._client.head_bucket(Bucket=self.name)
@@ -372,11 +374,19 @@ class S3Bucket:
 
 
 async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
-    """Run ``calls`` concurrently, at most ``limit`` at a time; results in order."""
+    """Run ``calls`` concurrently, at most ``limit`` at a time; results in order.
+
+    Every call runs to its end (none is left running in the background); then the first
+    exception, if any, is raised.
+    """
     semaphore = asyncio.Semaphore(limit)
 
     async def run(call: Callable[[], Awaitable[_T]]) -> _T:
         async with semaphore:
             return await call()
 
-    return list(await asyncio.gather(*(run(call) for call in calls)))
+    outcomes = await asyncio.gather(*(run(call) for call in calls), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast(list[_T], outcomes)

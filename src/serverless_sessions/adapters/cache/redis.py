@@ -4,18 +4,38 @@ Build it from a URL (``Cache(url=...)`` / :meth:`Cache.from_url`), a :class:`Red
 an injected redis-py client (``Cache(client=...)``; such a client is never closed here).
 Caches built from equal settings on one event loop share one bounded pool.
 
-Contracts, on top of :mod:`~serverless_sessions.adapters.cache.base`:
+Key layout (``P`` = ``key_prefix``, ``N`` = namespace, both limited to ``[A-Za-z0-9_.-]``)::
 
-* Expiry is absolute (UNIX ms computed by this process) and enforced by Redis itself; "now" in
-  index reads and purges is the server's clock, the same clock that expires keys.
-* On one server (or Sentinel) a compare-and-set updates the value, its indexes and the expiry
-  bookkeeping in ONE atomic script call. In a cluster, see :mod:`._redis_cluster`.
-* Every redis-py exception is translated at this boundary (:mod:`._redis_errors`); messages
-  name the operation, the key and a password-free address.
-* A retried write whose first attempt reached the server but lost its reply may report a
-  conflict for its own write; callers re-read, as after any conflict.
+    P:N:d:<key>     HASH  v=value  n=version  g=generation  i=index list (JSON)  [e=expiry ms]
+    P:N:i:<index>   ZSET  member <generation><key>               score = expiry ms, +inf = none
+    P:N:x           ZSET  member <generation><index list><key>   score = expiry ms, +inf = none
 
-The key layout and hash-slot rules are documented in :mod:`._redis_scripts`.
+* The markers ``:d:``, ``:i:`` and the bare ``:x`` after a colon-free namespace make data keys,
+  index keys and the expiry key disjoint for ANY key or index string (colons, braces, glob
+  characters, unicode). ``SCAN MATCH P:N:d:*`` (glob characters escaped) lists the data keys.
+* A data hash carries Redis's own expiry (``PEXPIREAT``), so no read ever sees an expired value.
+* The *generation* (16 hex characters, chosen when a key is created) tags index entries, so an
+  entry of a deleted or expired incarnation of a key is never taken for, nor removes, one of a
+  newer incarnation with the same name.
+* ``P:N:x`` lists every key of the namespace with its index names: purging reads only its
+  expired range and touches only those keys' index entries, O(expired) not O(total).
+* Hygiene: every zset expires ``index_grace`` after its latest-expiring member (so it never
+  expires before a key it lists, and never lives forever after them), persists while it holds a
+  member without expiry, and disappears when its last member is removed.
+
+Hash slots: no two keys need to share one. On one server (or behind Sentinel) a single script
+updates a data hash, the expiry zset and every index zset atomically, in one round trip. In a
+cluster every script touches ONE key, so ``CROSSSLOT`` cannot occur and data keys spread over all
+masters by their own names; index and expiry entries are written *before* the data (see
+:mod:`._redis_cluster`) so a live key is never missing from its indexes.
+
+Clocks: expiries are absolute, computed from this process's clock; "now" for index reads and
+purges is the server's clock, the same one that expires keys.
+
+Errors: every redis-py exception is translated at this boundary (:mod:`._redis_errors`), with
+the operation, the key and a password-free address. A retried write whose first attempt reached
+the server but lost its reply may report a conflict for its own write; callers re-read, as after
+any conflict.
 """
 
 from __future__ import annotations

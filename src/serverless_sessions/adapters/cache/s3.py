@@ -9,7 +9,9 @@ Layout under ``{prefix}`` (``ns`` for the default namespace, ``ns-{name}`` for a
 included), so keys with ``:``, ``/`` or unicode are safe object names, never dot segments, and a
 data object can never collide with a marker. ``ss-expires-at`` is absolute UNIX seconds; an
 expired object is invisible to every read and is removed by :meth:`Cache.purge_expired`. S3
-lifecycle rules work in whole days and are not used.
+lifecycle rules work in whole days and are not used. An object under the data prefix without
+this metadata (not written by this adapter) raises
+:class:`~serverless_sessions.errors.CorruptSessionError` naming its key.
 
 Compare-and-set uses conditional writes: a read (``HEAD``) gives the live version and the ETag,
 then ``PutObject`` carries ``If-None-Match: *`` (the key must not exist) or ``If-Match: <ETag>``

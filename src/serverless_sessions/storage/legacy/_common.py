@@ -39,6 +39,7 @@ __all__ = [
     "decode_session",
     "encode_session",
     "next_revision",
+    "owned_by",
     "parse_config",
     "session_id_from_name",
     "session_json",
@@ -108,6 +109,11 @@ def next_revision(state: SessionState, stored: int | None) -> int:
     if state.revision != (stored or 0):
         raise SessionConflictError(state.session_id, state.revision, stored)
     return state.revision + 1
+
+
+def owned_by(user_id: str, project_id: str, want_user: str | None, want_project: str | None) -> bool:
+    """Whether a session of ``user_id``/``project_id`` passes a listing filter (``None``: any)."""
+    return want_user in (None, user_id) and want_project in (None, project_id)
 
 
 def ttl_for_write(ttl: float | None, *, exists: bool, default: float | None) -> TTLArg:

@@ -51,6 +51,7 @@ from serverless_sessions.storage.legacy._common import (
     LegacyStorage,
     decode_session,
     next_revision,
+    owned_by,
     parse_config,
     session_id_from_name,
     session_json,
@@ -201,7 +202,7 @@ class LocalFileStorage(LegacyStorage):
 
     def _write(self, state: SessionState, ttl: float | None) -> int:
         path = self._path(state.session_id)
-        self.storage_dir.mkdir(parents=True, exist_ok=True)
+        self.storage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self._locked(state.session_id):
             current = self._read(state.session_id)
             revision = next_revision(state, current.state.revision if current else None)
@@ -228,7 +229,7 @@ class LocalFileStorage(LegacyStorage):
     def _scan(self) -> Iterator[tuple[str, Path]]:
         with os.scandir(self.storage_dir) as entries:
             for entry in entries:
-                if entry.name.startswith("."):
+                if entry.name.startswith(".") or not entry.is_file():
                     continue
                 session_id = session_id_from_name(entry.name, "", _SUFFIX)
                 if session_id is not None:
@@ -239,20 +240,14 @@ class LocalFileStorage(LegacyStorage):
             return []
         found: list[str] = []
         for session_id, path in self._scan():
-            if user_id is None and project_id is None:
+            if user_id is None and project_id is None:  # the header alone tells the expiry
                 with contextlib.suppress(FileNotFoundError):
                     if not is_expired(read_expiry(_read_head(path), key=str(path))):
                         found.append(session_id)
-                continue
-            stored = self._read(session_id)
-            if stored is None:
-                continue
-            if user_id not in (None, stored.state.user_id) or project_id not in (
-                None,
-                stored.state.project_id,
+            elif (stored := self._read(session_id)) is not None and owned_by(
+                stored.state.user_id, stored.state.project_id, user_id, project_id
             ):
-                continue
-            found.append(session_id)
+                found.append(session_id)
         return found
 
     def _purge(self) -> int:
@@ -267,7 +262,7 @@ class LocalFileStorage(LegacyStorage):
         return removed
 
     def _check_writable(self) -> None:
-        self.storage_dir.mkdir(parents=True, exist_ok=True)
+        self.storage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not os.access(self.storage_dir, os.W_OK | os.X_OK):
             raise StorageError(f"legacy-local: {self.storage_dir} is not writable")
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr
 from redis.asyncio import Redis
@@ -43,7 +43,7 @@ from redis.exceptions import WatchError
 
 from serverless_sessions.adapters.cache._redis_errors import BACKEND_ERRORS, translate
 from serverless_sessions.adapters.cache.base import KEEP_TTL
-from serverless_sessions.errors import ClosedError, CorruptSessionError, StorageError
+from serverless_sessions.errors import ClosedError, CorruptSessionError, SessionError, StorageError
 from serverless_sessions.model import SessionState
 from serverless_sessions.storage.base import StoredSession
 from serverless_sessions.storage.legacy._common import (
@@ -60,6 +60,7 @@ from serverless_sessions.ttl import now
 
 __all__ = ["RedisStorage"]
 
+_T = TypeVar("_T")
 _ATTEMPTS = 16
 _BATCH = 500
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -122,6 +123,8 @@ class RedisStorage(LegacyStorage):
     def _errors(self, operation: str, session_id: str | None = None) -> Iterator[None]:
         try:
             yield
+        except SessionError:
+            raise  # already ours (StorageUnavailableError is an OSError: keep it from re-wrapping)
         except BACKEND_ERRORS as exc:
             raise translate(
                 exc, backend=self.backend, operation=operation, key=session_id, where=self._where
@@ -165,73 +168,79 @@ class RedisStorage(LegacyStorage):
             decode_session(_bytes(data), session_id=session_id, key=key), expires_at, len(data)
         )
 
+    async def _watched(self, operation: str, subject: str, body: Callable[[Pipeline], Awaitable[_T]]) -> _T:
+        """Run ``body`` (``WATCH`` ... ``MULTI`` ... ``EXEC``) again while a watched key changes.
+
+        A retry re-reads everything, so a concurrent change that matters (a newer revision)
+        surfaces as the caller's own error on the next round.
+        """
+        with self._errors(operation, subject):
+            async with self._redis().pipeline(transaction=True) as pipe:
+                for _ in range(_ATTEMPTS):
+                    try:
+                        return await body(pipe)
+                    except WatchError:
+                        continue
+        raise StorageError(f"legacy-redis {operation} of {subject!r} lost {_ATTEMPTS} races in a row")
+
     async def _store(self, state: SessionState, ttl: float | None) -> int:
         key = self._key(state.session_id)
         indexes = self._indexes(state)
-        with self._errors("store", state.session_id):
-            async with self._redis().pipeline(transaction=True) as pipe:
-                for _ in range(_ATTEMPTS):
-                    try:
-                        return await self._store_watched(pipe, state, ttl, key, indexes)
-                    except WatchError:
-                        continue  # something changed between WATCH and EXEC: read again
-        raise StorageError(f"legacy-redis store of {state.session_id!r} lost {_ATTEMPTS} races in a row")
 
-    async def _store_watched(
-        self, pipe: Pipeline, state: SessionState, ttl: float | None, key: str, indexes: Sequence[str]
-    ) -> int:
-        await pipe.watch(key, *indexes)
-        data = await pipe.get(key)
-        member_pttl = await pipe.pttl(key)
-        index_pttls = [await pipe.pttl(index) for index in indexes]
-        stored = None if data is None else decode_session(_bytes(data), session_id=state.session_id, key=key)
-        revision = next_revision(state, stored.revision if stored else None)
-        ttl_arg = ttl_for_write(ttl, exists=stored is not None, default=self.config.default_ttl_seconds)
-        payload = encode_session(state, revision)
-        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-        if ttl_arg is KEEP_TTL:
-            pipe.set(key, payload, keepttl=True)
-            member_ms = member_pttl if member_pttl >= 0 else None
-        elif ttl_arg is None:
-            pipe.set(key, payload)
-            member_ms = None
-        else:
-            member_ms = math.ceil(ttl_arg * 1000)
-            pipe.set(key, payload, px=member_ms)
-        for index, index_pttl in zip(indexes, index_pttls, strict=True):
-            pipe.sadd(index, state.session_id)
-            if member_ms is None:
-                pipe.persist(index)
-            elif index_pttl != -1:  # -1: already never expires; -2: new set
-                pipe.pexpire(index, max(index_pttl, member_ms))
-        await pipe.execute()
-        return revision
+        async def body(pipe: Pipeline) -> int:
+            await pipe.watch(key, *indexes)
+            data = await pipe.get(key)
+            member_pttl = await pipe.pttl(key)
+            index_pttls = [await pipe.pttl(index) for index in indexes]
+            stored = (
+                None if data is None else decode_session(_bytes(data), session_id=state.session_id, key=key)
+            )
+            revision = next_revision(state, stored.revision if stored else None)
+            ttl_arg = ttl_for_write(ttl, exists=stored is not None, default=self.config.default_ttl_seconds)
+            payload = encode_session(state, revision)
+            pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            if ttl_arg is KEEP_TTL:
+                pipe.set(key, payload, keepttl=True)
+                member_ms = member_pttl if member_pttl >= 0 else None
+            elif ttl_arg is None:
+                pipe.set(key, payload)
+                member_ms = None
+            else:
+                member_ms = math.ceil(ttl_arg * 1000)
+                pipe.set(key, payload, px=member_ms)
+            for index, index_pttl in zip(indexes, index_pttls, strict=True):
+                pipe.sadd(index, state.session_id)
+                if member_ms is None:
+                    pipe.persist(index)
+                elif index_pttl != -1:  # -1: already never expires; -2: a new set
+                    pipe.pexpire(index, max(index_pttl, member_ms))
+            await pipe.execute()
+            return revision
+
+        return await self._watched("store", state.session_id, body)
 
     async def _delete(self, session_id: str) -> bool:
         key = self._key(session_id)
-        with self._errors("delete", session_id):
-            async with self._redis().pipeline(transaction=True) as pipe:
-                for _ in range(_ATTEMPTS):
-                    try:
-                        await pipe.watch(key)
-                        data = await pipe.get(key)
-                        if data is None:
-                            return False
-                        try:
-                            indexes: Sequence[str] = self._indexes(
-                                decode_session(_bytes(data), session_id=session_id, key=key)
-                            )
-                        except CorruptSessionError:
-                            indexes = ()  # owners unknown; cleanup prunes the stale index entry
-                        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                        pipe.delete(key)
-                        for index in indexes:
-                            pipe.srem(index, session_id)
-                        await pipe.execute()
-                        return True
-                    except WatchError:
-                        continue
-        raise StorageError(f"legacy-redis delete of {session_id!r} lost {_ATTEMPTS} races in a row")
+
+        async def body(pipe: Pipeline) -> bool:
+            await pipe.watch(key)
+            data = await pipe.get(key)
+            if data is None:
+                return False
+            try:
+                state = decode_session(_bytes(data), session_id=session_id, key=key)
+            except CorruptSessionError:
+                indexes: Sequence[str] = ()  # owners unknown; cleanup prunes the stale entries
+            else:
+                indexes = self._indexes(state)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.delete(key)
+            for index in indexes:
+                pipe.srem(index, session_id)
+            await pipe.execute()
+            return True
+
+        return await self._watched("delete", session_id, body)
 
     async def _list(self, user_id: str | None, project_id: str | None) -> list[str]:
         if user_id is None and project_id is None:
@@ -269,22 +278,18 @@ class RedisStorage(LegacyStorage):
 
     async def _prune(self, index: str, members: Sequence[str]) -> list[str]:
         """Remove from ``index`` the ``members`` whose session is gone, atomically per batch."""
-        keys = [self._key(member) for member in members]
-        async with self._redis().pipeline(transaction=True) as pipe:
-            for _ in range(_ATTEMPTS):
-                try:
-                    await pipe.watch(*keys)
-                    alive = set(await self._existing(members))  # read elsewhere; WATCH still guards
-                    dead = [member for member in members if member not in alive]
-                    if not dead:
-                        return []
-                    pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                    pipe.srem(index, *dead)
-                    await pipe.execute()
-                    return dead
-                except WatchError:
-                    continue
-        raise StorageError(f"legacy-redis cleanup of {index!r} lost {_ATTEMPTS} races in a row")
+
+        async def body(pipe: Pipeline) -> list[str]:
+            await pipe.watch(*(self._key(member) for member in members))
+            alive = set(await self._existing(members))  # read elsewhere; the WATCH still guards
+            dead = [member for member in members if member not in alive]
+            if dead:
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.srem(index, *dead)
+                await pipe.execute()
+            return dead
+
+        return await self._watched("cleanup", index, body)
 
     async def _ping(self) -> None:
         with self._errors("ping"):

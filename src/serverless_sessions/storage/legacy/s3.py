@@ -47,6 +47,7 @@ from serverless_sessions.storage.legacy._common import (
     decode_session,
     encode_session,
     next_revision,
+    owned_by,
     parse_config,
     session_id_from_name,
     ttl_for_write,
@@ -222,7 +223,7 @@ class S3Storage(LegacyStorage):
             found.extend(
                 session_id
                 for session_id, head in page
-                if head.live(at) and user_id in (None, head.user_id) and project_id in (None, head.project_id)
+                if head.live(at) and owned_by(head.user_id, head.project_id, user_id, project_id)
             )
         return found
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import resource
 import statistics
 import sys
 import time
@@ -101,22 +100,25 @@ class Soak:
             self.known.remove(session_id)
 
 
-def rss_mb() -> float:
-    """Resident set size of this process now (Linux), in MB."""
+def memory_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (``VmRSS``) or at its peak (``VmHWM``), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-async def one_operation(soak: Soak, kind: str) -> None:
-    """Run one operation of ``kind``; a session that vanished is forgotten, not an error."""
+async def one_operation(soak: Soak, kind: str) -> str:
+    """Run one operation of ``kind`` and return what it did (a create may become a delete).
+
+    A session that vanished (expired, deleted by another task) is forgotten, not an error.
+    """
     manager, rng = soak.manager, soak.rng
     if kind == "create" and len(soak.known) >= POPULATION:
         kind = "delete-oldest"  # hold the population steady, so memory should plateau
     if kind == "delete-oldest":
         await manager.delete_session(soak.known.pop(0))
-        return
+        return kind
     if kind == "create":
         short = rng.random() < 0.4
         ttl_hours = rng.uniform(*SHORT_TTL) / 3600 if short else 1.0
@@ -127,13 +129,13 @@ async def one_operation(soak: Soak, kind: str) -> None:
             ttl_hours=ttl_hours,
         )
         soak.known.append(created)
-        return
+        return kind
     if kind == "list":
         await manager.list_sessions(user_id=f"user-{rng.randrange(USERS)}", limit=50)
-        return
+        return kind
     session_id = soak.pick()
     if session_id is None:
-        return
+        return kind
     try:
         if kind == "update":
 
@@ -152,6 +154,7 @@ async def one_operation(soak: Soak, kind: str) -> None:
             await manager.touch(session_id, ttl_hours=rng.uniform(*SHORT_TTL) / 3600)
     except SessionNotFoundError:
         soak.forget(session_id)
+    return kind
 
 
 async def worker(soak: Soak, stop: asyncio.Event) -> None:
@@ -162,7 +165,7 @@ async def worker(soak: Soak, stop: asyncio.Event) -> None:
         interval = soak.intervals[-1]
         started = time.perf_counter()
         try:
-            await one_operation(soak, kind)
+            kind = await one_operation(soak, kind)
         except SessionError as exc:
             interval.errors[f"{kind}: {type(exc).__name__}"] += 1
         interval.latencies.append(time.perf_counter() - started)
@@ -190,7 +193,7 @@ async def recorder(soak: Soak, stop: asyncio.Event, every: float) -> None:
             "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
             "errors": sum(closing.errors.values()),
-            "rss_mb": rss_mb(),
+            "rss_mb": memory_mb(),
             "known": len(soak.known),
         }
         closing.latencies.clear()  # keep the client's own bookkeeping flat
@@ -257,7 +260,7 @@ async def soak_run(url: str, minutes: float, workers: int, every: float) -> Resu
             purged_at_end=purged,
             after=after,
             listed=listed,
-            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            peak_rss_mb=memory_mb("VmHWM"),
         )
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -122,7 +121,7 @@ async def test_concurrent_updates_keep_the_key_listed(cache: redis.Cache) -> Non
     assert await cache.index_members("user:h") == ["hot"]
 
 
-def test_cluster_setting_from_url(nodes: list[RedisProcess], tmp_path: Path) -> None:
+def test_cluster_setting_from_url(nodes: list[RedisProcess]) -> None:
     settings = redis.Cache.from_url(cluster_url(nodes)).settings
     assert settings.cluster and settings.mode == "cluster"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -79,7 +78,7 @@ async def test_mutual_tls(mtls_server: RedisProcess, tls: TlsFiles) -> None:
     await without_cert.close()
 
 
-def test_tls_settings_are_checked(tmp_path: Path) -> None:
+def test_tls_settings_are_checked() -> None:
     settings = redis.Cache.from_url(
         "rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem"
         "&ssl_cert_reqs=REQUIRED&ssl_check_hostname=no"

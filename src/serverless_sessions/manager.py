@@ -36,7 +36,7 @@ from serverless_sessions.errors import (
 from serverless_sessions.ids import new_session_id, validate_owner_id, validate_session_id
 from serverless_sessions.model import MUTABLE_FIELDS, SessionState, utc_now
 from serverless_sessions.pages import SessionPage, SessionSummary
-from serverless_sessions.settings import StorageSettings
+from serverless_sessions.settings import StorageSettings, load_settings
 from serverless_sessions.storage.base import SessionStorage, StoredSession
 from serverless_sessions.ttl import ttl_seconds
 
@@ -380,23 +380,12 @@ def _build_storage(
     storage_config: Mapping[str, Any] | None,
     settings: StorageSettings | None,
 ) -> SessionStorage:
-    if storage_type == "acb":
-        from serverless_sessions.factory import create_session_storage
+    from serverless_sessions.storage_urls import open_configured_storage, open_legacy_storage
 
+    if storage_type == "acb":
         if settings is not None and storage_config:
             raise ConfigurationError("give either settings or storage_config, not both")
-        if settings is not None:
-            return create_session_storage(settings)
-        return create_session_storage(**dict(storage_config or {}))
-    if storage_type not in {"redis", "s3", "local"}:
-        raise ConfigurationError(
-            f"unknown storage_type {storage_type!r}: use 'acb', 'redis', 's3' or 'local'"
-        )
-    from serverless_sessions.storage import legacy
-
-    classes: dict[str, type[SessionStorage]] = {
-        "redis": legacy.RedisStorage,
-        "s3": legacy.S3Storage,
-        "local": legacy.LocalFileStorage,
-    }
-    return classes[storage_type](dict(storage_config or {}))  # type: ignore[call-arg]
+        if settings is None:
+            settings = load_settings(**dict(storage_config or {}))
+        return open_configured_storage(settings)
+    return open_legacy_storage(storage_type, dict(storage_config or {}))

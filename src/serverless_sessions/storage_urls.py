@@ -22,14 +22,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from serverless_sessions.config.legacy import parse_legacy_url
+from serverless_sessions.errors import ConfigurationError
 from serverless_sessions.factory import create_session_storage
+from serverless_sessions.settings import StorageSettings
 from serverless_sessions.storage.base import SessionStorage
 
-__all__ = ["open_storage"]
+__all__ = ["open_configured_storage", "open_legacy_storage", "open_storage"]
 
 
-def _legacy_storage(url: str) -> SessionStorage:
-    config = parse_legacy_url(url)
+def open_legacy_storage(kind: str, config: dict[str, Any]) -> SessionStorage:
+    """The deprecated storage of the original module, ``kind`` local, redis or s3."""
     # Imported here: the legacy package pulls in redis-py or aiobotocore for its backends.
     from serverless_sessions.storage import legacy
 
@@ -38,7 +40,26 @@ def _legacy_storage(url: str) -> SessionStorage:
         "redis": legacy.RedisStorage,
         "s3": legacy.S3Storage,
     }
-    return classes[config.kind](config.config())
+    if kind not in classes:
+        raise ConfigurationError(f"unknown legacy storage {kind!r}: use 'local', 'redis' or 's3'")
+    return classes[kind](config)
+
+
+def _legacy_storage(url: str) -> SessionStorage:
+    config = parse_legacy_url(url)
+    return open_legacy_storage(config.kind, config.config())
+
+
+def open_configured_storage(settings: StorageSettings) -> SessionStorage:
+    """The storage the settings name.
+
+    While an old-format config points at the original layout (``legacy_url``), that legacy
+    storage keeps serving its sessions until ``serverless-sessions migrate`` moves them.
+    """
+    legacy_url = settings.legacy_url_value()
+    if legacy_url is not None:
+        return _legacy_storage(legacy_url)
+    return create_session_storage(settings)
 
 
 def open_storage(url: str) -> SessionStorage:

@@ -21,10 +21,11 @@ from serverless_sessions.cli.exits import CommandFailed, optional_dependency
 from serverless_sessions.cli.output import jsonable
 from serverless_sessions.cli.stats import SessionStats
 from serverless_sessions.cli.views import render_mapping
-from serverless_sessions.errors import StorageUnavailableError
+from serverless_sessions.errors import ConfigurationError, StorageUnavailableError
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.migration import MigrationError, MigrationProgress, MigrationReport
 from serverless_sessions.migration import migrate as migrate_sessions
+from serverless_sessions.storage.base import SessionStorage
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 from serverless_sessions.storage_urls import open_storage
 from serverless_sessions.ttl import now
@@ -137,7 +138,12 @@ def reencrypt(app: AppContext, checkpoint: Path | None) -> None:
     from serverless_sessions.reencrypt import ReencryptReport
     from serverless_sessions.reencrypt import reencrypt as reencrypt_sessions
 
-    async def job(storage: ACBCacheStorage) -> ReencryptReport:
+    async def job(storage: SessionStorage) -> ReencryptReport:
+        if not isinstance(storage, ACBCacheStorage):
+            raise ConfigurationError(
+                f"re-encryption needs the cache storage, not the legacy {storage.backend!r} "
+                "layout: run `serverless-sessions migrate` first"
+            )
         with app.output.progress("Re-encrypting sessions") as update:
             return await reencrypt_sessions(storage, checkpoint=checkpoint, progress=update)
 

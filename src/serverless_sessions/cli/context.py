@@ -16,10 +16,10 @@ import click
 
 from serverless_sessions.cli.backends import resolve_settings
 from serverless_sessions.cli.output import Output
-from serverless_sessions.factory import create_session_storage
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.settings import StorageSettings
-from serverless_sessions.storage.cache_storage import ACBCacheStorage
+from serverless_sessions.storage.base import SessionStorage
+from serverless_sessions.storage_urls import open_configured_storage
 
 __all__ = ["AppContext", "json_option", "pass_app"]
 
@@ -55,13 +55,13 @@ class AppContext:
         """Run ``job`` against a manager over the configured storage, then close both."""
         return self._run(lambda storage, manager: job(manager))
 
-    def run_on_storage(self, job: Callable[[ACBCacheStorage], Awaitable[T]]) -> T:
+    def run_on_storage(self, job: Callable[[SessionStorage], Awaitable[T]]) -> T:
         """Run ``job`` against the configured storage itself (health, re-encryption)."""
         return self._run(lambda storage, manager: job(storage))
 
-    def _run(self, job: Callable[[ACBCacheStorage, ServerlessSessionManager], Awaitable[T]]) -> T:
+    def _run(self, job: Callable[[SessionStorage, ServerlessSessionManager], Awaitable[T]]) -> T:
         async def main() -> T:
-            storage = create_session_storage(self.settings())
+            storage = open_configured_storage(self.settings())
             async with storage, ServerlessSessionManager(storage) as manager:
                 return await job(storage, manager)
 

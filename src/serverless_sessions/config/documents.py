@@ -146,6 +146,9 @@ def validation_problems(exc: ValidationError, where: Callable[[Key], str]) -> st
 
     Pydantic's own message repeats the input, which may be a password.
     """
-    return "; ".join(
-        f"{where(tuple(str(part) for part in error['loc']))}: {error['msg']}" for error in exc.errors()
-    )
+    problems = []
+    for error in exc.errors():
+        # "[key]" marks an error in a dict key (an unknown backend name): the key is the field.
+        path = tuple(str(part) for part in error["loc"] if part != "[key]")
+        problems.append(f"{where(path)}: {error['msg']}")
+    return "; ".join(problems)

@@ -150,7 +150,7 @@ LEGACY_MODELS: Mapping[str, type[LegacyConfig]] = MappingProxyType(
 )
 
 
-# Query parameters each legacy scheme accepts: name -> config key. Anything else is refused.
+# Query parameters each legacy scheme accepts (each names a config key). Anything else is refused.
 _QUERY_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "local": frozenset(),

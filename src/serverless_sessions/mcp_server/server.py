@@ -34,7 +34,7 @@ from serverless_sessions.mcp_server.results import (
 )
 from serverless_sessions.mcp_server.state import StorageHolder
 from serverless_sessions.settings import StorageSettings
-from serverless_sessions.storage.cache_storage import ACBCacheStorage
+from serverless_sessions.storage.base import SessionStorage
 
 __all__ = ["build_server", "run"]
 
@@ -51,7 +51,7 @@ TTLHours = Annotated[float, Field(description="Idle timeout in hours.", gt=0)]
 @asynccontextmanager
 async def _using(
     holder: StorageHolder,
-) -> AsyncIterator[tuple[ServerlessSessionManager, ACBCacheStorage]]:
+) -> AsyncIterator[tuple[ServerlessSessionManager, SessionStorage]]:
     """Borrow the current storage; a library error becomes a tool error with its message."""
     try:
         async with holder.borrow() as borrowed:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from serverless_sessions.cli.backends import backend_of
 from serverless_sessions.errors import StorageUnavailableError
-from serverless_sessions.factory import create_session_storage
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.settings import StorageSettings
-from serverless_sessions.storage.cache_storage import ACBCacheStorage
+from serverless_sessions.storage.base import SessionStorage
+from serverless_sessions.storage_urls import open_configured_storage
 
 __all__ = ["StorageHolder"]
 
@@ -24,14 +24,14 @@ __all__ = ["StorageHolder"]
 @dataclass(eq=False)
 class _Generation:
     settings: StorageSettings
-    storage: ACBCacheStorage
+    storage: SessionStorage
     manager: ServerlessSessionManager
     borrowers: int = 0
     retired: bool = False
 
     @classmethod
     def open(cls, settings: StorageSettings) -> _Generation:
-        storage = create_session_storage(settings)
+        storage = open_configured_storage(settings)
         return cls(settings, storage, ServerlessSessionManager(storage))
 
     @property
@@ -60,7 +60,7 @@ class StorageHolder:
         return self._current.backend
 
     @asynccontextmanager
-    async def borrow(self) -> AsyncIterator[tuple[ServerlessSessionManager, ACBCacheStorage]]:
+    async def borrow(self) -> AsyncIterator[tuple[ServerlessSessionManager, SessionStorage]]:
         """The current manager and storage, kept open until the block ends."""
         generation = self._current
         generation.borrowers += 1

@@ -89,6 +89,11 @@ class SessionStorage(ABC):
     async def is_available(self) -> bool:
         """Whether the backend answers now (``False`` when it does not; never raises for that)."""
 
+    async def health(self) -> dict[str, Any]:
+        """A JSON-safe health report; backends with richer probes override it. No secrets."""
+        self._check_open()
+        return {**self.describe(), "available": await self.is_available()}
+
     def describe(self) -> dict[str, Any]:
         """Backend facts for stats and health output; never includes secrets."""
         return {"backend": self.backend}

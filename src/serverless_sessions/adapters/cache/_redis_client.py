@@ -132,14 +132,17 @@ class Link:
         await self._follow_master(force=False)
         if self._slots is None:
             return await operation()
-        try:
-            async with asyncio.timeout(self.settings.socket_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise MaxConnectionsError(
-                f"all {self.settings.max_connections} connections stayed busy for "
-                f"{self.settings.socket_timeout:g}s"
-            ) from None
+        if self._slots.locked():  # only a wait needs a timer
+            try:
+                async with asyncio.timeout(self.settings.socket_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise MaxConnectionsError(
+                    f"all {self.settings.max_connections} connections stayed busy for "
+                    f"{self.settings.socket_timeout:g}s"
+                ) from None
+        else:
+            await self._slots.acquire()  # a free slot: returns without suspending
         try:
             return await operation()
         finally:

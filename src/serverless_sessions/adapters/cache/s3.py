@@ -19,7 +19,8 @@ then ``PutObject`` carries ``If-None-Match: *`` (the key must not exist) or ``If
 object) is a :class:`~serverless_sessions.errors.SessionConflictError`. Deletes carry
 ``If-Match`` too, so :meth:`Cache.purge_expired` never removes a key rewritten after it looked.
 
-**Servers without conditional writes.** AWS S3, moto and SeaweedFS enforce them. A server that
+**Servers without conditional writes.** AWS S3 (conditional deletes since 2025-09; an ETag
+condition on a delete needs ``s3:GetObject`` as well), moto and SeaweedFS enforce them. A server that
 *ignores* the headers turns every write into last-writer-wins: the version check against the
 ``HEAD`` still refuses stale writers one at a time, but two writers racing between the ``HEAD``
 and the ``PUT`` both succeed and one update is lost; a purge racing with a rewrite may delete it.

@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis_loader
 from context import Context
 from harness import timed_concurrent
 from serverless_sessions import ACBCacheStorage, Codec, SessionState
-from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase
+from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase, IndexedCache
 from serverless_sessions.storage.cache_storage import project_index, user_index
 
 FILLER = b"filler-session-placeholder" * 8
@@ -56,21 +57,51 @@ async def populate(
     users: int,
     ttl: float = 86400,
 ) -> float:
-    """Write ``count`` filler sessions spread over ``users`` users; return the seconds taken."""
+    """Write ``count`` filler sessions spread over ``users`` users; return the seconds taken.
+
+    Keys are ``<tag>-<i>``, listed in ``user:<tag>-user-<i % users>`` and one of 97 project
+    indexes. Redis goes through the pipelined loader; the others call ``compare_and_set``.
+    A sample is read back through the public API.
+    """
     cache = st.cache
-    assert isinstance(cache, AtomicCache)
+    assert isinstance(cache, AtomicCache) and isinstance(cache, IndexedCache)
 
-    async def write(i: int) -> None:
-        await cache.compare_and_set(
-            f"{tag}-{i}",
-            FILLER,
-            expected_version=0,
-            ttl=ttl,
-            indexes=(user_index(f"{tag}-user-{i % users}"), project_index(f"{tag}-p-{i % 97}")),
-            namespace=st.namespace,
+    def indexes(i: int) -> tuple[str, str]:
+        return user_index(f"{tag}-user-{i % users}"), project_index(f"{tag}-p-{i % 97}")
+
+    if cache.backend == "redis":
+        items = [(f"{tag}-{i}", FILLER, indexes(i)) for i in range(count)]
+        url = cache.settings.describe()  # type: ignore[attr-defined]
+        seconds = await redis_loader.load(cache, url, st.namespace, items, ttl)
+    else:
+
+        async def write(i: int) -> None:
+            await cache.compare_and_set(
+                f"{tag}-{i}",
+                FILLER,
+                expected_version=0,
+                ttl=ttl,
+                indexes=indexes(i),
+                namespace=st.namespace,
+            )
+
+        seconds = await timed_concurrent(write, count, POPULATE_IN_FLIGHT)
+    if count and ttl > 1:
+        await _verify(cache, st.namespace, tag, count, users, indexes(0)[0])
+    return seconds
+
+
+async def _verify(
+    cache: IndexedCache, namespace: str, tag: str, count: int, users: int, first_user: str
+) -> None:
+    listed = await cache.index_members(first_user, namespace=namespace)
+    expected = -(-count // users)
+    entry = await cache.get_entry(f"{tag}-0", namespace=namespace)
+    if len(listed) != expected or entry is None or entry.version != 1:
+        raise RuntimeError(
+            f"population {tag!r} in {namespace!r} did not read back: {len(listed)} of "
+            f"{expected} listed, entry {entry!r}"
         )
-
-    return await timed_concurrent(write, count, POPULATE_IN_FLIGHT)
 
 
 async def store_all(st: ACBCacheStorage, states: Sequence[SessionState]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import brotli
 import msgpack
 
+import notes
 from context import Context
 from harness import Case, Side, Target, timed_sync
 from serverless_sessions import Codec, SessionState
@@ -59,11 +60,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             target=Target("cost", 2.0),
             unit="µs/op",
             notes=[sizes_note],
-            on_miss=(
-                "Codec.encode/decode build a new ZstdCompressor/ZstdDecompressor on every call "
-                "(~8 µs each on this machine, ~13 µs with the first-use cost); reusing one "
-                "per thread removes that share. See 'Proposed src fixes'."
-            ),
+            on_miss=notes.CODEC_MISS,
         )
         yield Case(
             case_id=f"codec-{name}-brotli",

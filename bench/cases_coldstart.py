@@ -15,6 +15,7 @@ import statistics
 import sys
 from collections.abc import AsyncIterator
 
+import notes
 from backends import open_cache, storage
 from context import Context
 from harness import Case, Side, Target, clock
@@ -126,6 +127,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             target=Target("cost", 1.5),
             unit="ms",
             profile=profile,
+            on_miss=notes.COLDSTART_MISS,
             reps=ctx.sizes.coldstart_reps,
         )
         yield case

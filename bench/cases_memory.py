@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import notes
 from context import Context
 from harness import Case, Side, Target, clock
 from serverless_sessions import ACBCacheStorage, Codec
@@ -49,4 +50,5 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             candidate=Side("ACBCacheStorage over memory.Cache", ops, candidate),
             target=Target("speedup", 0.8),
             unit="ops/s",
+            on_miss=notes.MEMORY_MISS,
         )

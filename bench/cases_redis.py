@@ -5,7 +5,8 @@
   the already-encoded bytes.
 * Retrieve (50 in flight): ``retrieve_session`` (read + decode + validate) against ``GET``.
 * Store against the original module's store: ``SET EX`` + ``SADD`` x2 + ``EXPIRE`` x2 as
-  separate awaited commands, one session at a time and 50 in flight.
+  separate awaited commands; one session at a time and 50 in flight on loopback, and one at a
+  time through a proxy adding a network-like round trip (see ``latency_proxy``).
 
 The raw side never encodes or decodes (it gets the bytes ready-made), so every ratio also
 charges the candidate for its codec. Both sides use the shared server, db 13, keys containing
@@ -15,11 +16,16 @@ this run's token.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
+from redis.asyncio import Redis
+
+import notes
 from backends import open_cache, storage
 from context import Context
 from harness import Case, Side, Target, timed_concurrent
-from redis_env import raw_client
+from latency_proxy import latency_proxy
+from redis_env import measured_rtt_ms, raw_client
 from serverless_sessions import ACBCacheStorage, SessionState
 from sessions import SessionFactory
 
@@ -28,35 +34,65 @@ CASE_IDS = [
     "redis-retrieve-50",
     "redis-store-vs-original-1",
     "redis-store-vs-original-50",
+    "redis-store-vs-original-1-rtt",
 ]
 TTL = 86400
+ONE_WAY_DELAY_MS = 0.1
 
 
-def _store_side(label: str, st: ACBCacheStorage, factory: SessionFactory, ops: int, in_flight: int) -> Side:
-    async def run() -> float:
-        states = factory.batch(ops)
-        return await timed_concurrent(lambda i: st.store_session(states[i]), ops, in_flight)
-
-    return Side(label, ops, run)
-
-
-def _raw_side(
+def _side(
     label: str,
     factory: SessionFactory,
     ops: int,
-    in_flight: int,
+    flight: int,
     write: Callable[[SessionState], Awaitable[object]],
 ) -> Side:
     async def run() -> float:
         states = factory.batch(ops)
-        return await timed_concurrent(lambda i: write(states[i]), ops, in_flight)
+        return await timed_concurrent(lambda i: write(states[i]), ops, flight)
 
     return Side(label, ops, run)
+
+
+def _original_store(raw: Redis, token: str, blob: bytes) -> Callable[[SessionState], Awaitable[None]]:
+    async def store(state: SessionState) -> None:
+        user_key = f"{token}:orig:index:user:{state.user_id}"
+        project_key = f"{token}:orig:index:project:{state.project_id}"
+        await raw.set(f"{token}:orig:session:{state.session_id}", blob, ex=TTL)
+        await raw.sadd(user_key, state.session_id)
+        await raw.sadd(project_key, state.session_id)
+        await raw.expire(user_key, TTL)
+        await raw.expire(project_key, TTL)
+
+    return store
+
+
+def _versus_original(
+    case_id: str, title: str, st: ACBCacheStorage, raw: Redis, ctx: Context, ops: int, flight: int
+) -> Case:
+    factory = SessionFactory(f"orig-{case_id}", 5_000)
+    blob = st.encode(factory.template)
+    return Case(
+        case_id=case_id,
+        title=title,
+        baseline=_side(
+            "SET EX + SADD x2 + EXPIRE x2, each awaited",
+            factory,
+            ops,
+            flight,
+            _original_store(raw, ctx.token, blob),
+        ),
+        candidate=_side("store_session", factory, ops, flight, st.store_session),
+        target=Target("speedup", 3.0),
+        unit="sessions/s",
+        on_miss=notes.ORIGINAL_MISS,
+    )
 
 
 async def cases(ctx: Context) -> AsyncIterator[Case]:
     sizes = ctx.sizes
     token = ctx.token
+    n, flight = sizes.redis_ops, sizes.in_flight
     factory = SessionFactory("redis", 5_000)
     async with open_cache("redis", ctx, "redis") as cache, raw_client(ctx.redis_url) as raw:
         st = storage(cache, ctx.namespace("redis"))
@@ -65,24 +101,14 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
         async def raw_set(state: SessionState) -> None:
             await raw.set(f"{token}:raw:{state.session_id}", blob, ex=TTL)
 
-        async def original_store(state: SessionState) -> None:
-            user_key = f"{token}:orig:index:user:{state.user_id}"
-            project_key = f"{token}:orig:index:project:{state.project_id}"
-            await raw.set(f"{token}:orig:session:{state.session_id}", blob, ex=TTL)
-            await raw.sadd(user_key, state.session_id)
-            await raw.sadd(project_key, state.session_id)
-            await raw.expire(user_key, TTL)
-            await raw.expire(project_key, TTL)
-
-        n, flight = sizes.redis_ops, sizes.in_flight
         yield Case(
             case_id="redis-store-50",
             title=f"Redis store, 5 KB session, {flight} in flight",
-            baseline=_raw_side("raw redis-py SET EX of the encoded bytes", factory, n, flight, raw_set),
-            candidate=_store_side("store_session (encode + 1 Lua CAS)", st, factory, n, flight),
+            baseline=_side("raw redis-py SET EX of the encoded bytes", factory, n, flight, raw_set),
+            candidate=_side("store_session (encode + 1 Lua CAS)", factory, n, flight, st.store_session),
             target=Target("speedup", 0.9),
             unit="ops/s",
-            on_miss=_STORE_MISS,
+            on_miss=notes.STORE_MISS,
         )
 
         readable = factory.batch(n)
@@ -105,24 +131,43 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             candidate=Side("retrieve_session (read + decode + validate)", n, get_session),
             target=Target("speedup", 0.9),
             unit="ops/s",
-            on_miss=_RETRIEVE_MISS,
+            on_miss=notes.RETRIEVE_MISS,
+        )
+        yield _versus_original(
+            "redis-store-vs-original-1",
+            "Redis store vs the original module's store, 1 in flight",
+            st,
+            raw,
+            ctx,
+            sizes.redis_serial_ops,
+            1,
+        )
+        yield _versus_original(
+            "redis-store-vs-original-50",
+            f"Redis store vs the original module's store, {flight} in flight",
+            st,
+            raw,
+            ctx,
+            n,
+            flight,
         )
 
-        for flight in (1, sizes.in_flight):
-            n = sizes.redis_serial_ops if flight == 1 else sizes.redis_ops
-            yield Case(
-                case_id=f"redis-store-vs-original-{'1' if flight == 1 else '50'}",
-                title=f"Redis store vs the original module's store, {flight} in flight",
-                baseline=_raw_side(
-                    "SET EX + SADD x2 + EXPIRE x2, each awaited", factory, n, flight, original_store
-                ),
-                candidate=_store_side("store_session", st, factory, n, flight),
-                target=Target("speedup", 3.0),
-                unit="sessions/s",
-                on_miss=_ORIGINAL_MISS,
+    parts = urlsplit(ctx.redis_url)
+    async with latency_proxy(parts.port or 6379, ONE_WAY_DELAY_MS) as port:
+        url = parts._replace(netloc=f"127.0.0.1:{port}").geturl()
+        async with open_cache("redis", ctx, "redis-rtt", url=url) as cache, raw_client(url) as raw:
+            rtt = await measured_rtt_ms(raw)
+            case = _versus_original(
+                "redis-store-vs-original-1-rtt",
+                f"Redis store vs the original module's store, 1 in flight, {rtt:.2f} ms round trip",
+                storage(cache, ctx.namespace("redis-rtt")),
+                raw,
+                ctx,
+                sizes.rtt_ops,
+                1,
             )
-
-
-_STORE_MISS = "(analysis pending)"
-_RETRIEVE_MISS = "(analysis pending)"
-_ORIGINAL_MISS = "(analysis pending)"
+            case.notes.append(
+                f"Through latency_proxy ({ONE_WAY_DELAY_MS} ms each way): PING round trip "
+                f"{rtt:.2f} ms median (loopback without the proxy: ~0.1 ms)."
+            )
+            yield case

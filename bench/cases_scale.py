@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+import notes
 from backends import open_cache, populate, storage, store_all
 from context import Context
 from harness import Case, Side, Target, clock, timed_loop
@@ -103,6 +104,7 @@ def _listing_case(case_id: str, small: Population, large: Population, ops: int) 
         candidate=_listing_side(large, ops),
         target=Target("cost", 1.5),
         unit="ms/listing",
+        on_miss=notes.SCALE_MISS,
         notes=[
             f"Populations written in {small.fill_seconds:.1f} s ({small.total:,}) and "
             f"{large.fill_seconds:.1f} s ({large.total:,})."
@@ -120,6 +122,7 @@ def _cleanup_cases(kind: str, mid: Population, large: Population, ctx: Context) 
             candidate=_cleanup_side(large, fixed),
             target=Target("cost", 1.5),
             unit="µs/expired session",
+            on_miss=notes.SCALE_MISS,
         ),
         Case(
             case_id=f"cleanup-{kind}-1pct",
@@ -128,6 +131,7 @@ def _cleanup_cases(kind: str, mid: Population, large: Population, ctx: Context) 
             candidate=_cleanup_side(large, large.total // 100),
             target=Target("cost", 1.5),
             unit="µs/expired session",
+            on_miss=notes.SCALE_MISS,
         ),
     ]
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import notes
 from context import Context
 from harness import Case, Side, Target, clock
 from serverless_sessions import ACBCacheStorage, Codec
@@ -60,4 +61,5 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             candidate=Side("ACBCacheStorage over sqlite.Cache", ops, candidate),
             target=Target("speedup", 2.0),
             unit="sessions/s",
+            on_miss=notes.SQLITE_MISS,
         )

@@ -23,37 +23,37 @@ class Sizes:
     list_small: int
     list_large: int
     list_huge: int
-    list_user_sessions: int
     list_reps: int
     cleanup_small: int
     cleanup_large: int
     cleanup_fixed_expired: int
     bulk_ops: int
     bulk_in_flight: int
+    rtt_ops: int
     coldstart_reps: int
 
 
 FULL = Sizes(
-    reps=7,
+    reps=11,
     warmup=True,
-    codec_ops=400,
-    brotli_ops=12,
-    memory_ops=2000,
-    sqlite_ops=400,
-    redis_ops=3000,
-    redis_serial_ops=600,
+    codec_ops=200,
+    brotli_ops=6,
+    memory_ops=1000,
+    sqlite_ops=200,
+    redis_ops=1500,
+    redis_serial_ops=300,
     in_flight=50,
     list_small=1_000,
     list_large=100_000,
     list_huge=1_000_000,
-    list_user_sessions=50,
-    list_reps=30,
+    list_reps=10,
     cleanup_small=10_000,
     cleanup_large=100_000,
     cleanup_fixed_expired=100,
-    bulk_ops=2000,
+    bulk_ops=1000,
     bulk_in_flight=100,
-    coldstart_reps=9,
+    rtt_ops=100,
+    coldstart_reps=11,
 )
 
 SMOKE = Sizes(
@@ -69,13 +69,13 @@ SMOKE = Sizes(
     list_small=100,
     list_large=300,
     list_huge=500,
-    list_user_sessions=5,
     list_reps=2,
     cleanup_small=200,
     cleanup_large=400,
     cleanup_fixed_expired=2,
     bulk_ops=20,
     bulk_in_flight=10,
+    rtt_ops=5,
     coldstart_reps=1,
 )
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import statistics
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +53,17 @@ async def unlink_token(url: str, token: str) -> int:
         if batch:
             removed += int(await client.unlink(*batch))
     return removed
+
+
+async def measured_rtt_ms(client: aioredis.Redis, samples: int = 60) -> float:
+    """Median PING round trip in milliseconds (after one warm-up PING)."""
+    await client.ping()
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        await client.ping()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
 
 
 def _free_port() -> int:

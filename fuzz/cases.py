@@ -263,7 +263,7 @@ async def case_ids(target: Target, rng: random.Random) -> str:
     user_id, project_id = (text(rng, 30) if rng.random() < 0.5 else valid_id(rng) for _ in "up")
     manager = target.manager
     created, error = await _expect(
-        manager.create_session(user_id, project_id, session_id=session_id or None, ttl_hours=1)
+        manager.create_session(user_id, project_id, session_id=session_id, ttl_hours=1)
     )
     if error is not None:
         if not isinstance(error, InvalidSessionError):

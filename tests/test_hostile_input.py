@@ -52,12 +52,14 @@ OTHER_KEYS = KeyRing.from_setting(generate_key("k1"))  # same id, different key
 REDIS_URL = "redis://127.0.0.1:6379/12"
 LOCAL_BACKENDS = ["memory", "sqlite", "memory-encrypted"]
 REMOTE_BACKENDS = ["redis", "s3"]  # slower per call: fewer examples
+# A deadline far above a normal example (a few ms; ~0.5 s for a 3 MB string), so a loaded CI
+# machine does not make it flaky while a hang still fails the example.
 FAST = settings(
     max_examples=80,
-    deadline=2000,
+    deadline=10_000,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-REMOTE = settings(FAST, max_examples=30, deadline=5000)
+REMOTE = settings(FAST, max_examples=30)
 
 
 @dataclass
@@ -207,7 +209,6 @@ contents = st.one_of(json_like, deep, huge_text)
 
 def check_ids(env: Env, session_id: str, user_id: str, project_id: str) -> None:
     """Create, read, list and delete with these ids, or get an InvalidSessionError."""
-    assume(session_id != "")  # see test_an_empty_session_id_is_refused_not_replaced
     manager = env.manager
 
     async def scenario() -> None:
@@ -274,7 +275,7 @@ def test_ids_on_redis_and_s3(remote_env: Env, session_id: str, user_id: str, pro
 
 
 def test_an_empty_session_id_is_refused_not_replaced(envs: dict[str, Env]) -> None:
-    """An explicit ``session_id=""`` must not be taken for "not given" (manager.py bug)."""
+    """An explicit ``session_id=""`` is refused, not taken for "not given" (found by this file)."""
     env = envs["memory"]
 
     async def scenario() -> None:
@@ -395,7 +396,7 @@ def test_hostile_updates_and_ttls(env: Env, updates: dict[str, Any], ttl_hours: 
 
 
 def test_a_cursor_with_a_naive_timestamp_is_an_invalid_cursor(envs: dict[str, Env]) -> None:
-    """manager.py bug: a naive timestamp in a cursor reaches a datetime comparison (TypeError)."""
+    """A forged cursor with a naive timestamp once reached a datetime comparison (TypeError)."""
     env = envs["memory"]
     forged = base64.urlsafe_b64encode(json.dumps(["2020-01-01T00:00:00", "x"]).encode()).decode()
 

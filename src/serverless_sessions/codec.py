@@ -31,7 +31,7 @@ from serverless_sessions.errors import (
     InvalidSessionError,
     SessionTooLargeError,
 )
-from serverless_sessions.model import SessionState
+from serverless_sessions.model import SessionState, check_contents, validation_problems
 
 __all__ = ["MAGIC", "Codec", "Compression", "FORMAT_VERSION"]
 
@@ -94,11 +94,12 @@ class Codec:
     def encode(self, state: SessionState) -> bytes:
         """Serialize ``state``; raise :class:`SessionTooLargeError` past ``max_size``."""
         try:
-            body = state.model_dump_json().encode("utf-8")
+            check_contents(state)
+            body = state.model_dump_json(warnings="error").encode("utf-8")
         except (PydanticSerializationError, ValueError, UnicodeEncodeError) as exc:
             raise InvalidSessionError(
-                f"session {state.session_id!r} cannot be serialized as JSON: {exc}"
-            ) from exc
+                f"session {state.session_id!r} cannot be stored exactly as JSON: {exc}"
+            ) from None
         kind = Compression.NONE
         if self.compression != "none" and len(body) >= self.threshold:
             kind, body = self._compress(body)
@@ -118,7 +119,9 @@ class Codec:
         try:
             return SessionState.model_validate_json(body)
         except pydantic.ValidationError as exc:
-            raise CorruptSessionError(key, f"payload is not a valid session: {exc}") from exc
+            raise CorruptSessionError(
+                key, f"payload is not a valid session: {validation_problems(exc)}"
+            ) from None
 
     def decode_body(self, data: bytes, *, key: str) -> bytes:
         """The JSON body of an envelope, decompressed."""
@@ -135,17 +138,10 @@ class Codec:
         if kind == Compression.NONE:
             return body
         if kind == Compression.ZSTD:
-            return _guarded(
-                key,
-                "zstd",
-                lambda: zstandard.ZstdDecompressor().decompress(
-                    body, max_output_size=_MAX_DECOMPRESSED
-                ),
-                (zstandard.ZstdError,),
-            )
+            return _guarded(key, "zstd", lambda: _unzstd(body), (zstandard.ZstdError,))
         if kind == Compression.BROTLI:
             brotli = _brotli()
-            return _guarded(key, "brotli", lambda: bytes(brotli.decompress(body)), (brotli.error,))
+            return _guarded(key, "brotli", lambda: _unbrotli(brotli, body), (brotli.error,))
         raise CorruptSessionError(key, f"unknown compression id {kind}")
 
 
@@ -161,6 +157,23 @@ def _guarded(
         raise CorruptSessionError(key, f"{name} body does not decompress: {exc}") from exc
     if len(result) > _MAX_DECOMPRESSED:
         raise CorruptSessionError(key, f"{name} body expands past {_MAX_DECOMPRESSED} bytes")
+    return result
+
+
+# Every decompressor below stops at _MAX_DECOMPRESSED + 1 bytes of output, so a small hostile
+# payload (a "bomb") cannot make the reader allocate more than that before being refused.
+
+
+def _unzstd(body: bytes) -> bytes:
+    with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+        return bytes(reader.read(_MAX_DECOMPRESSED + 1))
+
+
+def _unbrotli(brotli: Any, body: bytes) -> bytes:
+    inflater = brotli.Decompressor()
+    result = bytes(inflater.process(body, output_buffer_limit=_MAX_DECOMPRESSED + 1))
+    if not inflater.is_finished() and len(result) <= _MAX_DECOMPRESSED:
+        raise brotli.error("truncated brotli stream")
     return result
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.codec import Codec
@@ -42,13 +42,19 @@ def override_cache(cache: CacheBase | ForeignCache) -> Iterator[None]:
 
 
 def open_cache(url: str | None, settings: StorageSettings | None = None) -> CacheBase:
-    """Build the cache adapter a storage URL names; ``None`` means the SQLite default."""
-    settings = settings or StorageSettings()
+    """Build the cache adapter a storage URL names; ``None`` means the SQLite default.
+
+    ``settings.timeout`` applies unless the URL sets its own timeout.
+    """
+    timeout = settings.timeout if settings is not None else None
     if url is None:
         from serverless_sessions.adapters.cache import sqlite
 
-        return sqlite.Cache(settings.sqlite_path, timeout=settings.timeout)
-    scheme = urlsplit(url).scheme.lower()
+        path = settings.sqlite_path if settings is not None else None
+        return sqlite.Cache(path) if timeout is None else sqlite.Cache(path, timeout=timeout)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    query = parse_qs(parts.query)
     if scheme == "memory":
         from serverless_sessions.adapters.cache import memory
 
@@ -56,11 +62,15 @@ def open_cache(url: str | None, settings: StorageSettings | None = None) -> Cach
     if scheme == "sqlite":
         from serverless_sessions.adapters.cache import sqlite
 
+        if timeout is not None and "timeout" not in query:
+            url = urlunsplit(parts._replace(query=urlencode([*parse_qsl(parts.query), ("timeout", timeout)])))
         return sqlite.Cache.from_url(url)
     if scheme in {"redis", "rediss", "redis+sentinel", "unix"}:
         from serverless_sessions.adapters.cache import redis
 
-        return redis.Cache.from_url(url)
+        if timeout is None or {"socket_timeout", "socket_connect_timeout"} & query.keys():
+            return redis.Cache.from_url(url)
+        return redis.Cache.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     if scheme == "s3":
         from serverless_sessions.adapters.cache import s3
 
@@ -96,9 +106,10 @@ def create_session_storage(
     """
     if settings is None:
         settings = load_settings(config_file, url=url, namespace=namespace, **overrides)
-    injected = cache if cache is not None else _injected_cache.get()
-    owns = injected is None
-    chosen = injected if injected is not None else open_cache(settings.url_value(), settings)
+    elif url is not None or config_file is not None or overrides:
+        raise ConfigurationError(
+            "give either settings or url/config_file/overrides to create_session_storage, not both"
+        )
     codec = Codec(
         compression=settings.compression,
         threshold=settings.compression_threshold,
@@ -106,11 +117,14 @@ def create_session_storage(
         brotli_quality=settings.brotli_quality,
         max_size=settings.max_session_bytes,
     )
+    encryptor = build_encryptor(settings)
+    injected = cache if cache is not None else _injected_cache.get()
+    chosen = injected if injected is not None else open_cache(settings.url_value(), settings)
     return ACBCacheStorage(
         chosen,
         namespace if namespace is not None else settings.namespace,
         codec=codec,
         default_ttl=settings.default_ttl,
-        encryptor=build_encryptor(settings),
-        owns_cache=owns,
+        encryptor=encryptor,
+        owns_cache=injected is None,
     )

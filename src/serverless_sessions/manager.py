@@ -34,7 +34,7 @@ from serverless_sessions.errors import (
     SessionNotFoundError,
 )
 from serverless_sessions.ids import new_session_id, validate_owner_id, validate_session_id
-from serverless_sessions.model import MUTABLE_FIELDS, SessionState, utc_now
+from serverless_sessions.model import MUTABLE_FIELDS, SessionState, utc_now, validation_problems
 from serverless_sessions.pages import SessionPage, SessionSummary
 from serverless_sessions.settings import StorageSettings, load_settings
 from serverless_sessions.storage.base import SessionStorage, StoredSession
@@ -56,7 +56,7 @@ def _validated(state: SessionState) -> SessionState:
     try:
         return SessionState.model_validate(state.model_dump())
     except pydantic.ValidationError as exc:
-        raise InvalidSessionUpdateError(f"session {state.session_id!r}: {exc}") from exc
+        raise InvalidSessionUpdateError(f"session {state.session_id!r}: {validation_problems(exc)}") from None
 
 
 class ServerlessSessionManager:
@@ -74,7 +74,7 @@ class ServerlessSessionManager:
     ) -> None:
         self._owns_storage = storage is None
         if storage is None:
-            storage = _build_storage(storage_type, storage_config, settings)
+            storage, settings = _build_storage(storage_type, storage_config, settings)
         self.storage = storage
         lifetime = _hours(max_lifetime_hours, "max_lifetime_hours")
         if lifetime is None and settings is not None:
@@ -93,7 +93,12 @@ class ServerlessSessionManager:
     # -- lifetimes ---------------------------------------------------------------------------
 
     def _ttl(self, state: SessionState, idle: float | None) -> float | None:
-        """Seconds to store ``state`` for: the idle timeout capped by the absolute deadline."""
+        """Seconds to store ``state`` for: the idle timeout capped by the absolute deadline.
+
+        ``None`` for a stored session means "keep the remaining TTL" (already capped).
+        """
+        if idle is None and state.revision > 0:
+            return None
         if state.absolute_expires_at is None:
             return idle
         left = (state.absolute_expires_at - utc_now()).total_seconds()
@@ -112,7 +117,7 @@ class ServerlessSessionManager:
         *,
         session_id: str | None = None,
     ) -> str:
-        """Create a session and return its id (256 random bits unless ``session_id`` is given).
+        """Create a session and return its id (128 random bits unless ``session_id`` is given).
 
         ``session_data`` sets any of the mutable fields (``conversation_history``,
         ``metadata``, ...); an unknown field is an :class:`InvalidSessionUpdateError`.
@@ -121,25 +126,21 @@ class ServerlessSessionManager:
         data = dict(session_data or {})
         _check_update_fields(data)
         now = utc_now()
-        lifetime = (
-            {"absolute_expires_at": now + timedelta(seconds=self.max_lifetime)}
-            if self.max_lifetime is not None and "absolute_expires_at" not in data
-            else {}
-        )
+        deadline = None if self.max_lifetime is None else now + timedelta(seconds=self.max_lifetime)
+        idle = _hours(ttl_hours, "ttl_hours")
         try:
             state = SessionState(
-                session_id=(
-                    new_session_id() if session_id is None else validate_session_id(session_id)
-                ),
+                session_id=(new_session_id() if session_id is None else validate_session_id(session_id)),
                 user_id=validate_owner_id(user_id, what="user id"),
                 project_id=validate_owner_id(project_id, what="project id"),
                 created_at=now,
                 last_activity=now,
-                **{**lifetime, **data},
+                absolute_expires_at=deadline,
+                idle_ttl_seconds=idle,
+                **data,
             )
         except pydantic.ValidationError as exc:
-            raise InvalidSessionUpdateError(f"invalid session data: {exc}") from exc
-        idle = _hours(ttl_hours, "ttl_hours")
+            raise InvalidSessionUpdateError(f"invalid session data: {validation_problems(exc)}") from None
         await self.storage.store_session(state, ttl_seconds=self._ttl(state, idle))
         return state.session_id
 
@@ -176,8 +177,8 @@ class ServerlessSessionManager:
                     setattr(state, name, value)
                 except pydantic.ValidationError as exc:
                     raise InvalidSessionUpdateError(
-                        f"invalid value for {name!r} in session {session_id!r}: {exc}"
-                    ) from exc
+                        f"invalid value for {name!r} in session {session_id!r}: {validation_problems(exc)}"
+                    ) from None
 
         await self.mutate(session_id, apply, ttl_hours=ttl_hours)
         return True
@@ -217,33 +218,47 @@ class ServerlessSessionManager:
 
     # -- beyond the seed ---------------------------------------------------------------------
 
-    async def mutate(
-        self, session_id: str, fn: Mutator, *, ttl_hours: float | None = None
-    ) -> SessionState:
+    async def mutate(self, session_id: str, fn: Mutator, *, ttl_hours: float | None = None) -> SessionState:
         """Read-modify-write with retry on conflict; returns the stored result.
 
         ``fn`` receives a private copy and may change it in place or return a new state (sync
         or async). It runs again, on fresh data, after every conflict, so it must not have side
-        effects outside the session. Identity fields may not change.
+        effects outside the session. Identity, timestamps and lifetimes may not change.
+        ``ttl_hours`` sets a new idle timeout; ``None`` keeps the remaining TTL.
         """
+        return await self._mutate(session_id, fn, _hours(ttl_hours, "ttl_hours"), renew=False)
+
+    async def touch(self, session_id: str, ttl_hours: float | None = None) -> SessionState:
+        """Sliding expiry: mark activity now and restart the idle timeout.
+
+        Without ``ttl_hours`` the session's own idle timeout (set at creation) restarts.
+        """
+        return await self._mutate(session_id, lambda state: None, _hours(ttl_hours, "ttl_hours"), renew=True)
+
+    async def _mutate(self, session_id: str, fn: Mutator, idle: float | None, *, renew: bool) -> SessionState:
         self._check_open()
         validate_session_id(session_id)
-        idle = _hours(ttl_hours, "ttl_hours")
         current: SessionState | None = None
         for attempt in range(self.mutate_retries):
-            current = await self.get_session(session_id)
-            if current is None:
-                raise SessionNotFoundError(session_id)
+            current = await self.require_session(session_id)
             working = current.model_copy(deep=True)
             returned = fn(working)
             if inspect.isawaitable(returned):
                 returned = await returned
-            result = _validated(returned if isinstance(returned, SessionState) else working)
+            if returned is not None and not isinstance(returned, SessionState):
+                raise InvalidSessionUpdateError(
+                    f"a mutator must change the session in place or return a SessionState, "
+                    f"not {type(returned).__name__}"
+                )
+            result = _validated(returned or working)
             _check_identity(current, result)
             result.revision = current.revision
             result.last_activity = utc_now()
+            if idle is not None:
+                result.idle_ttl_seconds = idle
+            ttl = idle if idle is not None else (result.idle_ttl_seconds if renew else None)
             try:
-                await self.storage.store_session(result, ttl_seconds=self._ttl(result, idle))
+                await self.storage.store_session(result, ttl_seconds=self._ttl(result, ttl))
             except SessionConflictError:
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                 continue
@@ -254,10 +269,6 @@ class ServerlessSessionManager:
             None,
             message=f"session {session_id!r}: still conflicting after {self.mutate_retries} tries",
         )
-
-    async def touch(self, session_id: str, ttl_hours: float = 24) -> SessionState:
-        """Sliding expiry: mark activity now and restart the idle timeout (``ttl_hours``)."""
-        return await self.mutate(session_id, lambda state: None, ttl_hours=ttl_hours)
 
     async def list_sessions(
         self,
@@ -300,20 +311,27 @@ class ServerlessSessionManager:
                     unreadable.append(session_id)
         return [stored for stored in batch if stored is not None]
 
-    async def iter_sessions(self) -> AsyncIterator[StoredSession]:
-        """Every live session with its expiry and size (for stats, export and migration)."""
+    async def iter_sessions(self, *, unreadable: list[str] | None = None) -> AsyncIterator[StoredSession]:
+        """Every live session with its expiry and size (for stats, export and migration).
+
+        A session whose bytes fail to decode raises :class:`CorruptSessionError`, unless the
+        caller passes ``unreadable``: then its id is appended there and iteration goes on.
+        """
         self._check_open()
         ids: list[str] = []
         async for session_id in self.storage.iter_session_ids():
             ids.append(session_id)
             if len(ids) >= _BATCH:
-                for stored in await self.storage.load_sessions(ids):
-                    if stored is not None:
-                        yield stored
+                for stored in await self._load_for_iteration(ids, unreadable):
+                    yield stored
                 ids = []
-        for stored in await self.storage.load_sessions(ids):
-            if stored is not None:
-                yield stored
+        for stored in await self._load_for_iteration(ids, unreadable):
+            yield stored
+
+    async def _load_for_iteration(self, ids: list[str], unreadable: list[str] | None) -> list[StoredSession]:
+        if unreadable is None:
+            return [stored for stored in await self.storage.load_sessions(ids) if stored]
+        return await self._load_batch(ids, unreadable)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -350,7 +368,14 @@ def _check_update_fields(updates: Mapping[str, Any]) -> None:
 
 
 def _check_identity(before: SessionState, after: SessionState) -> None:
-    for name in ("session_id", "user_id", "project_id"):
+    for name in (
+        "session_id",
+        "user_id",
+        "project_id",
+        "created_at",
+        "absolute_expires_at",
+        "idle_ttl_seconds",
+    ):
         if getattr(before, name) != getattr(after, name):
             raise InvalidSessionUpdateError(
                 f"{name} of session {before.session_id!r} cannot change "
@@ -379,13 +404,13 @@ def _build_storage(
     storage_type: StorageType,
     storage_config: Mapping[str, Any] | None,
     settings: StorageSettings | None,
-) -> SessionStorage:
+) -> tuple[SessionStorage, StorageSettings | None]:
     from serverless_sessions.storage_urls import open_configured_storage, open_legacy_storage
 
-    if storage_type == "acb":
-        if settings is not None and storage_config:
-            raise ConfigurationError("give either settings or storage_config, not both")
-        if settings is None:
-            settings = load_settings(**dict(storage_config or {}))
-        return open_configured_storage(settings)
-    return open_legacy_storage(storage_type, dict(storage_config or {}))
+    if storage_type != "acb":
+        return open_legacy_storage(storage_type, dict(storage_config or {})), settings
+    if settings is not None and storage_config:
+        raise ConfigurationError("give either settings or storage_config, not both")
+    if settings is None:
+        settings = load_settings(**dict(storage_config or {}))
+    return open_configured_storage(settings), settings

@@ -13,11 +13,11 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from serverless_sessions.ids import validate_owner_id, validate_session_id
 
-__all__ = ["MUTABLE_FIELDS", "SessionState", "utc_now"]
+__all__ = ["MUTABLE_FIELDS", "SessionState", "check_contents", "utc_now", "validation_problems"]
 
 _T = TypeVar("_T")
 _MAX_DEPTH = 64
@@ -106,9 +106,10 @@ class SessionState(BaseModel):
     conversation_history: JSONList = Field(default_factory=list)
     reflection_data: JSONDict = Field(default_factory=dict)
     app_monitoring_state: JSONDict = Field(default_factory=dict)
-    llm_provider_configs: JSONDict = Field(default_factory=dict)
+    llm_provider_configs: JSONDict = Field(default_factory=dict, repr=False)
     metadata: JSONDict = Field(default_factory=dict)
     absolute_expires_at: UTCDateTime | None = None
+    idle_ttl_seconds: float | None = Field(default=None, gt=0)
     revision: int = Field(default=0, ge=0)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,9 +126,34 @@ class SessionState(BaseModel):
         return len(gzip.compress(self.model_dump_json().encode("utf-8")))
 
 
-MUTABLE_FIELDS = frozenset(
-    name
-    for name, info in SessionState.model_fields.items()
-    if not info.frozen and name not in {"revision"}
+CONTENT_FIELDS = (
+    "permissions",
+    "conversation_history",
+    "reflection_data",
+    "app_monitoring_state",
+    "llm_provider_configs",
+    "metadata",
 )
-"""Fields an update may set; identity fields and ``revision`` belong to the storage."""
+
+MUTABLE_FIELDS = frozenset(CONTENT_FIELDS)
+"""Fields an update may set. Identity, timestamps, lifetimes and ``revision`` belong to the
+manager and the storage: a caller cannot rename a session, move it to another owner, or lift
+its absolute lifetime."""
+
+
+def check_contents(state: SessionState) -> None:
+    """Re-check the free-form sections before they are stored.
+
+    In-place edits (``state.metadata["x"] = nan``) bypass assignment validation, and must not
+    be stored as something else (NaN as null, an int key as a string).
+    """
+    for name in CONTENT_FIELDS:
+        _check_json(getattr(state, name), name)
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """A pydantic error as text without the rejected input, which may hold a secret."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)
+    )

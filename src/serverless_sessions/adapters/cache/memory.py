@@ -9,6 +9,7 @@ its index entries.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from serverless_sessions.adapters.cache.base import (
     ScannableCache,
     TTLArg,
 )
-from serverless_sessions.errors import SessionConflictError
+from serverless_sessions.errors import ConfigurationError, SessionConflictError
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Cache"]
 
@@ -44,7 +47,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     def __init__(self, *, namespace: str | None = None, max_entries: int = 100_000) -> None:
         super().__init__(namespace=namespace)
         if max_entries < 1:
-            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+            raise ConfigurationError(f"memory cache max_entries must be >= 1, got {max_entries!r}")
         self.max_entries = max_entries
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
         self._indexes: dict[tuple[str, str], set[str]] = {}
@@ -55,14 +58,16 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _live(self, ns: str, key: str) -> _Record | None:
+    def _live(self, ns: str, key: str, *, touch: bool = True) -> _Record | None:
+        """The unexpired record; ``touch`` marks it recently used (listing does not)."""
         record = self._records.get((ns, key))
         if record is None:
             return None
         if is_expired(record.expires_at):
             self._drop(ns, key)
             return None
-        self._records.move_to_end((ns, key))
+        if touch:
+            self._records.move_to_end((ns, key))
         return record
 
     def _drop(self, ns: str, key: str) -> _Record | None:
@@ -85,9 +90,34 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             heapq.heappush(self._expiry_heap, (record.expires_at, ns, key))
             if len(self._expiry_heap) > 2 * len(self._records) + 1024:
                 self._rebuild_expiry_heap()
+        if len(self._records) > self.max_entries:
+            self._drop_expired(now())
         while len(self._records) > self.max_entries:
             (old_ns, old_key), _ = next(iter(self._records.items()))
+            logger.warning("memory cache full (%d entries): evicting %r", self.max_entries, old_key)
             self._drop(old_ns, old_key)
+
+    def _drop_expired(
+        self, at: float, *, namespace: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Pop due heap items, dropping records that are really expired (of ``namespace``)."""
+        purged: list[str] = []
+        kept: list[tuple[float, str, str]] = []
+        while self._expiry_heap and self._expiry_heap[0][0] <= at:
+            if limit is not None and len(purged) >= limit:
+                break
+            item = heapq.heappop(self._expiry_heap)
+            _, item_ns, key = item
+            if namespace is not None and item_ns != namespace:
+                kept.append(item)
+                continue
+            record = self._records.get((item_ns, key))
+            if record is not None and is_expired(record.expires_at, at):
+                self._drop(item_ns, key)
+                purged.append(key)
+        for item in kept:
+            heapq.heappush(self._expiry_heap, item)
+        return purged
 
     def _rebuild_expiry_heap(self) -> None:
         # Rewrites leave superseded heap items behind; rebuild so the heap tracks live records.
@@ -138,9 +168,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         record = self._live(self._namespace(namespace), key)
         return None if record is None else Entry(record.value, record.version, record.expires_at)
 
-    async def get_entries(
-        self, keys: Sequence[str], *, namespace: str | None = None
-    ) -> list[Entry | None]:
+    async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         return [await self.get_entry(key, namespace=namespace) for key in keys]
 
     async def compare_and_set(
@@ -160,12 +188,16 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         actual = current.version if current else 0
         if actual != expected_version:
             raise SessionConflictError(key, expected_version, actual if current else None)
+        if current is not None and current.indexes and tuple(indexes) != current.indexes:
+            raise SessionConflictError(
+                key, expected_version, actual, message=f"{key!r} is listed under other indexes"
+            )
         expires_at = expiry_for(ttl, current=current.expires_at if current else None, at=at)
         record = _Record(
             bytes(value),
             actual + 1,
             expires_at,
-            current.indexes if current and current.indexes else tuple(indexes),
+            current.indexes if current is not None and current.indexes else tuple(indexes),
         )
         self._put(ns, key, record)
         return Entry(record.value, record.version, record.expires_at)
@@ -188,42 +220,20 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         self._check_open()
         ns = self._namespace(namespace)
         members = sorted(self._indexes.get((ns, index), ()))
-        return [key for key in members if self._live(ns, key) is not None]
+        return [key for key in members if self._live(ns, key, touch=False) is not None]
 
-    async def purge_expired(
-        self, *, namespace: str | None = None, limit: int | None = None
-    ) -> list[str]:
+    async def purge_expired(self, *, namespace: str | None = None, limit: int | None = None) -> list[str]:
         self._check_open()
-        ns = self._namespace(namespace)
-        at = now()
-        purged: list[str] = []
-        kept: list[tuple[float, str, str]] = []
-        while self._expiry_heap and self._expiry_heap[0][0] <= at:
-            if limit is not None and len(purged) >= limit:
-                break
-            item = heapq.heappop(self._expiry_heap)
-            _, item_ns, key = item
-            if item_ns != ns:
-                kept.append(item)
-                continue
-            record = self._records.get((ns, key))
-            if record is not None and is_expired(record.expires_at, at):
-                self._drop(ns, key)
-                purged.append(key)
-        for item in kept:
-            heapq.heappush(self._expiry_heap, item)
-        return purged
+        return self._drop_expired(now(), namespace=self._namespace(namespace), limit=limit)
 
     # -- ScannableCache / PingableCache ------------------------------------------------------
 
-    async def scan_keys(
-        self, *, namespace: str | None = None, batch_size: int = 500
-    ) -> AsyncIterator[str]:
+    async def scan_keys(self, *, namespace: str | None = None, batch_size: int = 500) -> AsyncIterator[str]:
         self._check_open()
         ns = self._namespace(namespace)
         snapshot = [key for (item_ns, key) in list(self._records) if item_ns == ns]
         for key in snapshot:
-            if self._live(ns, key) is not None:
+            if self._live(ns, key, touch=False) is not None:
                 yield key
 
     async def ping(self) -> float:

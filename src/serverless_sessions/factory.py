@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.codec import Codec
@@ -63,7 +63,7 @@ def open_cache(url: str | None, settings: StorageSettings | None = None) -> Cach
         from serverless_sessions.adapters.cache import sqlite
 
         if timeout is not None and "timeout" not in query:
-            url = urlunsplit(parts._replace(query=urlencode([*parse_qsl(parts.query), ("timeout", timeout)])))
+            url = f"{url}{'&' if parts.query else '?'}timeout={timeout}"
         return sqlite.Cache.from_url(url)
     if scheme in {"redis", "rediss", "redis+sentinel", "unix"}:
         from serverless_sessions.adapters.cache import redis

@@ -281,22 +281,25 @@ class SqliteStore:
             actual = current[0] if current else 0
             if actual != expected_version:
                 raise SessionConflictError(key, expected_version, actual if current else None)
+            memberships = self._memberships(ns, key) if current else frozenset()
+            if memberships and set(indexes) != memberships:
+                raise SessionConflictError(
+                    key, expected_version, actual, message=f"{key!r} is listed under other indexes"
+                )
             expires_at = expiry_for(ttl, current=current[1] if current else None, at=at)
             self._conn.execute(_UPSERT, (ns, key, value, actual + 1, expires_at))
-            if indexes and not (current and self._has_memberships(ns, key)):
+            if indexes and not memberships:
                 self._conn.executemany(
                     "INSERT OR IGNORE INTO index_members (namespace, index_name, key) VALUES (?, ?, ?)",
                     [(ns, index, key) for index in indexes],
                 )
         return Entry(value, actual + 1, expires_at)
 
-    def _has_memberships(self, ns: str, key: str) -> bool:
-        return (
-            self._conn.execute(
-                "SELECT 1 FROM index_members WHERE namespace = ? AND key = ? LIMIT 1", (ns, key)
-            ).fetchone()
-            is not None
-        )
+    def _memberships(self, ns: str, key: str) -> frozenset[str]:
+        rows = self._conn.execute(
+            "SELECT index_name FROM index_members WHERE namespace = ? AND key = ?", (ns, key)
+        ).fetchall()
+        return frozenset(row[0] for row in rows)
 
     def delete(self, ns: str, key: str, expected_version: int | None) -> bool:
         """Delete ``key`` and its memberships; ``expected_version`` (if given) must match."""

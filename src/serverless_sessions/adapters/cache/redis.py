@@ -184,6 +184,10 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             if reply[0] == b"ok":
                 return reply
             guess = tuple(json.loads(reply[1] or b"[]"))
+            if request.op == "set" and request.indexes and guess and set(guess) != set(request.indexes):
+                raise SessionConflictError(
+                    key, request.expected or 0, None, message=f"{key!r} is listed under other indexes"
+                )
         raise StorageError(f"redis {request.op} of key {key!r}: its index entries kept changing")
 
     # -- CacheBase -----------------------------------------------------------------------------

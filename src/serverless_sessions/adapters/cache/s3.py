@@ -229,6 +229,10 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             if expected is not None and version - 1 != expected:
                 raise SessionConflictError(key, expected, found.version if found else None)
             expires_at = expiry_for(ttl, current=found.expires_at if found else None, at=at)
+            if found is not None and found.indexes and indexes and set(indexes) != set(found.indexes):
+                raise SessionConflictError(
+                    key, expected or 0, found.version, message=f"{key!r} is listed under other indexes"
+                )
             names = found.indexes if found else tuple(dict.fromkeys(indexes))
             if found is None:
                 # Markers first: a live key must never be missing from its indexes.

@@ -30,9 +30,8 @@ async def main():
     st = serverless_sessions.create_session_storage(url={url!r}, namespace={ns!r})
     state = await st.retrieve_session({sid!r})
     t1 = time.perf_counter()
-    assert state is not None
     await st.close()
-    print(t1 - t0)
+    print(t1 - t0, state is not None)
 asyncio.run(main())
 """
 _BASELINE = """import redis.asyncio
@@ -40,9 +39,8 @@ async def main():
     client = redis.asyncio.Redis.from_url({url!r})
     value = await client.get({key!r})
     t1 = time.perf_counter()
-    assert value is not None
     await client.aclose()
-    print(t1 - t0)
+    print(t1 - t0, value is not None)
 asyncio.run(main())
 """
 
@@ -51,8 +49,9 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SERVERLESS_SESSIONS_")}
 
 
-async def run_child(script: str, *flags: str) -> tuple[float, float, str]:
-    """Run ``python [flags] -c script``; return (its own timing, wall seconds, stderr)."""
+async def run_child(script: str, *flags: str) -> tuple[float, bool, float, str]:
+    """Run ``python [flags] -c script``: (its own timing, whether it found the session, wall
+    seconds, stderr)."""
     start = clock()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -68,26 +67,41 @@ async def run_child(script: str, *flags: str) -> tuple[float, float, str]:
     stderr = err.decode(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(f"cold-start child failed: {stderr[-500:]}")
-    return float(out.decode().split()[-1]), wall, stderr
+    seconds, found = out.decode().split()[-2:]
+    return float(seconds), found == "True", wall, stderr
 
 
-def importtime_summary(stderr: str, top: int = 14) -> str:
-    """Imports with the largest cumulative time, from ``python -X importtime`` output.
-
-    Nested imports are shown indented under their importer, as Python prints them; only rows
-    above 2 ms cumulative are kept, largest first within the original order's top level.
-    """
-    rows: list[tuple[int, int, str]] = []
+def _import_times(stderr: str) -> dict[str, int]:
+    """Module -> self microseconds, from ``python -X importtime`` output."""
+    times: dict[str, int] = {}
     for line in stderr.splitlines():
-        if not line.startswith("import time:") or "imported package" in line:
-            continue
-        own, cumulative, name = line.removeprefix("import time:").split("|", 2)
-        rows.append((int(cumulative), int(own), name[1:].rstrip()))
-    heavy = [row for row in rows if row[0] >= 2000 and len(row[2]) - len(row[2].lstrip()) <= 4]
-    heavy.sort(key=lambda row: -row[0])
-    return "\n".join(
-        f"{cum / 1000:7.1f} ms cumulative {own / 1000:6.1f} ms self  {name}" for cum, own, name in heavy[:top]
-    )
+        if line.startswith("import time:") and "imported package" not in line:
+            own, _, name = line.removeprefix("import time:").split("|", 2)
+            times[name.strip()] = int(own)
+    return times
+
+
+def import_diff(baseline_stderr: str, candidate_stderr: str, top: int = 12) -> str:
+    """Import time the candidate pays and the baseline does not, by package and own module."""
+    base = _import_times(baseline_stderr)
+    extra = {name: us for name, us in _import_times(candidate_stderr).items() if name not in base}
+    by_package: dict[str, int] = {}
+    for name, us in extra.items():
+        by_package[name.split(".")[0]] = by_package.get(name.split(".")[0], 0) + us
+    own = {name: us for name, us in extra.items() if name.startswith("serverless_sessions")}
+    lines = [
+        f"{len(extra)} modules imported only by the candidate, {sum(extra.values()) / 1000:.1f} ms "
+        "of import self time; by top-level package:"
+    ]
+    lines += [
+        f"  {us / 1000:6.1f} ms  {name}"
+        for name, us in sorted(by_package.items(), key=lambda item: -item[1])[:top]
+    ]
+    lines.append("the library's own modules (self time, not counting what they import):")
+    lines += [
+        f"  {us / 1000:6.1f} ms  {name}" for name, us in sorted(own.items(), key=lambda item: -item[1])[:top]
+    ]
+    return "\n".join(lines)
 
 
 async def cases(ctx: Context) -> AsyncIterator[Case]:
@@ -106,15 +120,18 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
 
         def side(label: str, which: str) -> Side:
             async def run() -> float:
-                inner, wall, _ = await run_child(scripts[which])
+                inner, found, wall, _ = await run_child(scripts[which])
+                if not found:
+                    raise AssertionError(f"the cold-start {which} did not read the session")
                 walls[which].append(wall)
                 return inner
 
             return Side(label, 1, run)
 
         async def profile() -> str:
-            _, _, stderr = await run_child(scripts["candidate"], "-X", "importtime")
-            return importtime_summary(stderr)
+            *_, base = await run_child(scripts["baseline"], "-X", "importtime")
+            *_, cand = await run_child(scripts["candidate"], "-X", "importtime")
+            return import_diff(base, cand)
 
         case = Case(
             case_id="coldstart-redis",

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 import notes
 from backends import open_cache, storage
 from context import Context
-from harness import Case, Side, Target, timed_concurrent
+from harness import Case, Side, Target, ladder, timed_concurrent
 from latency_proxy import latency_proxy
 from redis_env import measured_rtt_ms, raw_client
 from serverless_sessions import ACBCacheStorage, SessionState
@@ -101,7 +101,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
         async def raw_set(state: SessionState) -> None:
             await raw.set(f"{token}:raw:{state.session_id}", blob, ex=TTL)
 
-        yield Case(
+        store_case = Case(
             case_id="redis-store-50",
             title=f"Redis store, 5 KB session, {flight} in flight",
             baseline=_side("raw redis-py SET EX of the encoded bytes", factory, n, flight, raw_set),
@@ -110,6 +110,36 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             unit="ops/s",
             on_miss=notes.STORE_MISS,
         )
+        yield store_case
+        noop = raw.register_script("return 1")
+        layout_keys = 5  # data hash, expiry zset, user and project index zsets (+1 spare)
+
+        async def noop_script(state: SessionState) -> None:
+            keys = [f"{token}:noop:{state.session_id}:{k}" for k in range(layout_keys)]
+            await noop(keys, ["set", state.session_id, 0, blob, "1", "g" * 16, "[]", "1", ""])
+
+        async def adapter_cas(state: SessionState) -> None:
+            indexes = (f"user:{state.user_id}", f"project:{state.project_id}")
+            await cache.compare_and_set(
+                state.session_id,
+                blob,
+                expected_version=0,
+                ttl=TTL,
+                indexes=indexes,
+                namespace=ctx.namespace("redis-cas"),
+            )
+
+        async def encode_and_set(state: SessionState) -> None:
+            await raw.set(f"{token}:raw:{state.session_id}", st.encode(state), ex=TTL)
+
+        steps = [
+            store_case.baseline,
+            _side("encode + SET EX", factory, n, flight, encode_and_set),
+            _side("no-op EVALSHA with the same keys and args", factory, n, flight, noop_script),
+            _side("adapter compare_and_set of encoded bytes", factory, n, flight, adapter_cas),
+            _side("store_session", factory, n, flight, st.store_session),
+        ]
+        store_case.notes.append(await ladder("Decomposition", steps, sizes.ladder_reps, warmup=False))
 
         readable = factory.batch(n)
         for state in readable:
@@ -124,7 +154,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
         async def get_session() -> float:
             return await timed_concurrent(lambda i: st.retrieve_session(readable[i].session_id), n, flight)
 
-        yield Case(
+        retrieve_case = Case(
             case_id="redis-retrieve-50",
             title=f"Redis retrieve, 5 KB session, {flight} in flight",
             baseline=Side("raw redis-py GET of the same bytes", n, get_raw),
@@ -133,6 +163,38 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             unit="ops/s",
             on_miss=notes.RETRIEVE_MISS,
         )
+        yield retrieve_case
+        hashes = [f"{token}:hash:{state.session_id}" for state in readable]
+        for key in hashes:
+            await raw.hset(key, mapping={"v": blob, "n": 1, "e": 1})
+
+        async def piped_hmget(i: int) -> object:
+            pipe = raw.pipeline(transaction=False)
+            pipe.hmget(hashes[i], ["v", "n", "e"])
+            return await pipe.execute()
+
+        def reads(label: str, op: Callable[[int], Awaitable[object]]) -> Side:
+            async def run() -> float:
+                return await timed_concurrent(op, n, flight)
+
+            return Side(label, n, run)
+
+        async def get_and_decode(i: int) -> object:
+            session_id = readable[i].session_id
+            data = await raw.get(f"{token}:get:{session_id}")
+            return st.decode(session_id, data, 1)
+
+        steps = [
+            retrieve_case.baseline,
+            reads("GET + decode", get_and_decode),
+            reads("raw HMGET v n e", lambda i: raw.hmget(hashes[i], ["v", "n", "e"])),
+            reads("raw pipeline of that one HMGET", piped_hmget),
+            reads(
+                "adapter get_entry", lambda i: cache.get_entry(readable[i].session_id, namespace=st.namespace)
+            ),
+            retrieve_case.candidate,
+        ]
+        retrieve_case.notes.append(await ladder("Decomposition", steps, sizes.ladder_reps, warmup=False))
         yield _versus_original(
             "redis-store-vs-original-1",
             "Redis store vs the original module's store, 1 in flight",

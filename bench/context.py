@@ -12,6 +12,7 @@ class Sizes:
     """Work per repetition and population sizes; ``--smoke`` shrinks all of them."""
 
     reps: int
+    ladder_reps: int
     warmup: bool
     codec_ops: int
     brotli_ops: int
@@ -35,6 +36,7 @@ class Sizes:
 
 FULL = Sizes(
     reps=11,
+    ladder_reps=5,
     warmup=True,
     codec_ops=200,
     brotli_ops=6,
@@ -58,6 +60,7 @@ FULL = Sizes(
 
 SMOKE = Sizes(
     reps=1,
+    ladder_reps=1,
     warmup=False,
     codec_ops=5,
     brotli_ops=1,

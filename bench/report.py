@@ -70,7 +70,7 @@ def _misses(results: Sequence[Result]) -> list[str]:
         lines.append(f"Measured {result.ratio:.2f}{TIMES} against a target of {case.target.text()}.")
         lines.extend(["", case.on_miss or "No analysis recorded for this case.", ""])
         if result.profile:
-            lines.extend(["Profile of the candidate (self time, share of wall time):", ""])
+            lines.extend(["Profile of the candidate:", ""])
             lines.extend(["```text", result.profile, "```", ""])
     return lines
 

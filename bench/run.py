@@ -118,6 +118,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
         try:
             for module in _modules():
                 results += await _run_module(module, ctx, only)
+            print("[bench] findings ...", file=sys.stderr, flush=True)
+            found = await findings(ctx, results) if not only else ["(skipped: --only)"]
         finally:
             removed = await unlink_token(SHARED_URL, ctx.token)
             print(f"[bench] removed {removed} keys of {ctx.token}", file=sys.stderr)
@@ -138,7 +140,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         results,
         command=_command(),
         header=header,
-        findings=findings(),
+        findings=found,
         facts=machine_facts(ROOT, versions),
         chart=chart if drawn else None,
     )

@@ -18,6 +18,7 @@ import asyncio
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -132,12 +133,22 @@ async def fuzz(minutes: float, seed: int, names: list[str], redis_url: str) -> T
     return tally
 
 
+def code_version() -> str:
+    """The commit the code under test is based on, and whether the work tree differs."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + (" with uncommitted changes" if git("status", "--porcelain", "src") else "")
+
+
 def write_results(tally: Tally, *, seconds: float, seed: int, names: list[str]) -> str:
     """RESULTS.md: totals, the breakdown, and every distinct failure with replay seeds."""
     lines = [
         "# Fuzz results",
         "",
-        f"Command: `python fuzz/run.py {' '.join(sys.argv[1:])}`  ",
+        f"Command: `python fuzz/run.py {' '.join(sys.argv[1:])}` on commit {code_version()}  ",
         f"Seed {seed}; {seconds / 60:.1f} min on Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs; targets: {', '.join(names)}.",
         "",

@@ -156,10 +156,12 @@ SECRET_TEXT = base64.b64encode(b"S" * 32).decode()
         (f"k1:{SECRET_TEXT},", "entry 2 must look like"),
         (f"bad id:{SECRET_TEXT}", "must be 1-64 characters"),
         (f"{SECRET_TEXT}:{SECRET_TEXT}", "must be 1-64 characters"),  # id and key swapped
-        (f"k1:{SECRET_TEXT[:-8]}", "must decode to 32 bytes"),
+        (f"k1:{SECRET_TEXT[:-8]}", "entry 1: the key must decode to 32 bytes"),
         (f"k1:{SECRET_TEXT.rstrip('=')}AAAA", "must decode to 32 bytes"),
-        (f"k1:{SECRET_TEXT[:-2]}!!", "not valid base64"),
-        (f"k1:{SECRET_TEXT},k1:{SECRET_TEXT}", "given twice"),
+        (f"k1:{SECRET_TEXT[:-2]}!!", "entry 1: the key is not valid base64"),
+        (f"k1:{SECRET_TEXT},k1:{SECRET_TEXT}", "entry 2 repeats the key id of entry 1"),
+        # A lost "id:" prefix puts the key where the id goes (a valid id charset, found by fuzz).
+        (f"{SECRET_TEXT.rstrip('=')}:!!", "entry 1: the key is not valid base64"),
     ],
 )
 def test_bad_settings_name_the_entry_never_the_key(setting: str, expected: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,8 @@ async def test_nothing_configured_means_the_sqlite_default(
     async with create_session_storage() as storage:
         assert storage.backend == "sqlite"
         assert await storage.is_available()
-    assert list(tmp_path.rglob("*.db")), "the default database lives under the user data dir"
+    databases = await asyncio.to_thread(lambda: list(tmp_path.rglob("*.db")))
+    assert databases, "the default database lives under the user data dir"
 
 
 def test_unknown_scheme_is_a_configuration_error_naming_it() -> None:

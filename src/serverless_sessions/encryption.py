@@ -68,18 +68,17 @@ def _check_key_id(key_id: str, *, where: str) -> str:
     return key_id
 
 
-def _decode_key(text: str, *, key_id: str) -> bytes:
+def _decode_key(text: str, *, where: str) -> bytes:
     """Standard or URL-safe base64, padding optional; errors never echo the key text."""
     normalized = text.strip().replace("-", "+").replace("_", "/")
     normalized += "=" * (-len(normalized) % 4)
     try:
         raw = base64.b64decode(normalized, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigurationError(f"encryption key {key_id!r} is not valid base64") from None
+        raise ConfigurationError(f"{where}: the key is not valid base64") from None
     if len(raw) != KEY_BYTES:
         raise ConfigurationError(
-            f"encryption key {key_id!r} must decode to {KEY_BYTES} bytes (AES-256), "
-            f"got {len(raw)}"
+            f"{where}: the key must decode to {KEY_BYTES} bytes (AES-256), got {len(raw)}"
         )
     return raw
 
@@ -147,17 +146,24 @@ class KeyRing:
     def from_setting(cls, setting: str) -> KeyRing:
         """Parse ``"KEY_ID:BASE64_32_BYTES,..."`` (newest last), as in the settings.
 
-        Errors name the entry's position or key id, never the key text.
+        Errors name the entry by position only: in a mangled entry (a lost colon, id and key
+        swapped) the text where the id should be may well be the key.
         """
         keys: list[tuple[str, bytes]] = []
+        first_seen: dict[str, int] = {}
         for position, entry in enumerate(setting.split(","), start=1):
+            where = f"encryption keys entry {position}"
             key_id, colon, text = entry.strip().partition(":")
+            key_id = key_id.strip()
             if not colon or not key_id or not text.strip():
+                raise ConfigurationError(f"{where} must look like KEY_ID:BASE64_32_BYTES")
+            _check_key_id(key_id, where=where)
+            if key_id in first_seen:
                 raise ConfigurationError(
-                    f"encryption keys: entry {position} must look like KEY_ID:BASE64_32_BYTES"
+                    f"{where} repeats the key id of entry {first_seen[key_id]}"
                 )
-            key_id = _check_key_id(key_id.strip(), where=f"encryption keys entry {position}")
-            keys.append((key_id, _decode_key(text, key_id=key_id)))
+            first_seen[key_id] = position
+            keys.append((key_id, _decode_key(text, where=where)))
         return cls(keys)
 
     @property

@@ -139,6 +139,8 @@ def _cleanup_cases(kind: str, mid: Population, large: Population, ctx: Context) 
 async def cases(ctx: Context) -> AsyncIterator[Case]:
     sizes = ctx.sizes
     for kind in BACKENDS:
+        if not ctx.wants(f"list-{kind}", *(f"cleanup-{kind}-{m}" for m in ("fixed", "1pct"))):
+            continue
         async with AsyncExitStack() as stack:
             built: dict[str, Population] = {}
             for label, total in (
@@ -151,6 +153,8 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
             yield _listing_case(f"list-{kind}", built["small"], built["large"], sizes.list_reps)
             for case in _cleanup_cases(kind, built["mid"], built["large"], ctx):
                 yield case
+    if not ctx.wants("list-redis-1e6"):
+        return
     async with private_server() as url, open_cache("redis", ctx, "huge", url=url) as cache:
         small = await _build(cache, ctx, "private", "small", sizes.list_small)
         huge = await _build(cache, ctx, "private", "huge", sizes.list_huge)

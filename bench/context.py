@@ -92,16 +92,22 @@ class Context:
     tmp: Path
     redis_url: str
     token: str
+    only: tuple[str, ...] = ()
 
     @classmethod
-    def create(cls, *, smoke: bool, tmp: Path, redis_url: str) -> Context:
+    def create(cls, *, smoke: bool, tmp: Path, redis_url: str, only: tuple[str, ...] = ()) -> Context:
         return cls(
             sizes=SMOKE if smoke else FULL,
             smoke=smoke,
             tmp=tmp,
             redis_url=redis_url,
             token=f"bench-{uuid.uuid4().hex[:10]}",
+            only=only,
         )
+
+    def wants(self, *case_ids: str) -> bool:
+        """Whether any of ``case_ids`` is selected (``--only`` prefixes; none = all)."""
+        return not self.only or any(c.startswith(p) for c in case_ids for p in self.only)
 
     def namespace(self, name: str) -> str:
         """A namespace unique to this run (cache namespaces allow ``A-Za-z0-9_.-``)."""

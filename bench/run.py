@@ -52,10 +52,6 @@ def all_case_ids() -> list[str]:
     return [case_id for module in _modules() for case_id in module.CASE_IDS]
 
 
-def _selected(case_id: str, only: Sequence[str]) -> bool:
-    return not only or any(case_id.startswith(prefix) for prefix in only)
-
-
 def _error_result(case_id: str, error: str) -> Result:
     async def never() -> float:
         raise RuntimeError(error)
@@ -65,14 +61,14 @@ def _error_result(case_id: str, error: str) -> Result:
     return Result(case=case, error=error)
 
 
-async def _run_module(module: ModuleType, ctx: Context, only: Sequence[str]) -> list[Result]:
+async def _run_module(module: ModuleType, ctx: Context) -> list[Result]:
     results: list[Result] = []
-    wanted = [case_id for case_id in module.CASE_IDS if _selected(case_id, only)]
+    wanted = [case_id for case_id in module.CASE_IDS if ctx.wants(case_id)]
     if not wanted:
         return results
     try:
         async for case in module.cases(ctx):
-            if not _selected(case.case_id, only):
+            if not ctx.wants(case.case_id):
                 continue
             print(f"[bench] {case.case_id} ...", file=sys.stderr, flush=True)
             result = await measure(case, ctx.sizes.reps, warmup=ctx.sizes.warmup)
@@ -112,12 +108,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
     only = [prefix for prefix in args.only.split(",") if prefix]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        ctx = Context.create(smoke=args.smoke, tmp=Path(tmp), redis_url=SHARED_URL)
+        ctx = Context.create(smoke=args.smoke, tmp=Path(tmp), redis_url=SHARED_URL, only=tuple(only))
         versions = {"Redis server (shared, db 13)": await server_version(SHARED_URL)}
         results: list[Result] = []
         try:
             for module in _modules():
-                results += await _run_module(module, ctx, only)
+                results += await _run_module(module, ctx)
             print("[bench] findings ...", file=sys.stderr, flush=True)
             found = await findings(ctx, results) if not only else ["(skipped: --only)"]
         finally:

@@ -131,8 +131,9 @@ async def test_set_counts_versions_and_keeps_indexes(cache: sqlite.Cache) -> Non
     entry = await cache.get_entry("k")
     assert entry is not None and entry.version == 2 and entry.value == b"v2"
     assert await cache.index_members("user:a") == ["k"]
-    # Later indexes are ignored: a key's indexes are fixed by its first indexed write.
-    await cache.compare_and_set("k", b"v3", expected_version=2, ttl=60, indexes=["user:b"])
+    # A key's indexes are fixed by its first indexed write: moving it is a conflict.
+    with pytest.raises(SessionConflictError, match="other indexes"):
+        await cache.compare_and_set("k", b"v3", expected_version=2, ttl=60, indexes=["user:b"])
     assert await cache.index_members("user:b") == []
 
 
@@ -240,7 +241,7 @@ async def test_writes_do_not_block_the_event_loop(cache: sqlite.Cache) -> None:
         await asyncio.gather(*(cache.set(f"w{i}", payload, ttl=60) for i in range(500)))
     elapsed = time.perf_counter() - started
     # Blocking writes would stall the ticker for the whole batch; relative, so load cannot flake it.
-    assert ticker.max_gap < max(elapsed / 3, 0.05), (ticker.max_gap, elapsed)
+    assert ticker.max_gap < max(elapsed / 2, 0.05), (ticker.max_gap, elapsed)
     assert len([key async for key in cache.scan_keys()]) == 500
 
 

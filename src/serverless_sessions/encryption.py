@@ -140,7 +140,7 @@ class KeyRing:
         if not ciphers:
             raise ConfigurationError("encryption keys: at least one key is needed")
         self._ciphers = ciphers
-        self.current_key_id = next(reversed(ciphers))
+        self._current = next(reversed(ciphers))
 
     @classmethod
     def from_setting(cls, setting: str) -> KeyRing:
@@ -165,6 +165,11 @@ class KeyRing:
             first_seen[key_id] = position
             keys.append((key_id, _decode_key(text, where=where)))
         return cls(keys)
+
+    @property
+    def current_key_id(self) -> str:
+        """The id of the newest key, the one :meth:`seal` uses."""
+        return self._current
 
     @property
     def key_ids(self) -> tuple[str, ...]:

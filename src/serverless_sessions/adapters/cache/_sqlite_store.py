@@ -282,7 +282,7 @@ class SqliteStore:
             if actual != expected_version:
                 raise SessionConflictError(key, expected_version, actual if current else None)
             memberships = self._memberships(ns, key) if current else frozenset()
-            if memberships and set(indexes) != memberships:
+            if indexes and memberships and set(indexes) != memberships:
                 raise SessionConflictError(
                     key, expected_version, actual, message=f"{key!r} is listed under other indexes"
                 )

@@ -188,7 +188,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         actual = current.version if current else 0
         if actual != expected_version:
             raise SessionConflictError(key, expected_version, actual if current else None)
-        if current is not None and current.indexes and tuple(indexes) != current.indexes:
+        if current is not None and current.indexes and indexes and set(indexes) != set(current.indexes):
             raise SessionConflictError(
                 key, expected_version, actual, message=f"{key!r} is listed under other indexes"
             )

@@ -18,6 +18,7 @@ from serverless_sessions.errors import (
     ClosedError,
     ConfigurationError,
     InvalidSessionError,
+    SessionConflictError,
     StorageError,
     StorageUnavailableError,
 )

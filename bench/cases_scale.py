@@ -26,7 +26,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import notes
-from backends import open_cache, populate, storage, store_all
+from backends import open_cache, populate, settle, storage, store_all
 from context import Context
 from harness import Case, Side, Target, clock, timed_loop
 from redis_env import private_server
@@ -86,6 +86,7 @@ def _cleanup_side(population: Population, expired: int) -> Side:
         tag = f"expired-{population.expired_batches}"
         await populate(population.storage, expired, tag=tag, users=PER_USER, ttl=EXPIRE_TTL)
         await asyncio.sleep(EXPIRE_TTL + 0.05)
+        await settle(population.storage.cache)  # type: ignore[arg-type]
         start = clock()
         removed = await population.storage.cleanup_expired_sessions()
         elapsed = clock() - start

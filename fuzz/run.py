@@ -143,12 +143,14 @@ def code_version() -> str:
     return commit + (" with uncommitted changes" if git("status", "--porcelain", "src") else "")
 
 
-def write_results(tally: Tally, *, seconds: float, seed: int, names: list[str]) -> str:
+def write_results(
+    tally: Tally, *, seconds: float, seed: int, names: list[str], version: str
+) -> str:
     """RESULTS.md: totals, the breakdown, and every distinct failure with replay seeds."""
     lines = [
         "# Fuzz results",
         "",
-        f"Command: `python fuzz/run.py {' '.join(sys.argv[1:])}` on commit {code_version()}  ",
+        f"Command: `python fuzz/run.py {' '.join(sys.argv[1:])}` on commit {version}  ",
         f"Seed {seed}; {seconds / 60:.1f} min on Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs; targets: {', '.join(names)}.",
         "",
@@ -196,9 +198,11 @@ def main() -> None:
         return
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
     names = [name.strip() for name in args.targets.split(",") if name.strip()]
+    version = code_version()  # what this process imported, not what is there at the end
     started = time.monotonic()
     tally = asyncio.run(fuzz(args.minutes, seed, names, args.redis_url))
-    print(write_results(tally, seconds=time.monotonic() - started, seed=seed, names=names))
+    seconds = time.monotonic() - started
+    print(write_results(tally, seconds=seconds, seed=seed, names=names, version=version))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ import pytest
 
 from serverless_sessions.adapters.cache import memory, redis, sqlite
 from serverless_sessions.adapters.cache.base import CacheBase
-from serverless_sessions.errors import SessionConflictError
+from serverless_sessions.cli.backends import configured_settings
+from serverless_sessions.errors import ConfigurationError, SessionConflictError
 from serverless_sessions.manager import ServerlessSessionManager
+from serverless_sessions.settings import load_settings
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 from tests import s3_server
 from tests.cache_factories import s3 as s3_factory
@@ -123,3 +125,16 @@ async def test_cleanup_in_one_namespace_never_touches_the_other(
     assert await alpha.list_user_sessions("same-user") == ["alpha-lives"]
     assert [s async for s in alpha.storage.iter_session_ids()] == ["alpha-lives"]
     assert [s async for s in beta.storage.iter_session_ids()] == ["beta-lives"]
+
+
+def test_a_redis_key_prefix_given_at_run_time_is_kept_or_refused() -> None:
+    """Two deployments told (e.g. by the MCP tool ``configure_serverless_storage``) to use
+    different Redis key prefixes must not silently share one keyspace: the prefix is carried
+    into the storage URL or refused with a ConfigurationError, never dropped."""
+    current = load_settings(url="memory://")
+    updates = {"host": "127.0.0.1", "port": 6379, "key_prefix": "tenant-a"}
+    try:
+        settings = configured_settings(current, "redis", updates)
+    except ConfigurationError:
+        return
+    assert "key_prefix=tenant-a" in (settings.url_value() or ""), settings.masked_url()

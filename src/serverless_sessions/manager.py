@@ -19,13 +19,11 @@ import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import pydantic
 
 from serverless_sessions.errors import (
-    ClosedError,
     ConfigurationError,
     CorruptSessionError,
     InvalidSessionError,
@@ -34,6 +32,7 @@ from serverless_sessions.errors import (
     SessionNotFoundError,
 )
 from serverless_sessions.ids import new_session_id, validate_owner_id, validate_session_id
+from serverless_sessions.lifecycle import Closable
 from serverless_sessions.model import MUTABLE_FIELDS, SessionState, utc_now, validation_problems
 from serverless_sessions.pages import SessionPage, SessionSummary
 from serverless_sessions.settings import StorageSettings, load_settings
@@ -59,7 +58,7 @@ def _validated(state: SessionState) -> SessionState:
         raise InvalidSessionUpdateError(f"session {state.session_id!r}: {validation_problems(exc)}") from None
 
 
-class ServerlessSessionManager:
+class ServerlessSessionManager(Closable):
     """Create, resume, update, list and expire sessions on any :class:`SessionStorage`."""
 
     def __init__(
@@ -81,14 +80,9 @@ class ServerlessSessionManager:
             lifetime = settings.max_lifetime
         self.max_lifetime = lifetime
         self.mutate_retries = mutate_retries or (settings.mutate_retries if settings else 200)
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"ServerlessSessionManager(storage={self.storage!r})"
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError("ServerlessSessionManager")
 
     # -- lifetimes ---------------------------------------------------------------------------
 
@@ -337,21 +331,12 @@ class ServerlessSessionManager:
 
     async def close(self) -> None:
         """Close the storage if this manager created it. Later calls raise ClosedError."""
-        if not self._closed and self._owns_storage:
-            await self.storage.close()
-        self._closed = True
+        try:
+            if not self._closed and self._owns_storage:
+                await self.storage.close()
+        finally:
+            self._closed = True
 
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 def _past_deadline(state: SessionState) -> bool:

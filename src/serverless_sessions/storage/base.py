@@ -17,10 +17,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from serverless_sessions.errors import ClosedError
+from serverless_sessions.lifecycle import Closable
 from serverless_sessions.model import SessionState
 
 __all__ = ["SessionStorage", "StoredSession"]
@@ -35,17 +34,10 @@ class StoredSession:
     size: int
 
 
-class SessionStorage(ABC):
+class SessionStorage(Closable, ABC):
     """Abstract session storage (the seed's interface; signatures unchanged)."""
 
     backend: str = "storage"
-
-    def __init__(self) -> None:
-        self._closed = False
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError(f"{type(self).__name__} ({self.backend})")
 
     @abstractmethod
     async def store_session(
@@ -98,18 +90,3 @@ class SessionStorage(ABC):
         """Backend facts for stats and health output; never includes secrets."""
         return {"backend": self.backend}
 
-    async def close(self) -> None:
-        """Release what this storage owns. Later calls raise :class:`ClosedError`."""
-        self._closed = True
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -285,8 +285,10 @@ class ACBCacheStorage(SessionStorage):
         }
 
     async def close(self) -> None:
-        if not self._closed and self.owns_cache:
-            close = getattr(self.cache, "close", None)
-            if close is not None:
-                await close()
-        await super().close()
+        try:
+            if not self._closed and self.owns_cache:
+                close = getattr(self.cache, "close", None)
+                if close is not None:
+                    await close()
+        finally:
+            await super().close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from serverless_sessions.adapters.cache.base import AtomicCache, Entry, TTLArg
@@ -66,9 +66,9 @@ class EmulatedAtomicCache(AtomicCache):
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
-    async def _call(self, operation: str, key: str, call: Any) -> Any:
+    async def _call(self, operation: str, key: str, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await call
+            return await call()
         except SessionError:
             raise
         except Exception as exc:  # a foreign cache may raise anything; translate, never hide
@@ -79,7 +79,7 @@ class EmulatedAtomicCache(AtomicCache):
 
     async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
         full_key = self._key(key)
-        raw = await self._call("get", full_key, self.cache.get(full_key))
+        raw = await self._call("get", full_key, lambda: self.cache.get(full_key))
         if raw is None:
             return None
         if not isinstance(raw, bytes) or not raw.startswith(_MAGIC):
@@ -117,7 +117,7 @@ class EmulatedAtomicCache(AtomicCache):
         frame = _MAGIC + _HEADER.pack(actual + 1, expires_at or 0.0) + value
         ttl_int = None if expires_at is None else max(1, math.ceil(expires_at - at))
         full_key = self._key(key)
-        await self._call("set", full_key, self.cache.set(full_key, frame, ttl=ttl_int))
+        await self._call("set", full_key, lambda: self.cache.set(full_key, frame, ttl=ttl_int))
         return Entry(value, actual + 1, expires_at)
 
     async def compare_and_delete(
@@ -129,5 +129,5 @@ class EmulatedAtomicCache(AtomicCache):
                 self._key(key), expected_version, current.version if current else None
             )
         full_key = self._key(key)
-        await self._call("delete", full_key, self.cache.delete(full_key))
+        await self._call("delete", full_key, lambda: self.cache.delete(full_key))
         return current is not None

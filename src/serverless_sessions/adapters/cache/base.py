@@ -23,10 +23,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from serverless_sessions.errors import ClosedError, InvalidSessionIdError
+from serverless_sessions.errors import InvalidSessionIdError
+from serverless_sessions.lifecycle import Closable
 
 __all__ = [
     "KEEP_TTL",
@@ -79,7 +79,7 @@ class Entry:
     expires_at: float | None
 
 
-class CacheBase(ABC):
+class CacheBase(Closable, ABC):
     """Key-value store with TTL and namespaces: the plan's ``CacheBase`` contract.
 
     Expired keys are invisible to every read (``get``, ``exists``, listing) even before the
@@ -91,22 +91,12 @@ class CacheBase(ABC):
 
     def __init__(self, *, namespace: str | None = None) -> None:
         self.namespace = validate_namespace(namespace) if namespace is not None else None
-        self._closed = False
 
     def _namespace(self, namespace: str | None) -> str:
         """The effective namespace: the argument, else the adapter default, else ``""``."""
         if namespace is not None:
             return validate_namespace(namespace)
         return self.namespace or ""
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError(f"{type(self).__name__} ({self.backend})")
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._closed
 
     @abstractmethod
     async def get(self, key: str, default: Any = None, namespace: str | None = None) -> Any:
@@ -126,21 +116,6 @@ class CacheBase(ABC):
     async def exists(self, key: str, namespace: str | None = None) -> bool:
         """Return whether ``key`` holds a live (unexpired) value."""
 
-    async def close(self) -> None:
-        """Release connections and files. Idempotent; later calls raise :class:`ClosedError`."""
-        self._closed = True
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class AtomicCache(ABC):

@@ -16,6 +16,7 @@ from typing import Any
 import redis_loader
 from context import Context
 from harness import timed_concurrent
+from redis_env import raw_client
 from serverless_sessions import ACBCacheStorage, Codec, SessionState
 from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase, IndexedCache
 from serverless_sessions.storage.cache_storage import project_index, user_index
@@ -30,8 +31,8 @@ def adapter_module(name: str) -> Any:
 
 
 @asynccontextmanager
-async def open_cache(kind: str, ctx: Context, label: str, url: str | None = None) -> AsyncIterator[CacheBase]:
-    """A fresh cache of ``kind`` (memory, sqlite, redis); closed on exit."""
+async def open_cache(kind: str, ctx: Context, label: str, url: str | None = None) -> AsyncIterator[Any]:
+    """A fresh ``Cache`` of adapter ``kind`` (memory, sqlite, redis); closed on exit."""
     if kind == "memory":
         cache: CacheBase = adapter_module("memory").Cache(max_entries=10_000_000)
     elif kind == "sqlite":
@@ -71,8 +72,8 @@ async def populate(
 
     if cache.backend == "redis":
         items = [(f"{tag}-{i}", FILLER, indexes(i)) for i in range(count)]
-        url = cache.settings.describe()  # type: ignore[attr-defined]
-        seconds = await redis_loader.load(cache, url, st.namespace, items, ttl)
+        async with raw_client(cache.settings.describe()) as client:
+            seconds = await redis_loader.load(client, cache, st.namespace, items, ttl)
     else:
 
         async def write(i: int) -> None:

@@ -18,6 +18,7 @@ from serverless_sessions import Codec, SessionState
 from sessions import make_session, sample_fields
 
 SIZES = {"5k": 5_000, "50k": 50_000}
+LABELS = {"5k": "5 KB", "50k": "50 KB"}
 CASE_IDS = [f"codec-{name}-{vs}" for name in SIZES for vs in ("json", "brotli")]
 
 
@@ -54,7 +55,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
         )
         yield Case(
             case_id=f"codec-{name}-json",
-            title=f"codec round trip, {name.upper()} session: zstd vs JSON alone",
+            title=f"codec round trip, {LABELS[name]} session: zstd vs JSON alone",
             baseline=_side("pydantic JSON alone", json_roundtrip, sizes.codec_ops),
             candidate=zstd,
             target=Target("cost", 2.0),
@@ -64,7 +65,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
         )
         yield Case(
             case_id=f"codec-{name}-brotli",
-            title=f"codec round trip, {name.upper()} session: zstd vs msgpack+brotli-11",
+            title=f"codec round trip, {LABELS[name]} session: zstd vs msgpack+brotli-11",
             baseline=_side("msgpack + brotli (quality 11)", brotli_roundtrip, sizes.brotli_ops),
             candidate=zstd,
             target=Target("speedup", 20.0),

@@ -182,6 +182,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
         async def get_and_decode(i: int) -> object:
             session_id = readable[i].session_id
             data = await raw.get(f"{token}:get:{session_id}")
+            assert isinstance(data, bytes)
             return st.decode(session_id, data, 1)
 
         steps = [

@@ -36,7 +36,7 @@ class Sizes:
 
 FULL = Sizes(
     reps=11,
-    ladder_reps=5,
+    ladder_reps=7,
     warmup=True,
     codec_ops=200,
     brotli_ops=6,
@@ -54,7 +54,7 @@ FULL = Sizes(
     cleanup_fixed_expired=100,
     bulk_ops=1000,
     bulk_in_flight=100,
-    rtt_ops=100,
+    rtt_ops=200,
     coldstart_reps=11,
 )
 

@@ -16,11 +16,14 @@ import zstandard
 from backends import open_cache, storage
 from cases_coldstart import _BASELINE, _CANDIDATE, _PRELUDE, import_diff, run_child
 from context import Context
-from harness import Result, Side, alternate, timed_sync
+from harness import Result, Side, alternate, ladder, timed_loop, timed_sync
 from redis_env import private_server, raw_client
 from serverless_sessions import codec as codec_module
 from serverless_sessions import model as model_module
+from serverless_sessions.adapters.cache import _redis_client as client_module
 from serverless_sessions.adapters.cache import _redis_scripts
+from serverless_sessions.adapters.cache import redis as redis_module
+from serverless_sessions.storage import cache_storage as storage_module
 from sessions import SessionFactory
 
 _MAX_OUTPUT = 64 * 1024 * 1024
@@ -122,7 +125,7 @@ async def _json_walk(ctx: Context) -> str:
 
 
 async def _write_script(ctx: Context) -> str:
-    title = "The Redis WRITE script does 4-6x the server work of a SET (_redis_scripts.py)"
+    title = "The Redis WRITE script costs many times the server work of a SET (_redis_scripts.py)"
     script = getattr(_redis_scripts, "WRITE", "")
     if "fit(" not in script:
         return _gone(title)
@@ -142,8 +145,8 @@ async def _write_script(ctx: Context) -> str:
             before = (await raw.info("commandstats")).get(f"cmdstat_{command}", {})
             await work()
             after = (await raw.info("commandstats")).get(f"cmdstat_{command}", {})
-            made = after.get("calls", 0) - before.get("calls", 0)
-            return float(after.get("usec", 0) - before.get("usec", 0)) / max(made, 1)
+            made = int(after.get("calls", 0)) - int(before.get("calls", 0))
+            return (int(after.get("usec", 0)) - int(before.get("usec", 0))) / max(made, 1)
 
         async def store_all() -> None:  # first call creates, the second updates
             for state in states:
@@ -170,6 +173,60 @@ async def _write_script(ctx: Context) -> str:
     )
 
 
+async def _read_path(ctx: Context) -> str:
+    title = "Reading one session builds a pipeline for one command (redis.py `get_entries`)"
+    if not _present(redis_module, "pipeline(transaction=False)", "return (await self.get_entries(["):
+        return _gone(title)
+    ops = 20 if ctx.smoke else 300
+    states = SessionFactory("finding-read", 5_000).batch(ops)
+    async with (
+        open_cache("redis", ctx, "finding-read") as cache,
+        raw_client(ctx.redis_url) as raw,
+    ):
+        st = storage(cache, ctx.namespace("finding-read"))
+        for state in states:
+            await st.store_session(state)
+        data = [f"{cache.settings.key_prefix}:{st.namespace}:d:{s.session_id}" for s in states]
+
+        async def piped(i: int) -> object:
+            pipe = raw.pipeline(transaction=False)
+            pipe.hmget(data[i], ["v", "n", "e"])
+            return await pipe.execute()
+
+        def side(label: str, op: Callable[[int], Awaitable[object]]) -> Side:
+            async def run() -> float:
+                return await timed_loop(op, ops)
+
+            return Side(label, ops, run)
+
+        steps = [
+            side("HMGET", lambda i: raw.hmget(data[i], ["v", "n", "e"])),
+            side("pipeline of that one HMGET", piped),
+            side(
+                "adapter get_entry", lambda i: cache.get_entry(states[i].session_id, namespace=st.namespace)
+            ),
+        ]
+        text = await ladder("One at a time", steps, ctx.sizes.ladder_reps, warmup=False)
+    timer = _present(client_module, "asyncio.timeout(")
+    wrapper = (
+        ", and every call goes through the link's retry wrapper, a semaphore and an "
+        "`asyncio.timeout` (a timer handle per call)"
+        if timer
+        else ""
+    )
+    semaphore = (
+        "; acquire the semaphore without a timeout context when a slot is free (`locked()` "
+        "first), so the timer is only armed when the pool is actually exhausted"
+        if timer
+        else ""
+    )
+    return (
+        f"- **{title}.** `get_entry` calls `get_entries([key])`, which builds a "
+        f"non-transactional pipeline even for one key{wrapper}. Measured now: {text}. "
+        f"**Fix:** for one key send a plain `HMGET`{semaphore}."
+    )
+
+
 def _row(results: Sequence[Result], case_id: str) -> Result | None:
     return next((r for r in results if r.case.case_id == case_id and not r.error), None)
 
@@ -179,13 +236,16 @@ def _purge_round_trips(results: Sequence[Result]) -> str:
     if fixed is None or share is None:
         return "- **Redis purge round trips**: cleanup rows did not run; no evidence."
     few, many = fixed.baseline_s * 1e6, share.candidate_s * 1e6
+    expired = fixed.case.baseline.ops
+    indexes = min(expired, 50) + min(expired, 97)  # users and projects of the expired batch
     return (
         "- **Redis purge makes one script round trip per distinct index name (redis.py "
         "`purge_expired`).** In this run a cleanup cost "
         f"{few:.0f} µs per expired session with {fixed.case.baseline.ops} expired, but "
         f"{many:.0f} µs with {share.case.candidate.ops}: the cost follows the number of "
-        "distinct indexes touched (here the expired sessions of 50 users and 97 projects = 147 "
-        "`ZSET` calls, gathered but each a separate EVALSHA), not the sessions. Flat in the "
+        f"distinct indexes touched (here {indexes} index names for {expired} expired sessions: "
+        f"{indexes} `ZSET` script calls, gathered but each a separate EVALSHA), not the "
+        "sessions. Flat in the "
         "total either way, so the target is met. **Fix:** on a single server send the index "
         "drops of one batch in one pipeline (or one script call with all index keys); in a "
         "cluster, one pipeline per node."
@@ -215,11 +275,37 @@ async def _cold_imports(ctx: Context) -> str:
     )
 
 
+async def _write_copies(ctx: Context) -> str:
+    title = "Every store copies the session to bump its revision (cache_storage.py `write`)"
+    if not _present(storage_module, 'model_copy(update={"revision"'):
+        return _gone(title)
+    state = SessionFactory("finding", 5_000).template
+    copy, dump, dump_excluding = await _cpu_us(
+        ctx,
+        [
+            lambda: state.model_copy(update={"revision": state.revision + 1}),
+            lambda: state.model_dump_json(),
+            lambda: state.model_dump_json(exclude={"revision"}),
+        ],
+        ctx.sizes.codec_ops,
+    )
+    return (
+        f"- **{title}.** `write` makes `model_copy(update={{'revision': n + 1}})` only so the "
+        "stored JSON carries the new revision, but `decode` overwrites `revision` from the "
+        f"entry's version anyway. Measured now: the copy {copy:.1f} µs; `model_dump_json` "
+        f"{dump:.1f} µs, {dump_excluding:.1f} µs with `exclude={{'revision'}}`. Small next to "
+        "the codec, but it is most of the storage layer's own cost in the memory-adapter row. "
+        "**Fix:** encode the caller's object with the revision excluded (or a codec argument), "
+        "no copy; also validate the storage namespace once in `__init__` rather than by regex "
+        "in every adapter call."
+    )
+
+
 async def _sqlite_batches(ctx: Context, results: Sequence[Result]) -> str:
     bulk = _row(results, "bulk-store-sqlite")
     async with open_cache("sqlite", ctx, "finding-sqlite") as cache:
-        await cache.ping()  # type: ignore[attr-defined]
-        hops = [await cache.ping() for _ in range(50)]  # type: ignore[attr-defined]
+        await cache.ping()
+        hops = [await cache.ping() for _ in range(50)]
     hop = sorted(hops)[len(hops) // 2] * 1e6
     store = "" if bulk is None else f" against {bulk.baseline_s * 1e6:.0f} µs per store"
     return (
@@ -236,11 +322,14 @@ async def _sqlite_batches(ctx: Context, results: Sequence[Result]) -> str:
 
 async def findings(ctx: Context, results: Sequence[Result]) -> list[str]:
     """The findings as markdown list items, evidence measured in this run."""
-    return [
+    items = [
         await _zstd_contexts(ctx),
         await _json_walk(ctx),
         await _write_script(ctx),
+        await _read_path(ctx),
         _purge_round_trips(results),
         await _cold_imports(ctx),
         await _sqlite_batches(ctx, results),
+        await _write_copies(ctx),
     ]
+    return [f"{number}. {item.removeprefix('- ')}" for number, item in enumerate(items, 1)]

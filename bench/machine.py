@@ -61,6 +61,19 @@ def _git_commit(root: Path) -> str:
     return f"{head} (uncommitted changes)" if dirty else head
 
 
+def _redis_server_binary() -> str:
+    try:
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "not found"
+    return out.split(" v=")[1].split()[0] if " v=" in out else out.strip()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages (this machine is shared: context for the noise)."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def machine_facts(root: Path, redis_versions: dict[str, str]) -> dict[str, str]:
     """CPU, cores, OS, Python, SQLite, Redis servers and library versions."""
     facts = {
@@ -72,6 +85,7 @@ def machine_facts(root: Path, redis_versions: dict[str, str]) -> dict[str, str]:
         "git commit": _git_commit(root),
     }
     facts.update(redis_versions)
+    facts["redis-server binary (private server)"] = _redis_server_binary()
     facts.update({f"{name}": _version(name) for name in _PACKAGES})
     facts["interpreter"] = sys.executable
     return facts

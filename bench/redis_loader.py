@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio import Redis
+
 from harness import timed_concurrent
-from redis_env import raw_client
 from serverless_sessions.adapters.cache._redis_scripts import (
     WRITE,
     KeyLayout,
@@ -33,25 +34,27 @@ PIPELINES_IN_FLIGHT = 2
 Item = tuple[str, bytes, Sequence[str]]
 
 
-async def load(cache: Any, url: str, namespace: str, items: Sequence[Item], ttl: float) -> float:
-    """Create every ``(key, value, indexes)`` of ``items`` as new keys; return seconds taken."""
+async def load(client: Redis, cache: Any, namespace: str, items: Sequence[Item], ttl: float) -> float:
+    """Create every ``(key, value, indexes)`` of ``items`` as new keys; return seconds taken.
+
+    ``client`` is a plain redis-py client to the same server as ``cache`` (its pool is reused).
+    """
     layout = KeyLayout(cache.settings.key_prefix)
     grace = str(round(cache.settings.index_grace * 1000))
     expiry = str(round((now() + ttl) * 1000))
-    async with raw_client(url) as client:
-        script = client.register_script(WRITE)
+    script = client.register_script(WRITE)
 
-        async def chunk(number: int) -> None:
-            pipe = client.pipeline(transaction=False)
-            for key, value, indexes in items[number * CHUNK : (number + 1) * CHUNK]:
-                keys = [layout.data(namespace, key), layout.expiry(namespace)]
-                keys += [layout.index(namespace, name) for name in indexes]
-                argv = ["set", key, 0, value, expiry, new_generation(), encode_indexes(indexes)]
-                await script(keys, [*argv, grace, ""], client=pipe)
-            replies = await pipe.execute()
-            failed = [reply for reply in replies if reply[0] != b"ok"]
-            if failed:
-                raise RuntimeError(f"bulk load: {len(failed)} writes answered {failed[0]!r}")
+    async def chunk(number: int) -> None:
+        pipe = client.pipeline(transaction=False)
+        for key, value, indexes in items[number * CHUNK : (number + 1) * CHUNK]:
+            keys = [layout.data(namespace, key), layout.expiry(namespace)]
+            keys += [layout.index(namespace, name) for name in indexes]
+            argv: list[Any] = ["set", key, 0, value, expiry, new_generation(), encode_indexes(indexes)]
+            await script(keys, [*argv, grace, ""], client=pipe)
+        replies = await pipe.execute()
+        failed = [reply for reply in replies if reply[0] != b"ok"]
+        if failed:
+            raise RuntimeError(f"bulk load: {len(failed)} writes answered {failed[0]!r}")
 
-        chunks = -(-len(items) // CHUNK)
-        return await timed_concurrent(chunk, chunks, PIPELINES_IN_FLIGHT)
+    chunks = -(-len(items) // CHUNK)
+    return await timed_concurrent(chunk, chunks, PIPELINES_IN_FLIGHT)

@@ -133,7 +133,7 @@ def write_chart(path: Path, results: Sequence[Result], *, title: str) -> bool:
         ax.text(headroom[y], y, label, va="center", fontsize=8)
     ax.set_xlabel("ratio ÷ target bound (≥ 1 meets the target; log scale)")
     ax.set_title(title, fontsize=10)
-    right = max(max(headroom) * 8, 2.0)
+    right = max(max(headroom) * 3, 2.0)
     ax.set_xlim(min(min(headroom) / 1.5, 0.5), right)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

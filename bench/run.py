@@ -26,7 +26,7 @@ from types import ModuleType
 from context import Context
 from findings import findings
 from harness import Case, Result, Side, Target, measure
-from machine import machine_facts
+from machine import load_average, machine_facts
 from profiling import pyinstrument_summary
 from redis_env import SHARED_URL, server_version, unlink_token
 from report import write_chart, write_markdown
@@ -106,6 +106,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(all_case_ids()))
         return 0
     only = [prefix for prefix in args.only.split(",") if prefix]
+    load_before = load_average()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         ctx = Context.create(smoke=args.smoke, tmp=Path(tmp), redis_url=SHARED_URL, only=tuple(only))
@@ -126,7 +127,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     passed = sum(result.passed for result in results)
     header = [
-        f"Run {stamp}; mode: {mode}; wall time {elapsed:.0f} s; {passed} of {len(results)} targets met."
+        f"Run {stamp}; mode: {mode}; wall time {elapsed:.0f} s; {passed} of {len(results)} targets met. "
+        f"Load average (1/5/15 min) at start {load_before}, at end {load_average()}, on "
+        f"{os.cpu_count()} cores: other work shared this machine (see the per-repetition ranges)."
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     chart = args.out.parent / f"{args.out.stem.lower()}.png"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 from serverless_sessions import SessionState
 
@@ -32,11 +33,11 @@ def _sentence(rng: random.Random, words: int) -> str:
     return " ".join(_word(rng) for _ in range(words))
 
 
-def sample_fields(size: int, seed: int = 7) -> dict[str, object]:
+def sample_fields(size: int, seed: int = 7) -> dict[str, Any]:
     """Free-form session fields whose JSON is about ``size`` bytes."""
     rng = random.Random(seed)
-    history: list[dict[str, object]] = []
-    fields: dict[str, object] = {
+    history: list[dict[str, Any]] = []
+    fields: dict[str, Any] = {
         "permissions": ["read", "write", "execute"],
         "conversation_history": history,
         "reflection_data": {"insights": [_sentence(rng, 8) for _ in range(3)], "score": 0.82},
@@ -56,7 +57,7 @@ def sample_fields(size: int, seed: int = 7) -> dict[str, object]:
     return fields
 
 
-def make_session(session_id: str, user_id: str, project_id: str, fields: dict[str, object]) -> SessionState:
+def make_session(session_id: str, user_id: str, project_id: str, fields: dict[str, Any]) -> SessionState:
     """A new (revision 0) session with the given free-form ``fields``."""
     return SessionState(
         session_id=session_id,
@@ -64,7 +65,7 @@ def make_session(session_id: str, user_id: str, project_id: str, fields: dict[st
         project_id=project_id,
         created_at=_EPOCH,
         last_activity=_EPOCH,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 

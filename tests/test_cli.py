@@ -197,7 +197,8 @@ def test_config_migrate_converts_old_formats(tmp_path: Path) -> None:
     assert run_cli("config", "migrate", str(old), "-o", str(new), env=env).code == ExitCode.USAGE
 
     shown = ok("--config", str(new), "config", "show", env=env)
-    assert shown["url"] == "redis://:***@127.0.0.1:6379/9" and shown["default_ttl"] == 7200
+    assert shown["url"] == "redis://:***@127.0.0.1:6379/9?key_prefix=session_mgmt"
+    assert shown["default_ttl"] == 7200
 
 
 def test_migrate_between_storages(tmp_path: Path) -> None:

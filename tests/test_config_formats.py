@@ -136,12 +136,23 @@ def test_before_format_reads_the_legacy_layout_and_shows_the_new_config(tmp_path
     assert settings.legacy_url_value() == (
         "legacy+redis://:pa%3Ass%2Fw%40rd-never-shown@localhost:6379/0?key_prefix=session_mgmt:"
     )
-    assert settings.url_value() == "redis://:pa%3Ass%2Fw%40rd-never-shown@localhost:6379/0"
+    assert settings.url_value() == (
+        "redis://:pa%3Ass%2Fw%40rd-never-shown@localhost:6379/0?key_prefix=session_mgmt"
+    )
     assert SECRET not in message and "pa%3Ass" not in message
     assert str(path) in message and '"before" format' in message
     shown = json.loads(message[message.index("{") : message.rindex("}") + 1])
     assert shown == {
-        "acb": {"cache": {"provider": "redis", "host": "localhost", "port": 6379, "db": 0, "password": "***"}}
+        "acb": {
+            "cache": {
+                "provider": "redis",
+                "host": "localhost",
+                "port": 6379,
+                "db": 0,
+                "key_prefix": "session_mgmt",
+                "password": "***",
+            }
+        }
     }
     assert "legacy+redis://:***@localhost:6379/0" in message
 
@@ -183,7 +194,7 @@ def test_original_format_redis_backend(tmp_path: Path) -> None:
     settings, message = load_deprecated(path)
     assert settings.default_ttl == 12 * 3600
     assert settings.cleanup_interval == 6 * 3600
-    assert settings.url_value() == "redis://:pa%3Ass%2Fw%40rd-never-shown@r.example:6380/2"
+    assert settings.url_value() == "redis://:pa%3Ass%2Fw%40rd-never-shown@r.example:6380/2?key_prefix=app"
     assert settings.legacy_url_value() == (
         "legacy+redis://:pa%3Ass%2Fw%40rd-never-shown@r.example:6380/2?key_prefix=app:"
     )

@@ -86,6 +86,9 @@ class StorageSettings(BaseSettings):
     db: int | None = Field(default=None, ge=0)
     ssl_enabled: bool | None = Field(default=None, description="Redis over TLS (rediss://).")
     ssl_cert_path: Path | None = Field(default=None, description="CA bundle (ssl_ca_certs).")
+    key_prefix: str | None = Field(
+        default=None, description="Redis key prefix, so deployments sharing a server stay apart."
+    )
     bucket: str | None = None
     prefix: str | None = None
     region: str | None = None

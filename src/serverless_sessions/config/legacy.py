@@ -25,8 +25,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from serverless_sessions.adapters.cache.base import validate_namespace
 from serverless_sessions.config.documents import validation_problems
-from serverless_sessions.errors import ConfigurationError
+from serverless_sessions.errors import ConfigurationError, InvalidSessionIdError
 
 __all__ = [
     "LEGACY_MODELS",
@@ -78,6 +79,20 @@ class LegacyLocal(_Legacy):
         return {"provider": "sqlite", "path": f"{self.storage_dir}.db"}
 
 
+def _new_key_prefix(key_prefix: str) -> str:
+    """The original ``key_prefix`` ("session_mgmt:") as the Redis adapter's prefix.
+
+    Two deployments kept apart by their prefixes must stay apart after the switch.
+    """
+    prefix = key_prefix.rstrip(":")
+    try:
+        return validate_namespace(prefix)
+    except InvalidSessionIdError:
+        raise ConfigurationError(
+            "key_prefix: use 1-64 characters of A-Z a-z 0-9 _ . - (a trailing ':' is fine)"
+        ) from None
+
+
 class LegacyRedis(_Legacy):
     """``RedisStorage`` config: ``{key_prefix}session:{id}`` plus index sets."""
 
@@ -97,7 +112,13 @@ class LegacyRedis(_Legacy):
 
     def new_section(self) -> dict[str, Any]:
         """The new-format equivalent: a Redis cache on the same server and database."""
-        section: dict[str, Any] = {"provider": "redis", "host": self.host, "port": self.port, "db": self.db}
+        section: dict[str, Any] = {
+            "provider": "redis",
+            "host": self.host,
+            "port": self.port,
+            "db": self.db,
+            "key_prefix": _new_key_prefix(self.key_prefix),
+        }
         if self.password is not None:
             section["password"] = self.password.get_secret_value()
         return section

@@ -30,7 +30,9 @@ PARTS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "memory": frozenset(),
         "sqlite": frozenset({"sqlite_path"}),
-        "redis": frozenset({"host", "port", "username", "password", "db", "ssl_enabled", "ssl_cert_path"}),
+        "redis": frozenset(
+            {"host", "port", "username", "password", "db", "ssl_enabled", "ssl_cert_path", "key_prefix"}
+        ),
         "s3": frozenset({"bucket", "prefix", "region", "endpoint_url"}),
     }
 )
@@ -111,8 +113,8 @@ def _redis_url(parts: Mapping[str, Any]) -> str:
     user = quote(str(parts.get("username") or ""), safe="")
     password = parts.get("password")
     userinfo = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
-    cert = parts.get("ssl_cert_path")
-    query = urlencode({"ssl_ca_certs": str(cert)}, safe="/:") if cert is not None else ""
+    options = {"ssl_ca_certs": parts.get("ssl_cert_path"), "key_prefix": parts.get("key_prefix")}
+    query = urlencode({name: str(value) for name, value in options.items() if value is not None}, safe="/:")
     netloc = f"{userinfo}{host}:{parts.get('port') or 6379}"
     return urlunsplit((scheme, netloc, f"/{parts.get('db') or 0}", query, ""))
 

@@ -33,13 +33,18 @@ from serverless_sessions.errors import (
 )
 from serverless_sessions.model import SessionState, check_contents, validation_problems
 
-__all__ = ["MAGIC", "Codec", "Compression", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "Codec", "Compression", "is_plaintext"]
 
 MAGIC = b"SSN"
 FORMAT_VERSION = 1
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_SIZE = len(MAGIC) + 2
 _MAX_DECOMPRESSED = 64 * 1024 * 1024
+
+
+def is_plaintext(data: bytes) -> bool:
+    """Whether stored bytes are an unencrypted envelope (ours or the original gzip JSON)."""
+    return data.startswith((MAGIC, _GZIP_MAGIC))
 
 
 class Compression(enum.IntEnum):

@@ -127,4 +127,5 @@ def create_session_storage(
         default_ttl=settings.default_ttl,
         encryptor=encryptor,
         owns_cache=injected is None,
+        require_encryption=settings.require_encryption,
     )

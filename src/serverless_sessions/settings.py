@@ -119,6 +119,9 @@ class StorageSettings(BaseSettings):
     encryption_keys: SecretStr | None = Field(
         default=None, description="Comma-separated KEY_ID:BASE64_32_BYTES; newest last."
     )
+    require_encryption: bool = Field(
+        default=False, description="Refuse plaintext sessions (after reencrypt has completed)."
+    )
     mutate_retries: int = Field(default=200, ge=1, le=10_000)
 
     @field_validator(*_BLANK_IS_UNSET, mode="before")

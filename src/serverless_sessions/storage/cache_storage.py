@@ -26,7 +26,7 @@ from serverless_sessions.adapters.cache.base import (
     TTLArg,
     validate_namespace,
 )
-from serverless_sessions.codec import MAGIC, Codec
+from serverless_sessions.codec import Codec, is_plaintext
 from serverless_sessions.errors import (
     CapabilityNotSupportedError,
     ConfigurationError,
@@ -46,7 +46,6 @@ __all__ = ["ACBCacheStorage", "Encryptor"]
 logger = logging.getLogger(__name__)
 
 _PURGE_BATCH = 1000
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class Encryptor(Protocol):
@@ -74,6 +73,8 @@ class ACBCacheStorage(SessionStorage):
 
     ``default_ttl`` (seconds, ``None`` = never) applies to new sessions stored without a TTL.
     ``owns_cache``: close the cache in :meth:`close` (true when a factory built it for us).
+    ``require_encryption``: with an encryptor, refuse plaintext payloads (turn it on once
+    ``reencrypt`` has completed; until then plaintext sessions stay readable).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class ACBCacheStorage(SessionStorage):
         default_ttl: float | None = 86400,
         encryptor: Encryptor | None = None,
         owns_cache: bool = False,
+        require_encryption: bool = False,
     ) -> None:
         super().__init__()
         self.namespace = validate_namespace(namespace)
@@ -93,6 +95,9 @@ class ACBCacheStorage(SessionStorage):
         self.default_ttl = ttl_seconds(default_ttl, what="default_ttl")
         self.encryptor = encryptor
         self.owns_cache = owns_cache
+        if require_encryption and encryptor is None:
+            raise ConfigurationError("require_encryption needs encryption keys")
+        self.require_encryption = require_encryption
         if isinstance(cache, AtomicCache):
             self._atomic: AtomicCache = cache
         elif isinstance(cache, ForeignCache):
@@ -129,7 +134,10 @@ class ACBCacheStorage(SessionStorage):
         key = self._key_name(session_id)
         if not isinstance(data, bytes):
             raise CorruptSessionError(key, f"expected bytes, found {type(data).__name__}")
-        if not data.startswith((MAGIC, _GZIP_MAGIC)):
+        if is_plaintext(data):
+            if self.require_encryption:
+                raise DecryptionError(key, "payload is not encrypted and plaintext is refused")
+        else:
             if self.encryptor is None:
                 raise DecryptionError(key, "payload is encrypted or foreign; no encryption keys set")
             data = self.encryptor.open(

@@ -16,8 +16,9 @@ about 40-50 µs of a 5 KB round trip), and the second content walk (fix 2, ~25-3
 ~125 µs per 50 KB). Compression itself is small at 5 KB (~15-20 µs with a reused context) and
 ~140 µs at 50 KB. With fixes 1 and 2 the estimate is ~1.4-1.6x at 5 KB and ~1.8x at 50 KB,
 inside the target; zstd level 1 would buy ~20% more at 50 KB for ~5% larger output.
-Note: making the model's own walk cheaper (fix 2 on decode) speeds up *both* sides, which
-raises this ratio; fix 1 is the one that reaches the target."""
+Fix 2 as proposed (skip the walk when decoding the codec's own envelopes) helps only the
+candidate; making the walk itself faster would speed up both sides and leave this ratio higher,
+so fix 1 plus the skip is the combination that reaches the target."""
 
 MEMORY_MISS = """\
 Borderline: the codec dominates both sides (see the decomposition: codec alone → + dict →
@@ -37,8 +38,8 @@ host's disk activity (70-650 µs per file across runs here), so this ratio range
 to 3.5x between runs. A SQLite store is a worker-thread hop (~40-80 µs) plus one `BEGIN IMMEDIATE`
 transaction (~120-200 µs: the row, the user, project and expiry index entries, a WAL append)
 plus encoding (fixes 1-2 would take ~40-60 µs off it, on both sides). Against a file store that
-is as crash-safe as SQLite claims to be (fsync of the file and its directory) SQLite is several
-times faster (see "For reference" in the case details). What would reach 2x against the
+is as crash-safe as SQLite claims to be (fsync of the file and its directory) SQLite was
+1.7-6x faster in runs so far (see "For reference" in the case details). What would reach 2x against the
 non-durable file store: batch writes (fix 7) where many sessions are written together. For a
 single store the transaction is the floor: it maintains the indexes that make listing and
 cleanup flat, which the file store does not have. Target suggestion: compare with the durable
@@ -71,9 +72,9 @@ ORIGINAL_MISS = """\
 On loopback a round trip costs ~0.05-0.1 ms and a redis-py command ~60-80 µs of client CPU,
 so the original's five awaited commands cost about five SETs, while the new store costs about
 3-4 SETs' worth of CPU (encoding, the script's server work: see the redis-store-50
-decomposition) in one round trip. The ratio is therefore ~1.1-1.9x on loopback, and it
+decomposition) in one round trip. The ratio is therefore ~1.0-1.9x on loopback, and it
 reaches the target as soon as there is a network: through the latency proxy at ~0.5 ms per
-round trip (`redis-store-vs-original-1-rtt`) it passes (~3.3-3.5x), as it would between a function
+round trip (`redis-store-vs-original-1-rtt`) it passes (~3.1-3.5x), as it would between a function
 and a managed Redis. What would reach 3x on loopback: fixes 1-3 (~30-40% less CPU per store);
 not enough alone, so the loopback rows are best read as a CPU comparison and the -rtt row as
 the round-trip comparison the target is about."""
@@ -86,7 +87,7 @@ worker thread and commits each store separately, so concurrency adds little ther
 would reach 5x: a batch API (fix 7): `store_sessions(states)` on the storage over an adapter
 `compare_and_set_many` that pipelines the WRITE script (Redis: one round trip per batch) or
 runs one transaction per batch (SQLite: one hop, one commit). The bench's pipelined loader is
-a working prototype (see the notes of both Redis rows): 3-4.5x single stores in runs so far,
+a working prototype (see the notes of both Redis rows): 3-4.7x single stores in runs so far,
 limited by per-session CPU that batching does not remove (encoding ~80 µs as written, ~65 µs of
 server CPU in the script, all on 2 shared cores). With fixes 1-3 that CPU roughly halves, which
 puts a batch API past 5x with a network round trip and close to it on loopback."""

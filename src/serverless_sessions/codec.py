@@ -16,12 +16,14 @@ default quality 11 costs ~4 ms for a similar ratio (BACKGROUND §5), so its qual
 from __future__ import annotations
 
 import enum
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pydantic
+import pydantic_core
 import zstandard
 from pydantic_core import PydanticSerializationError
 
@@ -31,7 +33,12 @@ from serverless_sessions.errors import (
     InvalidSessionError,
     SessionTooLargeError,
 )
-from serverless_sessions.model import SessionState, check_contents, validation_problems
+from serverless_sessions.model import (
+    CONTENTS_CHECKED,
+    SessionState,
+    check_contents,
+    validation_problems,
+)
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Codec", "Compression", "is_plaintext"]
 
@@ -115,14 +122,20 @@ class Codec:
 
     def _compress(self, body: bytes) -> tuple[Compression, bytes]:
         if self.compression == "zstd":
-            return Compression.ZSTD, zstandard.ZstdCompressor(level=self.zstd_level).compress(body)
+            return Compression.ZSTD, _zstd_compressor(self.zstd_level).compress(body)
         return Compression.BROTLI, _brotli().compress(body, quality=self.brotli_quality)
 
     def decode(self, data: bytes, *, key: str) -> SessionState:
         """Parse an envelope (or an original gzip payload); errors name ``key``."""
         body = self.decode_body(data, key=key)
         try:
-            return SessionState.model_validate_json(body)
+            # Rust parser refusing NaN/Infinity: what it returns is plain JSON, so validation
+            # can skip the model's Python-level content walk.
+            document = pydantic_core.from_json(body, allow_inf_nan=False)
+        except ValueError as exc:
+            raise CorruptSessionError(key, f"payload is not JSON: {exc}") from None
+        try:
+            return SessionState.model_validate(document, context=CONTENTS_CHECKED)
         except pydantic.ValidationError as exc:
             raise CorruptSessionError(
                 key, f"payload is not a valid session: {validation_problems(exc)}"
@@ -170,8 +183,40 @@ def _guarded(
 
 
 def _unzstd(body: bytes) -> bytes:
-    with zstandard.ZstdDecompressor().stream_reader(body) as reader:
-        return bytes(reader.read(_MAX_DECOMPRESSED + 1))
+    size = zstandard.frame_content_size(body)
+    if 0 <= size <= _MAX_DECOMPRESSED:
+        # The frame states its size (our writer always does): one exact allocation.
+        return bytes(_zstd_decompressor().decompress(body))
+    chunks: list[bytes] = []
+    total = 0
+    with _zstd_decompressor().stream_reader(body) as reader:
+        while chunk := reader.read(_ZSTD_CHUNK):
+            total += len(chunk)
+            if total > _MAX_DECOMPRESSED:
+                raise zstandard.ZstdError(f"output exceeds {_MAX_DECOMPRESSED} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# zstd contexts are costly to create and not thread-safe: one per thread, reused.
+_zstd_contexts = threading.local()
+_ZSTD_CHUNK = 256 * 1024
+
+
+def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
+    compressors: dict[int, zstandard.ZstdCompressor] = _zstd_contexts.__dict__.setdefault(
+        "compressors", {}
+    )
+    if level not in compressors:
+        compressors[level] = zstandard.ZstdCompressor(level=level)
+    return compressors[level]
+
+
+def _zstd_decompressor() -> zstandard.ZstdDecompressor:
+    if not hasattr(_zstd_contexts, "decompressor"):
+        _zstd_contexts.decompressor = zstandard.ZstdDecompressor()
+    decompressor: zstandard.ZstdDecompressor = _zstd_contexts.decompressor
+    return decompressor
 
 
 def _unbrotli(brotli: Any, body: bytes) -> bytes:

@@ -33,7 +33,13 @@ from serverless_sessions.errors import (
 )
 from serverless_sessions.ids import new_session_id, validate_owner_id, validate_session_id
 from serverless_sessions.lifecycle import Closable
-from serverless_sessions.model import MUTABLE_FIELDS, SessionState, utc_now, validation_problems
+from serverless_sessions.model import (
+    CONTENTS_CHECKED,
+    MUTABLE_FIELDS,
+    SessionState,
+    utc_now,
+    validation_problems,
+)
 from serverless_sessions.pages import SessionPage, SessionSummary
 from serverless_sessions.settings import StorageSettings, load_settings
 from serverless_sessions.storage.base import SessionStorage, StoredSession
@@ -53,7 +59,8 @@ def _hours(value: float | None, what: str) -> float | None:
 def _validated(state: SessionState) -> SessionState:
     """Re-validate after a mutator ran: in-place list/dict edits bypass assignment checks."""
     try:
-        return SessionState.model_validate(state.model_dump())
+        # Contents are checked by the codec when the result is stored.
+        return SessionState.model_validate(state.model_dump(), context=CONTENTS_CHECKED)
     except pydantic.ValidationError as exc:
         raise InvalidSessionUpdateError(f"session {state.session_id!r}: {validation_problems(exc)}") from None
 

@@ -10,14 +10,31 @@ from __future__ import annotations
 
 import gzip
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
 
 from serverless_sessions.ids import validate_owner_id, validate_session_id
 
-__all__ = ["MUTABLE_FIELDS", "SessionState", "check_contents", "utc_now", "validation_problems"]
+__all__ = [
+    "CONTENTS_CHECKED",
+    "MUTABLE_FIELDS",
+    "SessionState",
+    "check_contents",
+    "utc_now",
+    "validation_problems",
+]
 
 _T = TypeVar("_T")
 _MAX_DEPTH = 64
@@ -73,8 +90,15 @@ def _check_text(text: str, path: str) -> None:
         raise ValueError(f"{path}: text holds a lone surrogate ({exc.reason})") from exc
 
 
-def _json_only(value: _T) -> _T:
-    _check_json(value)
+CONTENTS_CHECKED: Mapping[str, bool] = MappingProxyType({"contents_checked": True})
+"""Validation context for data whose contents are already known to be plain JSON (parsed from
+JSON text, or about to pass :func:`check_contents` on encode): skips the Python-level walk,
+the dominant cost of validating a large session."""
+
+
+def _json_only(value: _T, info: ValidationInfo) -> _T:
+    if not (info.context and info.context.get("contents_checked")):
+        _check_json(value)
     return value
 
 

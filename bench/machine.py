@@ -17,7 +17,6 @@ _PACKAGES = (
     "zstandard",
     "redis",
     "hiredis",
-    "aiosqlite",
     "brotli",
     "msgpack",
     "matplotlib",

@@ -74,14 +74,14 @@ so the original's five awaited commands cost about five SETs, while the new stor
 3-4 SETs' worth of CPU (encoding, the script's server work: see the redis-store-50
 decomposition) in one round trip. The ratio is therefore ~1.0-1.9x on loopback, and it
 reaches the target as soon as there is a network: through the latency proxy at ~0.5 ms per
-round trip (`redis-store-vs-original-1-rtt`) it passes (~3.1-3.5x), as it would between a function
+round trip (`redis-store-vs-original-1-rtt`) it passes (about 3-3.5x), as it would between a function
 and a managed Redis. What would reach 3x on loopback: fixes 1-3 (~30-40% less CPU per store);
 not enough alone, so the loopback rows are best read as a CPU comparison and the -rtt row as
 the round-trip comparison the target is about."""
 
 BULK_MISS = """\
 `gather` overlaps round trips but not CPU, and a store is mostly CPU here (~250-350 µs of client
-and server CPU per 5 KB store on 2 shared cores), so many stores in flight reach only ~1.4-2.4x
+and server CPU per 5 KB store on 2 shared cores), so many stores in flight reach only ~1.3-2.5x
 single stores, on loopback and at ~0.5 ms round trips alike. SQLite serializes all calls on one
 worker thread and commits each store separately, so concurrency adds little there. What
 would reach 5x: a batch API (fix 7): `store_sessions(states)` on the storage over an adapter

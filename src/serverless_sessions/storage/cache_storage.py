@@ -176,14 +176,15 @@ class ACBCacheStorage(SessionStorage):
         Nothing is written when encoding fails (too large, not JSON) or the revision is stale.
         """
         self._check_open()
-        state = session_state.model_copy(update={"revision": session_state.revision + 1})
-        data = self.encode(state)
+        # The adapter's version is the revision; the one inside the payload is overwritten on
+        # read, so the state is encoded as it is, without a copy to bump it.
+        data = self.encode(session_state)
         entry = await self._atomic.compare_and_set(
             session_state.session_id,
             data,
             expected_version=session_state.revision,
             ttl=ttl,
-            indexes=(user_index(state.user_id), project_index(state.project_id)),
+            indexes=(user_index(session_state.user_id), project_index(session_state.project_id)),
             namespace=self._ns(),
         )
         session_state.revision = entry.version

@@ -5,7 +5,9 @@ Precedence, highest first:
 1. explicit keyword arguments (``load_settings(url=...)``, ``create_session_storage(...)``);
 2. environment variables ``SERVERLESS_SESSIONS_<FIELD>`` (``..._URL``, ``..._PASSWORD``, ...);
 3. config files, in any of the three formats (:mod:`serverless_sessions.config_files`);
-   several files are deep-merged first, later files winning;
+   several files are deep-merged first, later files winning. Files named by the caller, else
+   by ``SERVERLESS_SESSIONS_CONFIG`` (``os.pathsep``-separated), else the original module's
+   ``~/.claude/data/serverless_config.json`` when it exists;
 4. the defaults below — with nothing configured, the embedded SQLite file under the user's
    data directory.
 
@@ -23,6 +25,7 @@ Secrets are ``SecretStr``: masked in every repr, never in an error or a warning.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -182,9 +185,17 @@ def _argument_layer(overrides: Mapping[str, Any]) -> Layer:
     return Layer(values, {name: f"argument {name}" for name in values})
 
 
+ORIGINAL_CONFIG_FILE = Path("~/.claude/data/serverless_config.json")
+"""Where the original module kept its config; read when no config file is named."""
+
+
 def _config_paths(config_file: str | Path | Sequence[str | Path] | None) -> list[Path]:
     if config_file is None:
-        return []
+        named = os.environ.get(f"{ENV_PREFIX}CONFIG", "").strip()
+        if named:
+            return [Path(item) for item in named.split(os.pathsep) if item]
+        original = ORIGINAL_CONFIG_FILE.expanduser()
+        return [original] if original.is_file() else []
     if isinstance(config_file, str | Path):
         return [Path(config_file)]
     return [Path(item) for item in config_file]

@@ -8,17 +8,14 @@ this machine; the run's own figures are in its table, its case details and its f
 from __future__ import annotations
 
 CODEC_MISS = """\
-Both sides serialize with pydantic and validate with pydantic (including the model's own
-JSON-content walk); the candidate adds the envelope, zstd at level 3, and one more content walk
-(`check_contents` in `Codec.encode`). Two avoidable costs dominate the gap: a new zstd context
-per call and, on decode, a stream reader that allocates a 64 MB output buffer per call (fix 1,
-about 40-50 µs of a 5 KB round trip), and the second content walk (fix 2, ~25-35 µs per 5 KB,
-~125 µs per 50 KB). Compression itself is small at 5 KB (~15-20 µs with a reused context) and
-~140 µs at 50 KB. With fixes 1 and 2 the estimate is ~1.4-1.6x at 5 KB and ~1.8x at 50 KB,
-inside the target; zstd level 1 would buy ~20% more at 50 KB for ~5% larger output.
-Fix 2 as proposed (skip the walk when decoding the codec's own envelopes) helps only the
-candidate; making the walk itself faster would speed up both sides and leave this ratio higher,
-so fix 1 plus the skip is the combination that reaches the target."""
+Fixes 1 and 2 are applied (one zstd context per thread, exact-size decompression; decoding
+parses with pydantic-core refusing NaN and skips the model's Python-level content walk). What is
+left at 5 KB: zstd itself (~15-20 µs per round trip) plus the one content walk still done on
+encode (`check_contents`, ~25 µs per 5 KB), which guards against in-place edits that JSON would
+silently change (NaN stored as null). At 50 KB the target is met. What would reach it at 5 KB
+with margin: do the encode-side check in Rust (a strict pydantic `JsonValue` validation with
+`allow_inf_nan=False` and a matching depth limit) instead of the Python walk, or raise the
+compression threshold so small sessions skip zstd."""
 
 MEMORY_MISS = """\
 Borderline: the codec dominates both sides (see the decomposition: codec alone → + dict →

@@ -32,3 +32,11 @@ async def cache(adapter_name: str, tmp_path: Path) -> AsyncIterator[CacheBase]:
     factory = importlib.import_module(f"tests.cache_factories.{adapter_name}")
     async with factory.make_cache(tmp_path, unique_namespace()) as built:
         yield built
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def raw_cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CacheBase]:
+    """The adapters whose raw bytes tests tamper with: in-process, file, and the shared Redis."""
+    factory = importlib.import_module(f"tests.cache_factories.{request.param}")
+    async with factory.make_cache(tmp_path, unique_namespace()) as built:
+        yield built

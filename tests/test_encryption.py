@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import base64
-import importlib
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from serverless_sessions.adapters.cache import redis
 from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.encryption import (
     ENVELOPE_MAGIC,
@@ -22,7 +17,6 @@ from serverless_sessions.errors import ConfigurationError, DecryptionError
 from serverless_sessions.factory import create_session_storage
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
-from tests.cache_factories.redis import delete_prefix
 
 KEY1 = generate_key("k1")
 KEY2 = generate_key("k2")
@@ -191,22 +185,8 @@ def test_repr_and_attributes_never_show_key_material() -> None:
 
 # -- through the storage -----------------------------------------------------------------------
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def raw_cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CacheBase]:
-    if request.param == "redis":  # database 12, under a key prefix of this test only
-        prefix = f"ssenc.{uuid.uuid4().hex[:10]}"
-        try:
-            async with redis.Cache.from_url(REDIS_URL, key_prefix=prefix) as built:
-                yield built
-        finally:
-            await delete_prefix(prefix, REDIS_URL)
-        return
-    factory = importlib.import_module(f"tests.cache_factories.{request.param}")
-    async with factory.make_cache(tmp_path, f"t-{uuid.uuid4().hex[:12]}") as built:
-        yield built
 
 
 def storage_on(cache: CacheBase, namespace: str, keys: KeyRing | None) -> ACBCacheStorage:

@@ -4,16 +4,13 @@ remaining TTL is kept, and an interrupted run resumes from its checkpoint."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from serverless_sessions.adapters.cache import memory, redis
+from serverless_sessions.adapters.cache import memory
 from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase, TTLArg
 from serverless_sessions.encryption import KeyRing, generate_key, key_id_of
 from serverless_sessions.errors import (
@@ -25,7 +22,6 @@ from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.model import SessionState
 from serverless_sessions.reencrypt import ReencryptReport, reencrypt
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
-from tests.cache_factories.redis import delete_prefix
 
 K0, K1, K2 = generate_key("k0"), generate_key("k1"), generate_key("k2")
 NS = "reenc"
@@ -35,22 +31,8 @@ def ring(*entries: str) -> KeyRing:
     return KeyRing.from_setting(",".join(entries))
 
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def raw_cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CacheBase]:
-    if request.param == "redis":  # database 12, under a key prefix of this test only
-        prefix = f"ssreenc.{uuid.uuid4().hex[:10]}"
-        try:
-            async with redis.Cache.from_url(REDIS_URL, key_prefix=prefix) as built:
-                yield built
-        finally:
-            await delete_prefix(prefix, REDIS_URL)
-        return
-    factory = importlib.import_module(f"tests.cache_factories.{request.param}")
-    async with factory.make_cache(tmp_path, f"t-{uuid.uuid4().hex[:12]}") as built:
-        yield built
 
 
 def storage(cache: CacheBase, *keys: str) -> ACBCacheStorage:

@@ -220,7 +220,10 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     # -- AtomicCache ---------------------------------------------------------------------------
 
     async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
-        return (await self.get_entries([key], namespace=namespace))[0]
+        """One HMGET: the common read path, without a pipeline's overhead."""
+        data = self._layout.data(self._namespace(namespace), key)
+        row = await self._run("get_entry", key, lambda c: c.hmget(data, ["v", "n", "e"]))
+        return None if row[1] is None else _entry(*row)
 
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         """One pipelined round trip (per cluster node) for all ``keys``."""

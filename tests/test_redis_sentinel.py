@@ -33,6 +33,17 @@ def make(setup: SentinelSetup) -> redis.Cache:
     )
 
 
+def replicated(setup: SentinelSetup, key: str) -> None:
+    """Wait until the replica holds ``key``.
+
+    Replication is asynchronous, and WAIT sent by a client that wrote nothing returns at once,
+    so it proves nothing about the adapter's writes.
+    """
+    wait_until(
+        lambda: setup.replica.command("EXISTS", f"ss:n:d:{key}").startswith(b":1"), "replication"
+    )
+
+
 async def stored_on(port: int, key: str) -> bytes | None:
     client = Redis(port=port)
     try:
@@ -57,7 +68,7 @@ async def test_failover_reaches_the_new_master_without_restart(setup: SentinelSe
         for i in range(20):
             await cache.set(f"before{i}", b"v", ttl=600)
         # Let the replica catch up, so the promoted one holds every acknowledged write.
-        wait_until(lambda: setup.master.command("WAIT", "1", "1000").startswith(b":1"), "replication")
+        replicated(setup, "before19")
         old_port = setup.master_port()
         assert setup.sentinel.command("SENTINEL", "FAILOVER", setup.name).startswith(b"+OK")
         wait_until(lambda: setup.master_port() != old_port, "failover", timeout=20)
@@ -76,7 +87,7 @@ async def test_failover_reaches_the_new_master_without_restart(setup: SentinelSe
 async def test_killed_master_fails_fast_then_recovers(setup: SentinelSetup) -> None:
     async with make(setup) as cache:
         await cache.set("k", b"v", ttl=600)
-        wait_until(lambda: setup.master.command("WAIT", "1", "1000").startswith(b":1"), "replication")
+        replicated(setup, "k")
         setup.master.stop(signal.SIGKILL)
         failures: list[tuple[float, str]] = []
         deadline = time.monotonic() + 30

@@ -14,7 +14,7 @@ from datetime import timedelta
 from serverless_sessions.adapters.cache.base import KEEP_TTL, TTLArg
 from serverless_sessions.errors import InvalidSessionError
 
-__all__ = ["expiry_for", "is_expired", "now", "remaining_seconds", "ttl_seconds"]
+__all__ = ["expiry_for", "is_expired", "now", "ttl_seconds"]
 
 
 def now() -> float:
@@ -45,10 +45,3 @@ def expiry_for(ttl: TTLArg, *, current: float | None, at: float) -> float | None
 def is_expired(expires_at: float | None, at: float | None = None) -> bool:
     """Whether an absolute expiry has passed."""
     return expires_at is not None and expires_at <= (now() if at is None else at)
-
-
-def remaining_seconds(expires_at: float | None, at: float | None = None) -> float | None:
-    """Seconds left until ``expires_at`` (never negative); ``None`` for no expiry."""
-    if expires_at is None:
-        return None
-    return max(0.0, expires_at - (now() if at is None else at))

@@ -211,14 +211,6 @@ class ACBCacheStorage(SessionStorage):
         validate_session_id(session_id)
         return await self._atomic.compare_and_delete(session_id, namespace=self._ns())
 
-    async def delete_if_revision(self, session_id: str, revision: int) -> bool:
-        """Delete only if the stored revision is ``revision`` (else SessionConflictError)."""
-        self._check_open()
-        validate_session_id(session_id)
-        return await self._atomic.compare_and_delete(
-            session_id, expected_version=revision, namespace=self._ns()
-        )
-
     def _indexed(self, operation: str) -> IndexedCache:
         if not isinstance(self._atomic, IndexedCache):
             raise CapabilityNotSupportedError(self.cache, "index", operation)

@@ -29,7 +29,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from serverless_sessions.adapters.cache.base import Entry, TTLArg
+from serverless_sessions.adapters.cache.base import Entry, TTLArg, check_same_indexes
 from serverless_sessions.errors import ConfigurationError, SessionConflictError
 from serverless_sessions.ttl import expiry_for, is_expired, now
 
@@ -282,10 +282,7 @@ class SqliteStore:
             if actual != expected_version:
                 raise SessionConflictError(key, expected_version, actual if current else None)
             memberships = self._memberships(ns, key) if current else frozenset()
-            if indexes and memberships and set(indexes) != memberships:
-                raise SessionConflictError(
-                    key, expected_version, actual, message=f"{key!r} is listed under other indexes"
-                )
+            check_same_indexes(key, memberships, indexes, expected=expected_version, actual=actual)
             expires_at = expiry_for(ttl, current=current[1] if current else None, at=at)
             self._conn.execute(_UPSERT, (ns, key, value, actual + 1, expires_at))
             if indexes and not memberships:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import enum
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from serverless_sessions.errors import InvalidSessionIdError
+from serverless_sessions.errors import InvalidSessionIdError, SessionConflictError
 from serverless_sessions.lifecycle import Closable
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "PingableCache",
     "ScannableCache",
     "TTLArg",
+    "check_same_indexes",
     "validate_namespace",
 ]
 
@@ -68,6 +69,20 @@ def validate_namespace(namespace: str) -> str:
             namespace, "must be 1-64 characters of A-Z a-z 0-9 _ . -", what="namespace"
         )
     return namespace
+
+
+def check_same_indexes(
+    key: str, stored: Collection[str], requested: Collection[str], *, expected: int, actual: int | None
+) -> None:
+    """Refuse a write that names other indexes than the ones ``key`` is already listed in.
+
+    A key's indexes are fixed by its first indexed write; a write naming none keeps them.
+    Accepting others would leave the key listed under its old owner only.
+    """
+    if stored and requested and set(stored) != set(requested):
+        raise SessionConflictError(
+            key, expected, actual, message=f"{key!r} is listed under other indexes"
+        )
 
 
 @dataclass(frozen=True, slots=True)

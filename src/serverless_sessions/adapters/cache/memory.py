@@ -22,6 +22,7 @@ from serverless_sessions.adapters.cache.base import (
     PingableCache,
     ScannableCache,
     TTLArg,
+    check_same_indexes,
 )
 from serverless_sessions.errors import ConfigurationError, SessionConflictError
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
@@ -188,10 +189,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         actual = current.version if current else 0
         if actual != expected_version:
             raise SessionConflictError(key, expected_version, actual if current else None)
-        if current is not None and current.indexes and indexes and set(indexes) != set(current.indexes):
-            raise SessionConflictError(
-                key, expected_version, actual, message=f"{key!r} is listed under other indexes"
-            )
+        if current is not None:
+            check_same_indexes(key, current.indexes, indexes, expected=expected_version, actual=actual)
         expires_at = expiry_for(ttl, current=current.expires_at if current else None, at=at)
         record = _Record(
             bytes(value),

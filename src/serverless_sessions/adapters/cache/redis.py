@@ -77,6 +77,7 @@ from serverless_sessions.adapters.cache.base import (
     PingableCache,
     ScannableCache,
     TTLArg,
+    check_same_indexes,
 )
 from serverless_sessions.errors import ConfigurationError, SessionConflictError, StorageError
 from serverless_sessions.ttl import expiry_for, now
@@ -184,10 +185,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             if reply[0] == b"ok":
                 return reply
             guess = tuple(json.loads(reply[1] or b"[]"))
-            if request.op == "set" and request.indexes and guess and set(guess) != set(request.indexes):
-                raise SessionConflictError(
-                    key, request.expected or 0, None, message=f"{key!r} is listed under other indexes"
-                )
+            if request.op == "set":
+                check_same_indexes(key, guess, request.indexes, expected=request.expected or 0, actual=None)
         raise StorageError(f"redis {request.op} of key {key!r}: its index entries kept changing")
 
     # -- CacheBase -----------------------------------------------------------------------------

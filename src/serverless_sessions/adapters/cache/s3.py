@@ -60,6 +60,7 @@ from serverless_sessions.adapters.cache.base import (
     PingableCache,
     ScannableCache,
     TTLArg,
+    check_same_indexes,
 )
 from serverless_sessions.errors import SessionConflictError, StorageError
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
@@ -229,9 +230,9 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             if expected is not None and version - 1 != expected:
                 raise SessionConflictError(key, expected, found.version if found else None)
             expires_at = expiry_for(ttl, current=found.expires_at if found else None, at=at)
-            if found is not None and found.indexes and indexes and set(indexes) != set(found.indexes):
-                raise SessionConflictError(
-                    key, expected or 0, found.version, message=f"{key!r} is listed under other indexes"
+            if found is not None:
+                check_same_indexes(
+                    key, found.indexes, indexes, expected=expected or 0, actual=found.version
                 )
             names = found.indexes if found else tuple(dict.fromkeys(indexes))
             if found is None:

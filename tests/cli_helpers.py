@@ -27,6 +27,18 @@ SCRIPT = Path(sys.executable).with_name("serverless-sessions")
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0?socket_connect_timeout=0.5&retry_attempts=0"
 
 
+def without_modules(env: dict[str, str], directory: Path, *modules: str) -> dict[str, str]:
+    """``env`` for a Python in which ``modules`` are not installed, as on a fresh install.
+
+    A ``sitecustomize`` on ``PYTHONPATH`` sets each to ``None`` in ``sys.modules``, Python's own
+    way to make ``import name`` (and ``from name.sub import x``) raise ``ModuleNotFoundError``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["import sys", *(f"sys.modules[{name!r}] = None" for name in modules)]
+    (directory / "sitecustomize.py").write_text("\n".join(lines) + "\n")
+    return {**env, "PYTHONPATH": str(directory)}
+
+
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment of a test run: no inherited settings, no colour, a private data dir."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SERVERLESS_SESSIONS_")}

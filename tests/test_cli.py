@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from tests.cli_helpers import (
     run_cli,
     sqlite_env,
     storage_env,
+    without_modules,
 )
 
 __all__ = ["sqlite_env", "storage_env"]  # fixtures imported for pytest
@@ -32,10 +35,13 @@ KEY_2 = "k2:" + "B" * 43 + "="
 
 def test_session_round_trip(storage_env: dict[str, str]) -> None:
     env = storage_env
-    data = {"conversation_history": [{"role": "user", "content": "hi"}], "metadata": {"step": 1}}
-    created = ok("create", "alice", "proj", "--data", json.dumps(data), "--ttl-hours", "0.5", env=env)
+    history = [{"role": "user", "content": "hi"}]
+    fields = json.dumps({"conversation_history": history})
+    created = ok(
+        "create", "alice", "proj", "--data", '{"step": 1}', "--fields", fields, "--ttl-hours", "0.5", env=env
+    )
     session_id = created["session_id"]
-    assert created["conversation_history"] == data["conversation_history"]
+    assert created["conversation_history"] == history and created["metadata"] == {"step": 1}
 
     fetched = ok("get", session_id, env=env)
     assert fetched["metadata"] == {"step": 1} and fetched["revision"] == created["revision"]
@@ -134,7 +140,7 @@ def test_cleanup_and_stats(sqlite_env: dict[str, str], tmp_path: Path) -> None:
     env = sqlite_env
     for user in ("eve", "frank"):
         ok("create", user, "proj", "--ttl-hours", str(0.5 / 3600), env=env)
-    keeper = ok("create", "eve", "proj", "--data", '{"metadata": {"blob": "' + "x" * 3000 + '"}}', env=env)
+    keeper = ok("create", "eve", "proj", "--data", '{"blob": "' + "x" * 3000 + '"}', env=env)
     time.sleep(0.7)
     assert ok("cleanup", env=env) == {"removed": 2}
     assert ok("cleanup", env=env) == {"removed": 0}
@@ -197,7 +203,7 @@ def test_config_migrate_converts_old_formats(tmp_path: Path) -> None:
     assert run_cli("config", "migrate", str(old), "-o", str(new), env=env).code == ExitCode.USAGE
 
     shown = ok("--config", str(new), "config", "show", env=env)
-    assert shown["url"] == "redis://:***@127.0.0.1:6379/9?key_prefix=session_mgmt"
+    assert shown["url"] == "redis://:***@127.0.0.1:6379/9?key_prefix=session_mgmt.v2"
     assert shown["default_ttl"] == 7200
 
 
@@ -267,3 +273,175 @@ def test_entry_points_and_light_import(tmp_path: Path) -> None:
 def test_help(args: tuple[str, ...], tmp_path: Path) -> None:
     result = run_cli(*args, env=base_env(tmp_path))
     assert result.code == 0 and "Usage:" in result.stdout
+
+
+def test_create_stores_data_as_metadata_from_any_source(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    env = sqlite_env
+    data = {"task": "migrate", "conversation_history": "a key of the original's free-form data"}
+    inline = ok("create", "ann", "proj", "--data", json.dumps(data), env=env)
+    assert inline["metadata"] == data and inline["conversation_history"] == []
+
+    from_stdin = ok("create", "ann", "proj", "--data", "-", env=env, stdin=json.dumps(data))
+    assert from_stdin["metadata"] == data
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps({"permissions": ["read"], "conversation_history": [{"role": "user"}]}))
+    from_files = ok("create", "ann", "proj", "--fields", f"@{fields}", "--data", "-", env=env, stdin="{}")
+    assert from_files["permissions"] == ["read"] and from_files["conversation_history"] == [{"role": "user"}]
+    updated = ok("update", from_files["session_id"], f"@{fields}", env=env)
+    assert updated["revision"] == from_files["revision"] + 1
+
+    for args in (
+        ("create", "ann", "proj", "--data", "-", "--fields", "-"),
+        ("create", "ann", "proj", "--data", f"@{tmp_path / 'missing.json'}"),
+        ("create", "ann", "proj", "--fields", '{"colour": "red"}'),
+        ("create", "ann", "proj", "--data", "[1]"),
+        ("update", inline["session_id"], f"@{tmp_path / 'missing.json'}"),
+    ):
+        result = run_cli(*args, env=env, stdin="{}")
+        assert result.code == ExitCode.USAGE, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    missing = run_cli("create", "a", "p", "--data", f"@{tmp_path / 'missing.json'}", env=env)
+    assert str(tmp_path / "missing.json") in missing.stderr
+    assert [item["user_id"] for item in ok("list", env=env)["sessions"]] == ["ann"] * 3
+
+
+def test_create_honours_the_configured_default_ttl(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    configured = ok("create", "u", "p", env={**sqlite_env, "SERVERLESS_SESSIONS_DEFAULT_TTL": "600"})
+    assert configured["idle_ttl_seconds"] == 600
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"acb": {"cache": {"provider": "sqlite", "default_ttl": 900}}}))
+    from_file = ok("--config", str(config), "create", "u", "p", env=sqlite_env)
+    assert from_file["idle_ttl_seconds"] == 900
+    assert ok("create", "u", "p", env=sqlite_env)["idle_ttl_seconds"] == 24 * 3600
+    short_default = {**sqlite_env, "SERVERLESS_SESSIONS_DEFAULT_TTL": "600"}
+    assert ok("create", "u", "p", "--ttl-hours", "2", env=short_default)["idle_ttl_seconds"] == 7200
+
+
+def _expiry_shown(output: str) -> tuple[datetime, str]:
+    """The absolute expiry and the remaining time on the `expires` row of `get`."""
+    found = re.search(r"expires\s*│\s*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC \(in ([^)]+)\)", output)
+    assert found, output
+    return datetime.fromisoformat(found[1] + "+00:00"), found[2]
+
+
+def test_touch_restarts_the_idle_timeout_and_get_shows_the_expiry(storage_env: dict[str, str]) -> None:
+    env = storage_env
+    session_id = ok("create", "tom", "proj", "--ttl-hours", "1", env=env)["session_id"]
+    expires, remaining = _expiry_shown(run_cli("get", session_id, env=env).stdout)
+    assert remaining == "1h" or remaining.startswith("59m"), remaining
+
+    longer = ok("touch", session_id, "--ttl-hours", "2", env=env)
+    assert longer["session_id"] == session_id and longer["idle_ttl_seconds"] == 7200
+    last_activity = datetime.fromisoformat(longer["last_activity"])
+    expires_at = datetime.fromisoformat(longer["expires_at"])
+    assert abs(expires_at - last_activity - timedelta(hours=2)) < timedelta(seconds=1)
+    assert expires_at > expires + timedelta(minutes=59)
+
+    again = ok("touch", session_id, env=env)  # the session's own (new) idle timeout restarts
+    assert again["idle_ttl_seconds"] == 7200
+    assert datetime.fromisoformat(again["expires_at"]) > expires_at
+    shown = run_cli("get", session_id, env=env).stdout
+    assert abs(_expiry_shown(shown)[0] - datetime.fromisoformat(again["expires_at"])) < timedelta(seconds=1)
+    assert re.search(r"idle timeout\s*│\s*2h\b", shown), shown
+    assert ok("get", session_id, env=env)["revision"] == 3
+
+    human = run_cli("touch", session_id, env=env)
+    assert human.code == 0 and re.search(r"Touched session \w+: expires \S+ \S+ UTC \(in ", human.stdout)
+    assert run_cli("touch", "no-such-session", env=env).code == ExitCode.NOTHING_DONE
+    assert run_cli("touch", session_id, "--ttl-hours", "0", env=env).code == ExitCode.USAGE
+
+
+def test_a_session_too_large_to_read_back_is_never_stored(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    env = sqlite_env
+    session_id = ok("create", "zoe", "proj", "--data", '{"step": 1}', env=env)["session_id"]
+    huge = json.dumps({"metadata": {"blob": "x" * (3 * 1024 * 1024)}})  # compresses to a few KB
+    for result in (
+        run_cli("update", session_id, env=env, stdin=huge),
+        run_cli("--json", "update", session_id, env=env, stdin=huge),
+        run_cli("create", "zoe", "proj", "--fields", "-", env=env, stdin=huge),
+    ):
+        assert result.code == ExitCode.USAGE, result.stderr[:500]
+        assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr[:500]
+        assert "limit" in result.stderr and str(1024 * 1024) in result.stderr, result.stderr
+    assert "SessionTooLargeError" in run_cli("--json", "update", session_id, env=env, stdin=huge).stderr
+    unchanged = ok("get", session_id, env=env)
+    assert unchanged["metadata"] == {"step": 1} and unchanged["revision"] == 1
+    assert len(ok("list", env=env)["sessions"]) == 1
+
+
+def test_a_large_session_is_summarized_not_printed_whole(sqlite_env: dict[str, str]) -> None:
+    env = sqlite_env
+    blob = "".join(f"{i:07d}" for i in range(100_000))  # 700 KB, under the 1 MiB limit
+    history = [{"role": "user", "content": str(i)} for i in range(500)]
+    updates = json.dumps({"metadata": {"blob": blob}, "conversation_history": history})
+    created = run_cli("create", "max", "proj", "--fields", "-", env=env, stdin=updates)
+    assert created.code == 0 and len(created.stdout) < 5000, len(created.stdout)
+    assert "metadata: 1 key(s), 683.6 KiB" in created.stdout
+    assert "conversation_history: 500 item(s)" in created.stdout
+    session_id = re.search(r"Created session (\w+)", created.stdout)[1]  # type: ignore[index]
+
+    updated = run_cli("update", session_id, env=env, stdin=updates)
+    assert updated.code == 0 and len(updated.stdout) < 5000 and blob[:100] not in updated.stdout
+
+    shown = run_cli("get", session_id, env=env)
+    assert shown.code == 0 and len(shown.stdout) < 50_000, len(shown.stdout)
+    assert "more characters" in shown.stdout and "400 more items" in shown.stdout
+    assert "--json shows the session in full" in shown.stdout
+    full = ok("get", session_id, env=env)
+    assert full["metadata"]["blob"] == blob and len(full["conversation_history"]) == 500
+
+
+def test_stats_counts_sessions_it_cannot_decrypt(sqlite_env: dict[str, str]) -> None:
+    old = {**sqlite_env, "SERVERLESS_SESSIONS_ENCRYPTION_KEYS": KEY_1}
+    new = {**sqlite_env, "SERVERLESS_SESSIONS_ENCRYPTION_KEYS": KEY_2}
+    lost = ok("create", "ida", "proj", env=old)["session_id"]
+    ok("create", "ida", "proj", env=new)
+    assert ok("list", env=new)["unreadable"] == [lost]
+    stats = ok("stats", env=new)
+    assert stats["total_sessions"] == 1 and stats["unreadable"] == [lost]
+    human = run_cli("stats", env=new)
+    assert human.code == 0 and f"1 (corrupt or undecryptable: {lost})" in human.stdout
+
+
+def test_stats_plot_to_a_missing_directory_is_a_usage_error(
+    sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    target = tmp_path / "no-such-dir" / "x.png"
+    for args in (("stats", "--plot", str(target)), ("--json", "stats", "--plot", str(target))):
+        result = run_cli(*args, env=sqlite_env)
+        assert result.code == ExitCode.USAGE, result.stderr
+        assert str(target) in result.stderr and "Traceback" not in result.stderr
+    assert not target.parent.exists()
+
+
+def test_list_help_warns_that_no_filter_reads_every_session(tmp_path: Path) -> None:
+    result = run_cli("list", "--help", env=base_env(tmp_path))
+    assert result.code == 0 and "reads every session" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("blocked", "args", "extra"),
+    [
+        pytest.param(("redis",), ("--url", "redis://127.0.0.1:6379/9", "list"), "redis", id="redis"),
+        pytest.param(("redis",), ("--url", "rediss://127.0.0.1:6379/9", "health"), "redis", id="rediss"),
+        pytest.param(("aiobotocore", "botocore"), ("--url", "s3://bucket/prefix", "list"), "s3", id="s3"),
+        pytest.param(("anyio",), ("serve",), "mcp", id="anyio"),
+        pytest.param(("mcp",), ("serve",), "mcp", id="mcp"),
+        pytest.param(("matplotlib",), ("stats", "--plot", "{tmp}/x.png"), "plot", id="matplotlib"),
+        pytest.param(("cryptography",), ("list",), "crypto", id="cryptography"),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it(
+    blocked: tuple[str, ...], args: tuple[str, ...], extra: str, sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    keys = {"SERVERLESS_SESSIONS_ENCRYPTION_KEYS": KEY_1} if extra == "crypto" else {}
+    env = without_modules({**sqlite_env, **keys}, tmp_path / "site", *blocked)
+    probe = subprocess.run([sys.executable, "-c", f"import {blocked[0]}"], env=env, capture_output=True)
+    assert probe.returncode != 0 and b"ModuleNotFoundError" in probe.stderr  # really not importable
+    args = tuple(arg.format(tmp=tmp_path) for arg in args)
+    result = run_cli(*args, env=env, stdin="")
+    assert result.code == ExitCode.USAGE, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"pip install 'serverless-sessions[{extra}]'" in result.stderr, result.stderr
+    as_json = json.loads(run_cli("--json", *args, env=env, stdin="").stderr)
+    assert as_json["error"]["type"] in {"MissingDependencyError", "ConfigurationError"}

@@ -1,4 +1,4 @@
-"""The codec: envelope, compression options, cross-reading, size limit, no pickle."""
+"""The codec: envelope, compression options, cross-reading, the size rule, no pickle."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import gzip
 import pickle
 
 import pytest
+import zstandard
 
 from serverless_sessions import Codec, ConfigurationError, CorruptSessionError, SessionState
-from serverless_sessions.codec import MAGIC, Compression
-from serverless_sessions.errors import SessionTooLargeError
+from serverless_sessions.codec import BODY_CEILING, MAGIC, Compression
+from serverless_sessions.errors import InvalidSessionError, SessionTooLargeError
+from serverless_sessions.settings import load_settings
 
 
 def big_state() -> SessionState:
@@ -84,7 +86,52 @@ def test_bad_bytes_raise_corrupt_errors_naming_the_key(payload: bytes) -> None:
         Codec().decode(payload, key="ns:key")
 
 
-def test_size_limit_is_checked_on_the_encoded_bytes() -> None:
-    with pytest.raises(SessionTooLargeError, match="'s1'"):
-        Codec(compression="none", max_size=1000).encode(big_state())
-    assert Codec(max_size=10_000).encode(big_state())
+def body_size(state: SessionState) -> int:
+    return len(state.model_dump_json().encode("utf-8"))
+
+
+def test_the_limit_bounds_the_json_body_before_compression() -> None:
+    state = big_state()
+    size = body_size(state)
+    for compression in ("none", "zstd", "brotli"):
+        stored = Codec(compression=compression, max_size=size).encode(state)  # type: ignore[arg-type]
+        assert len(stored) <= size + 5
+        with pytest.raises(SessionTooLargeError, match=rf"'s1'.* {size} bytes.* {size - 1}\b"):
+            Codec(compression=compression, max_size=size - 1).encode(state)  # type: ignore[arg-type]
+
+
+def test_a_body_that_compresses_to_almost_nothing_is_still_refused() -> None:
+    state = SessionState(session_id="s1", user_id="u", project_id="p", metadata={"x": "x" * 100_000})
+    assert len(zstandard.ZstdCompressor().compress(b"x" * 100_000)) < 100
+    with pytest.raises(SessionTooLargeError, match=rf" {body_size(state)} bytes.* 50000\b"):
+        Codec(max_size=50_000).encode(state)
+
+
+def test_the_limit_may_not_exceed_what_every_reader_accepts() -> None:
+    assert Codec(max_size=BODY_CEILING).max_size == BODY_CEILING
+    with pytest.raises(ConfigurationError, match=f"64-{BODY_CEILING} bytes.*{BODY_CEILING + 1}"):
+        Codec(max_size=BODY_CEILING + 1)
+    with pytest.raises(ConfigurationError, match=r"max_session_bytes \(argument"):
+        load_settings([], url="memory://", max_session_bytes=BODY_CEILING + 1)
+
+
+def test_an_uncompressed_body_past_the_ceiling_is_corrupt() -> None:
+    payload = MAGIC + bytes((1, Compression.NONE)) + b" " * (BODY_CEILING + 1)
+    with pytest.raises(CorruptSessionError, match=r"'ns:huge'.*ceiling"):
+        Codec().decode(payload, key="ns:huge")
+
+
+def nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_the_deepest_content_a_writer_accepts_is_read_back() -> None:
+    state = SessionState(session_id="s1", user_id="u", project_id="p")
+    state.metadata["d"] = nested(63)  # in place: only the codec checks it
+    assert Codec().decode(Codec().encode(state), key="k") == state
+    state.metadata["d"] = nested(64)
+    with pytest.raises(InvalidSessionError, match=r"metadata\.d.*nested deeper than 64 levels"):
+        Codec().encode(state)

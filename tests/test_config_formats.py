@@ -137,7 +137,7 @@ def test_before_format_reads_the_legacy_layout_and_shows_the_new_config(tmp_path
         "legacy+redis://:pa%3Ass%2Fw%40rd-never-shown@localhost:6379/0?key_prefix=session_mgmt:"
     )
     assert settings.url_value() == (
-        "redis://:pa%3Ass%2Fw%40rd-never-shown@localhost:6379/0?key_prefix=session_mgmt"
+        "redis://:pa%3Ass%2Fw%40rd-never-shown@localhost:6379/0?key_prefix=session_mgmt.v2"
     )
     assert SECRET not in message and "pa%3Ass" not in message
     assert str(path) in message and '"before" format' in message
@@ -149,7 +149,7 @@ def test_before_format_reads_the_legacy_layout_and_shows_the_new_config(tmp_path
                 "host": "localhost",
                 "port": 6379,
                 "db": 0,
-                "key_prefix": "session_mgmt",
+                "key_prefix": "session_mgmt.v2",
                 "password": "***",
             }
         }
@@ -194,7 +194,7 @@ def test_original_format_redis_backend(tmp_path: Path) -> None:
     settings, message = load_deprecated(path)
     assert settings.default_ttl == 12 * 3600
     assert settings.cleanup_interval == 6 * 3600
-    assert settings.url_value() == "redis://:pa%3Ass%2Fw%40rd-never-shown@r.example:6380/2?key_prefix=app"
+    assert settings.url_value() == "redis://:pa%3Ass%2Fw%40rd-never-shown@r.example:6380/2?key_prefix=app.v2"
     assert settings.legacy_url_value() == (
         "legacy+redis://:pa%3Ass%2Fw%40rd-never-shown@r.example:6380/2?key_prefix=app:"
     )

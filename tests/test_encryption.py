@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.encryption import (
@@ -198,7 +199,7 @@ async def test_sessions_are_sealed_at_rest_and_round_trip(raw_cache: CacheBase) 
     manager = ServerlessSessionManager(storage)
     marker = "very-private-conversation-" + "x" * 2000
     sid = await manager.create_session(
-        "alice", "proj", {"conversation_history": [{"role": "user", "content": marker}]}
+        "alice", "proj", fields={"conversation_history": [{"role": "user", "content": marker}]}
     )
     raw = await raw_cache.get(sid, namespace="enc")
     assert isinstance(raw, bytes) and key_id_of(raw) == "k1"
@@ -243,7 +244,7 @@ async def test_plain_sessions_stay_readable_after_turning_encryption_on(
     raw_cache: CacheBase,
 ) -> None:
     plain = storage_on(raw_cache, "mixed", None)
-    sid = await ServerlessSessionManager(plain).create_session("u", "p", {"metadata": {"a": 1}})
+    sid = await ServerlessSessionManager(plain).create_session("u", "p", {"a": 1})
     encrypted = storage_on(raw_cache, "mixed", ring(KEY1))
     state = await encrypted.retrieve_session(sid)
     assert state is not None and state.metadata == {"a": 1}
@@ -279,3 +280,35 @@ def test_factory_builds_a_keyring_from_settings_and_environment(
     with pytest.raises(ConfigurationError) as caught:
         create_session_storage(url="memory://")
     assert SECRET_TEXT[:12] not in str(caught.value)
+
+
+class NonceFirst:
+    """A user's own encryptor with no header: AES-GCM output behind a bare nonce."""
+
+    def __init__(self) -> None:
+        self.cipher = AESGCM(bytes(32))
+        self.next_nonce = bytes(12)
+
+    def seal(self, plaintext: bytes, *, associated_data: bytes) -> bytes:
+        nonce = self.next_nonce
+        return nonce + self.cipher.encrypt(nonce, plaintext, associated_data)
+
+    def open(self, sealed: bytes, *, associated_data: bytes, key: str) -> bytes:
+        return self.cipher.decrypt(sealed[:12], sealed[12:], associated_data)
+
+
+@pytest.mark.parametrize("unlucky", [b"\x1f\x8b", b"SSN"])
+async def test_sealed_bytes_a_reader_would_take_for_plaintext_are_never_stored(
+    raw_cache: CacheBase, unlucky: bytes
+) -> None:
+    """With a random nonce in front, one write in 65,536 starts with gzip's magic; a reader
+    would parse it as plaintext and never decrypt it."""
+    encryptor = NonceFirst()
+    storage = ACBCacheStorage(raw_cache, "own", encryptor=encryptor)
+    manager = ServerlessSessionManager(storage)
+    sid = await manager.create_session("u", "p", {"v": 1})
+    encryptor.next_nonce = unlucky + bytes(12 - len(unlucky))
+    with pytest.raises(ConfigurationError, match=f"NonceFirst sealed session '{sid}'"):
+        await manager.update_session(sid, {"metadata": {"v": 2}})
+    state = await manager.get_session(sid)
+    assert state is not None and state.metadata == {"v": 1} and state.revision == 1

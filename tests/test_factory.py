@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from serverless_sessions import ConfigurationError, StorageSettings, create_session_storage, load_settings
+from serverless_sessions.errors import MissingDependencyError
 from serverless_sessions.settings import mask_url
+from tests.cli_helpers import base_env, without_modules
 
 
 async def test_memory_url() -> None:
@@ -65,3 +69,43 @@ def test_settings_mask_secrets_everywhere() -> None:
     assert settings.masked_url() == "redis://:***@127.0.0.1:6379/0"
     assert mask_url("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
     assert mask_url("redis://h:1/0") == "redis://h:1/0"
+
+
+@pytest.mark.parametrize(
+    ("blocked", "url", "extra"),
+    [
+        ("redis", "redis://127.0.0.1:6379/9", "redis"),
+        ("redis", "redis+sentinel://127.0.0.1:26379/mymaster", "redis"),
+        ("aiobotocore", "s3://bucket/prefix", "s3"),
+    ],
+)
+def test_a_backend_without_its_client_library_names_the_extra(
+    blocked: str, url: str, extra: str, tmp_path: Path
+) -> None:
+    env = without_modules(base_env(tmp_path), tmp_path / "site", blocked)
+    code = (
+        "from serverless_sessions import create_session_storage\n"
+        "from serverless_sessions.errors import MissingDependencyError\n"
+        "try:\n"
+        f"    create_session_storage(url={url!r})\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc.extra, exc.package, exc, sep='|')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    extra_shown, package, message = done.stdout.strip().split("|")
+    assert (extra_shown, package) == (extra, blocked)
+    assert message.endswith(f"pip install 'serverless-sessions[{extra}]'")
+
+
+def test_a_missing_module_of_our_own_is_a_bug_not_a_missing_extra() -> None:
+    with pytest.raises(ModuleNotFoundError), MissingDependencyError.on_import(feature="f", extra="x"):
+        import serverless_sessions.no_such_module  # noqa: F401
+
+
+def test_a_package_that_imports_badly_is_named_with_the_reason() -> None:
+    guard = MissingDependencyError.on_import(feature="f", extra="x")
+    with pytest.raises(MissingDependencyError) as caught, guard:
+        from json import no_such_name  # type: ignore[attr-defined]  # noqa: F401
+    assert str(caught.value).startswith("f needs a working 'json' package (cannot import name 'no_such_name'")
+    assert isinstance(caught.value, ConfigurationError)

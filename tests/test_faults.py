@@ -101,7 +101,7 @@ async def test_sqlite_write_locked_by_another_process(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     async with sqlite.Cache(path, timeout=0.3) as cache:
         manager = manager_on(cache)
-        sid = await manager.create_session("u", "p", {"metadata": {"v": 1}}, session_id="victim")
+        sid = await manager.create_session("u", "p", {"v": 1}, session_id="victim")
         with locked_by_another_process(path, "write"):
             assert await version_of(manager, sid) == 1  # WAL: readers never wait for a writer
             with pytest.raises(StorageUnavailableError, match=r"locked\.db"):
@@ -118,7 +118,7 @@ async def test_sqlite_exclusively_locked_by_another_process(tmp_path: Path) -> N
     path = tmp_path / "exclusive.db"
     async with sqlite.Cache(path, timeout=0.3) as cache:
         manager = manager_on(cache)
-        sid = await manager.create_session("u", "p", {"metadata": {"v": 1}}, session_id="victim")
+        sid = await manager.create_session("u", "p", {"v": 1}, session_id="victim")
     async with sqlite.Cache(path, timeout=0.3) as cache:  # a fresh connection, as a new process
         manager = manager_on(cache)
         with locked_by_another_process(path, "exclusive"):
@@ -137,7 +137,7 @@ async def test_sqlite_writer_killed_mid_transaction_leaves_no_torn_write(tmp_pat
     async with sqlite.Cache(path, timeout=2) as cache:
         manager = manager_on(cache)
         for n in range(5):
-            await manager.create_session("u", "p", {"metadata": {"v": n}}, session_id=f"s{n}")
+            await manager.create_session("u", "p", {"v": n}, session_id=f"s{n}")
         with locked_by_another_process(path, "torn") as locker:
             locker.send_signal(signal.SIGKILL)
             locker.wait(timeout=10)
@@ -171,7 +171,7 @@ async def fill_until_refused(directory: Path) -> dict[str, Any]:
     path = directory / "sessions.db"
     async with sqlite.Cache(path, timeout=2) as cache:
         manager = manager_on(cache, max_size=4 * 1024 * 1024)
-        sid = await manager.create_session("u", "p", {"metadata": {"v": 0}}, session_id="victim")
+        sid = await manager.create_session("u", "p", {"v": 0}, session_id="victim")
         acknowledged, error = 0, None
         rng = random.Random(7)
         for v in range(1, 200):
@@ -275,7 +275,7 @@ async def test_redis_killed_mid_write_keeps_the_previous_version(tmp_path: Path)
             manager = manager_on(cache)
             ids = [f"s{n}" for n in range(6)]
             for sid in ids:
-                await manager.create_session("u", "p", {"metadata": {"v": 0}}, session_id=sid)
+                await manager.create_session("u", "p", {"v": 0}, session_id=sid)
             acknowledged = dict.fromkeys(ids, 0)
             failures: list[BaseException] = []
             rng = random.Random(3)

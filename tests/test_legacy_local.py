@@ -15,6 +15,7 @@ import pytest
 from serverless_sessions.errors import (
     CorruptSessionError,
     InvalidSessionIdError,
+    SessionTooLargeError,
     StorageError,
     StorageUnavailableError,
 )
@@ -184,3 +185,13 @@ async def test_file_io_runs_off_the_event_loop(
     await storage.store_session(new_state("threads"), ttl_seconds=60)
     await storage.retrieve_session("threads")
     assert seen and loop_thread not in seen
+
+
+async def test_a_write_the_reader_would_refuse_is_not_stored(storage: LocalFileStorage) -> None:
+    state = new_state("grows-too-big")
+    await storage.store_session(state, ttl_seconds=60)
+    state.metadata = {"blob": "x" * (70 * 1024 * 1024)}  # gzips to a few KB, decodes to 70 MB
+    with pytest.raises(SessionTooLargeError):
+        await storage.store_session(state, ttl_seconds=60)
+    kept = await storage.retrieve_session("grows-too-big")
+    assert kept is not None and kept.revision == 1 and kept.metadata == {"n": 1}

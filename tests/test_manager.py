@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import uuid
+import warnings
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from serverless_sessions import (
     InvalidSessionIdError,
     InvalidSessionUpdateError,
     ServerlessSessionManager,
+    SessionState,
     SessionTooLargeError,
     create_session_storage,
 )
@@ -42,17 +47,38 @@ async def test_caller_given_ids_are_validated() -> None:
             await manager.create_session("   ", "p")
 
 
-async def test_session_data_fields_are_validated() -> None:
+async def test_session_data_is_stored_as_metadata_whatever_its_keys() -> None:
+    """The original module's meaning: migrating callers pass free-form data."""
+    data = {"colour": "red", "revision": 9, "metadata": {"x": 1}, "nested": [{"deep": None}]}
+    async with memory_manager() as manager:
+        session_id = await manager.create_session("u", "p", data)
+        state = await manager.require_session(session_id)
+    assert state.metadata == data
+    assert state.revision == 1 and state.conversation_history == []
+
+
+async def test_fields_set_other_fields_at_creation_and_are_validated() -> None:
     async with memory_manager() as manager:
         session_id = await manager.create_session(
-            "u", "p", {"conversation_history": [{"role": "user"}], "permissions": ["read"]}
+            "u",
+            "p",
+            {"note": "free-form"},
+            fields={"conversation_history": [{"role": "user"}], "permissions": ["read"]},
         )
-        state = await manager.get_session(session_id)
-        assert state is not None and state.permissions == ["read"]
+        state = await manager.require_session(session_id)
+        assert state.permissions == ["read"] and state.conversation_history == [{"role": "user"}]
+        assert state.metadata == {"note": "free-form"}
         with pytest.raises(InvalidSessionUpdateError, match="unknown field 'colour'"):
-            await manager.create_session("u", "p", {"colour": "red"})
+            await manager.create_session("u2", "p", fields={"colour": "red"})
         with pytest.raises(InvalidSessionUpdateError, match="immutable field 'revision'"):
-            await manager.create_session("u", "p", {"revision": 9})
+            await manager.create_session("u2", "p", fields={"revision": 9})
+        with pytest.raises(InvalidSessionUpdateError, match="metadata"):
+            await manager.create_session("u2", "p", {"a": 1}, fields={"metadata": {"b": 2}})
+        with pytest.raises(InvalidSessionUpdateError, match="session_data must be a JSON object"):
+            await manager.create_session("u2", "p", ["not", "an", "object"])  # type: ignore[arg-type]
+        with pytest.raises(InvalidSessionUpdateError, match="metadata"):
+            await manager.create_session("u2", "p", {"v": float("nan")})
+        assert await manager.list_user_sessions("u2") == []  # nothing half-written
 
 
 async def test_touch_slides_the_idle_expiry() -> None:
@@ -82,7 +108,7 @@ async def test_too_large_session_is_refused_before_writing() -> None:
     storage = create_session_storage(cache=memory.Cache(), max_session_bytes=4096, compression="none")
     async with ServerlessSessionManager(storage) as manager:
         with pytest.raises(SessionTooLargeError):
-            await manager.create_session("u", "p", {"metadata": {"blob": "x" * 10_000}})
+            await manager.create_session("u", "p", {"blob": "x" * 10_000})
         assert await manager.list_user_sessions("u") == []
         session_id = await manager.create_session("u", "p")
         with pytest.raises(SessionTooLargeError):
@@ -126,11 +152,47 @@ async def test_unknown_storage_type_is_a_configuration_error() -> None:
         ServerlessSessionManager(storage_type="mongo")  # type: ignore[arg-type]
 
 
-async def test_stats_describe_the_backend_without_secrets(tmp_path: Path) -> None:
+async def test_collect_stats_counts_live_sessions(tmp_path: Path) -> None:
     storage = create_session_storage(url=f"sqlite:///{tmp_path / 'x.db'}")
     async with ServerlessSessionManager(storage) as manager:
         await manager.create_session("u", "p")
-        stats = await manager.get_session_stats()
+        stats = await manager.collect_stats()
     assert stats["backend"] == "sqlite"
     assert stats["total_sessions"] == 1
     assert stats["available"] is True
+
+
+async def test_session_stats_are_synchronous_like_the_original_and_hide_secrets(tmp_path: Path) -> None:
+    secret = "pw-" + uuid.uuid4().hex
+    managers = [
+        ServerlessSessionManager(create_session_storage(url=f"redis://:{secret}@127.0.0.1:6379/9")),
+        ServerlessSessionManager(create_session_storage(url=f"sqlite:///{tmp_path / 'x.db'}")),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        managers.append(
+            ServerlessSessionManager(
+                storage_type="redis",
+                storage_config={"host": "127.0.0.1", "port": 6379, "db": 9, "password": secret},
+            )
+        )
+    for manager, backend in zip(managers, ["redis", "sqlite", "legacy-redis"], strict=True):
+        async with manager:
+            stats = manager.get_session_stats()  # no await: a plain dict, no I/O
+            assert stats["cached_sessions"] == 0
+            assert stats["storage_backend"] == backend
+            assert stats["storage_config"]["backend"] == backend
+            assert secret not in json.dumps(stats, default=str)
+
+
+async def test_load_session_caps_the_expiry_at_the_absolute_deadline() -> None:
+    """A session stored with a TTL beyond its deadline (by another writer) still shows the deadline."""
+    async with memory_manager() as manager:
+        deadline = datetime.now(UTC) + timedelta(hours=1)
+        state = SessionState(session_id="s", user_id="u", project_id="p", absolute_expires_at=deadline)
+        await manager.storage.store_session(state, ttl_seconds=86400)
+        stored = await manager.load_session("s")
+        assert stored is not None and stored.expires_at == deadline.timestamp()
+        [summary] = (await manager.list_sessions(user_id="u")).sessions
+        assert summary.expires_at == deadline
+        assert await manager.load_session("missing") is None

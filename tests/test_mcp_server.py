@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ TOOLS = {
     "test_serverless_storage": (set(), set()),
     "cleanup_serverless_sessions": (set(), set()),
     "configure_serverless_storage": ({"backend", "config_updates"}, set()),
+    "touch_serverless_session": ({"session_id"}, {"ttl_hours"}),
 }
 
 
@@ -83,7 +85,8 @@ async def test_tools_keep_their_original_names_and_parameters(sqlite_env: dict[s
         assert set(tool.input_schema["properties"]) == required | optional, tool.name
         assert tool.output_schema is not None and tool.description, tool.name
     create = next(tool for tool in listed if tool.name == "create_serverless_session")
-    assert create.input_schema["properties"]["ttl_hours"]["default"] == 24
+    assert "default_ttl" in create.input_schema["properties"]["ttl_hours"]["description"]
+    assert "metadata" in create.input_schema["properties"]["session_data"]["description"]
 
 
 async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> None:
@@ -93,7 +96,7 @@ async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> No
             "create_serverless_session",
             user_id="alice",
             project_id="proj",
-            session_data={"conversation_history": [{"role": "user", "content": "hi"}]},
+            session_data={"conversation_history": "free-form, as in the original", "step": 1},
             ttl_hours=0.5,
         )
         session_id = created["session_id"]
@@ -104,15 +107,25 @@ async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> No
             "ttl_hours": 0.5,
         }
 
-        resumed = (await call(session, "get_serverless_session", session_id=session_id))["session"]
-        assert resumed["conversation_history"] == [{"role": "user", "content": "hi"}]
+        got = await call(session, "get_serverless_session", session_id=session_id)
+        resumed = got["session"]
+        assert resumed["metadata"] == {"conversation_history": "free-form, as in the original", "step": 1}
+        assert resumed["conversation_history"] == [] and resumed["idle_ttl_seconds"] == 1800
+        assert got["expires_at"] is not None
 
+        history = [{"role": "user", "content": "hi"}]
         updated = await call(
-            session, "update_serverless_session", session_id=session_id, updates={"metadata": {"step": 2}}
+            session,
+            "update_serverless_session",
+            session_id=session_id,
+            updates={"metadata": {"step": 2}, "conversation_history": history},
         )
-        assert updated["updated_fields"] == ["metadata"]
+        assert updated["updated_fields"] == ["conversation_history", "metadata"]
         assert updated["session"]["metadata"] == {"step": 2}
+        assert updated["session"]["conversation_history"] == history
         assert updated["session"]["revision"] == resumed["revision"] + 1
+        # An update is activity: the idle timeout restarts.
+        assert datetime.fromisoformat(updated["expires_at"]) > datetime.fromisoformat(got["expires_at"])
 
         second = (await call(session, "create_serverless_session", user_id="alice", project_id="other"))[
             "session_id"
@@ -276,3 +289,50 @@ async def _wait_for_port(server: asyncio.subprocess.Process, port: int) -> None:
             writer.close()
             await writer.wait_closed()
             return
+
+
+async def test_create_honours_default_ttl_and_touch_renews(sqlite_env: dict[str, str]) -> None:
+    async with served({**sqlite_env, "SERVERLESS_SESSIONS_DEFAULT_TTL": "600"}) as session:
+        created = await call(session, "create_serverless_session", user_id="u", project_id="p")
+        assert created["ttl_hours"] == 600 / 3600
+        session_id = created["session_id"]
+        got = await call(session, "get_serverless_session", session_id=session_id)
+        assert got["session"]["idle_ttl_seconds"] == 600
+
+        touched = await call(session, "touch_serverless_session", session_id=session_id, ttl_hours=2)
+        assert touched["session_id"] == session_id and touched["idle_ttl_hours"] == 2
+        last = datetime.fromisoformat(touched["last_activity"])
+        expires = datetime.fromisoformat(touched["expires_at"])
+        assert abs(expires - last - timedelta(hours=2)) < timedelta(seconds=1)
+        again = await call(session, "touch_serverless_session", session_id=session_id)
+        assert again["idle_ttl_hours"] == 2 and datetime.fromisoformat(again["expires_at"]) > expires
+        summary = text_of(await session.call_tool("touch_serverless_session", {"session_id": session_id}))
+        assert "expires at" in summary
+
+        after = await call(session, "get_serverless_session", session_id=session_id)
+        assert after["session"]["revision"] == 4 and after["session"]["metadata"] == {}
+        assert "not found" in await fails(session, "touch_serverless_session", session_id="no-such-session")
+        assert "ttl_hours" in await fails(
+            session, "touch_serverless_session", session_id=session_id, ttl_hours=0
+        )
+    async with served(sqlite_env) as session:
+        default = await call(session, "create_serverless_session", user_id="u", project_id="p")
+        assert default["ttl_hours"] == 24
+
+
+async def test_a_session_too_large_to_read_back_is_a_tool_error(sqlite_env: dict[str, str]) -> None:
+    huge = {"blob": "x" * (3 * 1024 * 1024)}  # compresses to a few KB; decodes to 3 MB
+    async with served(sqlite_env) as session:
+        create = {"user_id": "u", "project_id": "p"}
+        session_id = (await call(session, "create_serverless_session", **create, session_data={"a": 1}))[
+            "session_id"
+        ]
+        message = await fails(
+            session, "update_serverless_session", session_id=session_id, updates={"metadata": huge}
+        )
+        assert "limit" in message and str(1024 * 1024) in message
+        created = await fails(session, "create_serverless_session", **create, session_data=huge)
+        assert "limit" in created
+        kept = (await call(session, "get_serverless_session", session_id=session_id))["session"]
+        assert kept["metadata"] == {"a": 1} and kept["revision"] == 1
+        assert len((await call(session, "list_serverless_sessions", user_id="u"))["sessions"]) == 1

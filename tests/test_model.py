@@ -55,3 +55,22 @@ def test_original_helpers_still_work() -> None:
     assert isinstance(data["created_at"], str)
     assert SessionState.from_dict(data) == state
     assert 0 < state.get_compressed_size() < 1000
+
+
+@pytest.mark.parametrize("ttl", [float("inf"), float("nan")])
+def test_an_infinite_idle_timeout_is_refused_not_stored_as_none(ttl: float) -> None:
+    """JSON has no infinity: it would be written as null and read back as "no idle timeout"."""
+    with pytest.raises(pydantic.ValidationError, match="idle_ttl_seconds"):
+        SessionState(session_id="s", user_id="u", project_id="p", idle_ttl_seconds=ttl)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        "9999-12-31T23:59:59-01:00",
+    ],
+)
+def test_a_timestamp_out_of_range_in_utc_is_a_validation_error(moment: object) -> None:
+    with pytest.raises(pydantic.ValidationError, match="out of range in UTC"):
+        SessionState(session_id="s", user_id="u", project_id="p", created_at=moment)

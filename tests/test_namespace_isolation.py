@@ -66,7 +66,7 @@ async def managers(
 async def fill(manager: ServerlessSessionManager, side: str, ttl_hours: float = 1) -> None:
     for sid in IDS:
         await manager.create_session(
-            "same-user", "same-project", {"metadata": {"side": side}}, ttl_hours, session_id=sid
+            "same-user", "same-project", {"side": side}, ttl_hours, session_id=sid
         )
 
 
@@ -83,7 +83,7 @@ async def test_same_ids_in_two_namespaces_stay_apart(
         assert await manager.list_user_sessions("same-user") == sorted(IDS)
         assert await manager.list_project_sessions("same-project") == sorted(IDS)
         assert sorted([s async for s in manager.storage.iter_session_ids()]) == sorted(IDS)
-        assert (await manager.get_session_stats())["total_sessions"] == len(IDS)
+        assert (await manager.collect_stats())["total_sessions"] == len(IDS)
         page = await manager.list_sessions(user_id="same-user")
         assert {s.session_id for s in page.sessions} == set(IDS) and page.unreadable == []
 

@@ -27,6 +27,7 @@ def test_seed_names_are_public() -> None:
         "CorruptSessionError",
         "StorageUnavailableError",
         "ConfigurationError",
+        "ServerlessConfigManager",
     ):
         assert name in serverless_sessions.__all__
 

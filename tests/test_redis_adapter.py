@@ -212,7 +212,7 @@ async def test_retry_policy_is_bounded_and_transient_only(error: Exception, trie
         calls.append("recover")
 
     with pytest.raises(type(error)):
-        await policy.run(attempt, recover)
+        await policy.run(attempt, recover, budget=60)
     assert calls.count("try") == tries and calls.count("recover") == tries - 1
     assert all(0 <= policy.delay(n) <= min(0.004, 0.001 * 2**n) for n in range(1, 8))
 
@@ -244,6 +244,65 @@ async def test_silent_server_times_out_within_the_configured_bound() -> None:
                 await cache.set("k", b"v")
             assert time.monotonic() - started < 0.3 * 2 + 1.4  # two attempts, far below the 5 s default
             assert isinstance(caught.value.__cause__, rx.TimeoutError)
+
+
+async def test_one_time_budget_covers_every_retry() -> None:
+    with socket.socket() as silent:  # accepts TCP connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        timeout = 0.3
+        settings = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_attempts": 10}
+        async with redis.Cache.from_url(url, **settings) as cache:
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailableError) as caught:
+                await cache.get("k")
+            elapsed = time.monotonic() - started
+    # Eleven attempts of 0.3 s each would take 3.3 s; the budget stops them after one.
+    assert f"no answer within {timeout:g}s (1 attempt(s)" in str(caught.value)
+    assert isinstance(caught.value.__cause__, rx.TimeoutError)
+    assert elapsed < 4 * timeout + 2
+
+
+async def test_a_call_that_never_gets_a_connection_blames_the_pool(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as private:
+        raw = aioredis.Redis(port=private.port)
+        await raw.client_pause(3000)  # every other client's commands now wait
+        settings = {"max_connections": 1, "socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+        async with redis.Cache.from_url(private.url, **settings) as cache:
+            results = await asyncio.gather(*(cache.get(f"k{i}") for i in range(5)), return_exceptions=True)
+        await raw.client_unpause()
+        await raw.aclose()
+    assert all(isinstance(result, StorageUnavailableError) for result in results), results
+    messages = [str(result) for result in results]
+    assert "TimeoutError" in messages[0]  # the one call that got the connection
+    assert any("all 1 connections stayed busy for 0.3s" in message for message in messages[1:])
+
+
+@pytest.mark.parametrize(
+    ("tls", "first_contact", "hint"),
+    [
+        (False, True, "does the server accept only TLS? then use rediss://"),
+        (True, True, "is the server plain-text? then use redis://"),
+        (False, False, None),  # a server that answered before and now resets: no TLS hint
+        (True, False, None),
+    ],
+)
+def test_tls_mismatch_hint_only_before_the_first_answer(
+    tls: bool, first_contact: bool, hint: str | None
+) -> None:
+    reset = rx.ConnectionError("Error while reading from h:1 : (104, 'Connection reset by peer')")
+    reset.__cause__ = ConnectionResetError(104, "Connection reset by peer")
+    silent = rx.TimeoutError("Timeout connecting to server")
+    exc = silent if tls else reset
+    error = _redis_errors.translate(
+        exc, backend="redis", operation="get", key="k", where="h", tls=tls, first_contact=first_contact
+    )
+    assert isinstance(error, StorageUnavailableError)
+    if hint is None:
+        assert "use redis" not in str(error)
+    else:
+        assert hint in str(error)
 
 
 async def test_wrong_type_is_a_storage_error_and_not_retried(

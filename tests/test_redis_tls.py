@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -9,7 +11,10 @@ import pytest
 
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.errors import StorageUnavailableError
+from tests.cache_factories.redis import SHARED_URL
 from tests.redis_servers import RedisProcess, TlsFiles, make_tls_files, running_tls_redis
+
+TIMEOUT = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +94,61 @@ def test_tls_settings_are_checked() -> None:
         "/k.pem",
     )
     assert settings.ssl_cert_reqs == "required" and settings.ssl_check_hostname is False
+
+
+# -- a client and a server that disagree on TLS --------------------------------------------------
+
+
+async def test_tls_client_against_the_plain_text_server_fails_in_time_suggesting_redis() -> None:
+    # The shared server speaks plain text: it never answers a TLS hello. Nothing is written.
+    plain_as_tls = SHARED_URL.replace("redis://", "rediss://", 1)
+    cache = redis.Cache.from_url(
+        plain_as_tls, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, retry_attempts=5
+    )
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError) as caught:
+        await cache.get("k")
+    elapsed = time.monotonic() - started
+    await cache.close()
+    message = str(caught.value)
+    assert f"no answer within {TIMEOUT:g}s" in message  # one budget for all six attempts
+    assert "is the server plain-text? then use redis://" in message
+    assert elapsed < 4 * TIMEOUT + 2
+
+
+async def test_plain_client_against_a_tls_only_server_suggests_rediss(tls_server: RedisProcess) -> None:
+    cache = redis.Cache.from_url(
+        f"redis://127.0.0.1:{tls_server.port}/0", socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+    )
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError) as caught:
+        await cache.get("k")
+    elapsed = time.monotonic() - started
+    await cache.close()
+    assert "does the server accept only TLS? then use rediss://" in str(caught.value)
+    assert elapsed < 4 * TIMEOUT + 2
+
+
+async def test_tls_client_answered_in_plain_text_suggests_redis(tls: TlsFiles) -> None:
+    # A plain-text Redis that finds a line in the TLS hello answers it with an error line.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        answering = threading.Thread(target=_answer_in_plain_text, args=(listener,), daemon=True)
+        answering.start()
+        url = f"rediss://127.0.0.1:{listener.getsockname()[1]}/0?ssl_ca_certs={tls.ca}"
+        cache = redis.Cache.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        with pytest.raises(StorageUnavailableError) as caught:
+            await cache.get("k")
+        await cache.close()
+        answering.join(timeout=10)
+    message = str(caught.value)
+    assert "WRONG_VERSION_NUMBER" in message and "then use redis:// instead of rediss://" in message
+    assert "check the CA file" not in message
+
+
+def _answer_in_plain_text(listener: socket.socket) -> None:
+    conn, _ = listener.accept()  # one connection: a refused handshake is not retried
+    with conn:
+        conn.recv(4096)
+        conn.sendall(b"-ERR unknown command\r\n")

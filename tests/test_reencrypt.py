@@ -45,7 +45,7 @@ async def populate(cache: CacheBase, keys: tuple[str, ...], count: int, prefix: 
         await manager.create_session(
             f"user-{i % 3}",
             "proj",
-            {"metadata": {"n": i, "prefix": prefix}},
+            {"n": i, "prefix": prefix},
             ttl_hours=1 + i,
             session_id=f"{prefix}-{i:04d}",
         )

@@ -119,7 +119,7 @@ async def test_create_cannot_set_a_lifetime_beyond_the_managers_maximum() -> Non
     async with memory_manager(max_lifetime_hours=1) as manager:
         try:
             session_id = await manager.create_session(
-                "u", "p", {"absolute_expires_at": "2999-01-01T00:00:00+00:00"}
+                "u", "p", fields={"absolute_expires_at": "2999-01-01T00:00:00+00:00"}
             )
         except InvalidSessionUpdateError:
             return
@@ -146,7 +146,7 @@ async def test_create_with_a_timestamp_field_is_not_a_raw_type_error() -> None:
     keyword arguments: TypeError escapes the error tree."""
     async with memory_manager() as manager:
         try:
-            await manager.create_session("u", "p", {"created_at": "2020-01-01T00:00:00+00:00"})
+            await manager.create_session("u", "p", fields={"created_at": "2020-01-01T00:00:00+00:00"})
         except Exception as exc:
             assert isinstance(exc, SessionError), f"{type(exc).__name__}: {exc}"
 

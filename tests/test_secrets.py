@@ -87,11 +87,12 @@ async def test_library_paths_never_show_secrets(
     async with create_session_storage(settings) as storage:
         manager = ServerlessSessionManager(storage)
         shown += [repr(storage), repr(storage.cache), repr(storage.encryptor), repr(manager)]
-        sid = await manager.create_session("alice", "proj", {"metadata": {"note": "hello"}})
+        sid = await manager.create_session("alice", "proj", {"note": "hello"})
         await manager.update_session(sid, {"metadata": {"note": "again"}})
         shown.append(repr(await manager.get_session(sid)))
         shown.append((await manager.list_sessions(user_id="alice")).model_dump_json())
-        shown.append(json.dumps(await manager.get_session_stats(), default=str))
+        shown.append(json.dumps(manager.get_session_stats(), default=str))
+        shown.append(json.dumps(await manager.collect_stats(), default=str))
         shown.append(json.dumps(await storage.health(), default=str))
         shown.append(json.dumps(storage.describe(), default=str))
         shown.append(repr(await reencrypt(storage, checkpoint=tmp_path / "ckpt.json")))
@@ -176,11 +177,12 @@ def test_cli_output_never_shows_secrets(
         outputs.append((args, code, text))
         return text
 
-    created = json.loads(run("--json", "create", "alice", "proj", "--data", '{"metadata": {}}'))
+    created = json.loads(run("--json", "create", "alice", "proj", "--data", '{"note": "hello"}'))
     sid = str(created["session_id"])
     for mode in ((), ("--json",)):
         run(*mode, "get", sid)
         run(*mode, "update", sid, '{"metadata": {"n": 1}}')
+        run(*mode, "touch", sid)
         run(*mode, "list", "--user", "alice")
         run(*mode, "stats")
         run(*mode, "health")
@@ -215,6 +217,7 @@ async def test_mcp_results_never_show_secrets(
             sid = created.structured_content["session_id"]
             await call("get_serverless_session", session_id=sid)
             await call("update_serverless_session", session_id=sid, updates={"metadata": {}})
+            await call("touch_serverless_session", session_id=sid)
             await call("list_serverless_sessions", user_id="u")
             await call("test_serverless_storage")
             await call("cleanup_serverless_sessions")

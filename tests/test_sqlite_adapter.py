@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import stat
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,31 +86,42 @@ async def read_line(process: asyncio.subprocess.Process) -> str:
     return (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode().strip()
 
 
-class Ticker:
-    """Records when the event loop got to run it, to prove no call blocks the loop."""
+class Trace:
+    """Every statement run by the connections opened while it is active, with its thread.
+
+    The connections are real ones; only ``sqlite3.connect`` is wrapped, to attach SQLite's own
+    trace callback, which runs on the thread that executes the statement.
+    """
 
     def __init__(self) -> None:
-        self.ticks: list[float] = []
-        self._task: asyncio.Task[None] | None = None
+        self.calls: list[tuple[int, str]] = []  # (thread ident, statement); "connect" for opens
 
-    async def _run(self) -> None:
-        while True:
-            self.ticks.append(time.perf_counter())
-            await asyncio.sleep(0.005)
+    def connect(self, real: Any) -> Any:
+        def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            self.calls.append((threading.get_ident(), "connect"))
+            conn = real(*args, **kwargs)
+            conn.set_trace_callback(lambda statement: self.calls.append((threading.get_ident(), statement)))
+            return conn
 
-    async def __aenter__(self) -> Ticker:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.sleep(0)
-        return self
+        return traced
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task is not None
-        self.ticks.append(time.perf_counter())
-        self._task.cancel()
+    def count(self, statement: str) -> int:
+        return sum(seen == statement for _, seen in self.calls)
 
-    @property
-    def max_gap(self) -> float:
-        return max(b - a for a, b in zip(self.ticks, self.ticks[1:], strict=False))
+
+@pytest.fixture
+def trace(monkeypatch: pytest.MonkeyPatch) -> Trace:
+    recorder = Trace()
+    monkeypatch.setattr(sqlite3, "connect", recorder.connect(sqlite3.connect))
+    return recorder
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Yield to the loop until ``condition()`` holds; fail after a generous bound naming ``what``."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        await asyncio.sleep(0.005)
 
 
 async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
@@ -208,23 +220,27 @@ async def test_concurrent_indexed_writes_from_two_adapters(tmp_path: Path) -> No
     assert sorted(members) == sorted(f"s{i}" for i in range(200))
 
 
-async def test_locked_database_fails_fast_then_recovers(tmp_path: Path) -> None:
+async def test_locked_database_fails_within_the_timeout_then_recovers(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    async with sqlite.Cache(path, timeout=0.5) as cache:
+    timeout = 0.5
+    async with sqlite.Cache(path, timeout=timeout) as cache:
         await cache.set("readable", b"r")
         holder = await start_child(LOCK_HOLDER, str(path))
         try:
             assert await read_line(holder) == "locked"
-            async with Ticker() as ticker:
-                started = time.perf_counter()
-                with pytest.raises(StorageUnavailableError) as caught:
-                    await cache.set("k", b"v")
-                waited = time.perf_counter() - started
-            assert 0.4 <= waited < 3.0
+            started = time.perf_counter()
+            write = asyncio.create_task(cache.set("k", b"v"))
+            turns = 0
+            while not write.done():  # the loop keeps turning while the worker waits for the lock
+                turns += 1
+                await asyncio.sleep(0.01)
+            waited = time.perf_counter() - started
+            with pytest.raises(StorageUnavailableError) as caught:
+                await write
+            assert turns > 1  # a call blocking the loop would have finished before the first turn
+            assert timeout * 0.8 <= waited < 4 * timeout + 2  # it waited, but not unboundedly
             assert str(path) in str(caught.value) and "set 'k'" in str(caught.value)
             assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
-            # The loop kept running while the worker thread waited for the lock.
-            assert len(ticker.ticks) >= 20 and ticker.max_gap < 0.2
             # WAL: readers are not blocked by another process's write transaction.
             assert await cache.get("readable") == b"r"
         finally:
@@ -235,15 +251,51 @@ async def test_locked_database_fails_fast_then_recovers(tmp_path: Path) -> None:
         assert await cache.get("k") == b"v"
 
 
-async def test_writes_do_not_block_the_event_loop(cache: sqlite.Cache) -> None:
-    payload = os.urandom(32 * 1024)
-    started = time.perf_counter()
-    async with Ticker() as ticker:
-        await asyncio.gather(*(cache.set(f"w{i}", payload, ttl=60) for i in range(500)))
-    elapsed = time.perf_counter() - started
-    # Blocking writes would stall the ticker for the whole batch; relative, so load cannot flake it.
-    assert ticker.max_gap < max(elapsed / 2, 0.05), (ticker.max_gap, elapsed)
-    assert len([key async for key in cache.scan_keys()]) == 500
+async def test_every_sqlite_call_runs_on_the_worker_thread(tmp_path: Path, trace: Trace) -> None:
+    loop_thread = threading.get_ident()
+    async with sqlite.Cache(tmp_path / "sessions.db", namespace="t") as cache:
+        await asyncio.gather(*(cache.set(f"w{i}", b"v", ttl=60) for i in range(100)))
+        await cache.compare_and_set("c", b"v", expected_version=0, ttl=0.01, indexes=["u"])
+        await cache.get_entries(["w1", "c"])
+        assert len([key async for key in cache.scan_keys(batch_size=30)]) == 101
+        await cache.index_members("u")
+        await cache.purge_expired()
+        await cache.delete("w0")
+        assert (await cache.health())["available"] is True
+    assert trace.count("connect") == 1 and trace.count("COMMIT") >= 103
+    assert loop_thread not in {thread for thread, _ in trace.calls}, "sqlite3 ran on the event loop"
+
+
+async def test_opening_waits_for_a_new_files_lock_instead_of_failing(tmp_path: Path, trace: Trace) -> None:
+    # Another connection (another process creating the same database, or a second adapter) holds
+    # the write lock of a file still in rollback-journal mode. Switching to WAL then meets
+    # SQLITE_BUSY at once: SQLite skips the busy handler there to avoid a deadlock.
+    path = tmp_path / "sessions.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    async with sqlite.Cache(path, timeout=30) as cache:
+        write = asyncio.create_task(cache.set("k", b"v"))
+        switches = "PRAGMA journal_mode = WAL"
+        await until(lambda: write.done() or trace.count(switches) >= 2, "a retried switch to WAL")
+        assert not write.done(), "opening failed while another connection held the lock"
+        holder.execute("COMMIT")
+        holder.close()
+        await write
+        assert await cache.get("k") == b"v"
+        assert (await cache.health())["journal_mode"] == "wal"
+
+
+async def test_opening_still_fails_once_the_timeout_is_spent(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        async with sqlite.Cache(path, timeout=0.2) as cache:
+            with pytest.raises(StorageUnavailableError, match="SQLITE_BUSY") as caught:
+                await cache.get("k")
+        assert str(path) in str(caught.value)
+    finally:
+        holder.close()
 
 
 @pytest.mark.parametrize(
@@ -300,14 +352,35 @@ async def test_file_that_is_not_a_database_names_the_path(tmp_path: Path) -> Non
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
 
 
-@pytest.mark.parametrize("where", ["directory", "missing-parent"])
-async def test_unopenable_path_is_unavailable_and_named(tmp_path: Path, where: str) -> None:
-    path = tmp_path if where == "directory" else tmp_path / "missing" / "sessions.db"
-    async with sqlite.Cache(path) as cache:
-        with pytest.raises(StorageUnavailableError) as caught:
-            await cache.exists("k")
-    assert str(path) in str(caught.value)
-    assert caught.value.__cause__ is not None
+def files_under(root: Path) -> list[Path]:
+    return sorted(root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("missing/sessions.db", "SQLite database directory {tmp}/missing does not exist"),
+        ("missing/deeper/sessions.db", "SQLite database directory {tmp}/missing/deeper does not exist"),
+        ("a-file/sessions.db", "{tmp}/a-file is not a directory"),
+        ("a-directory", "SQLite database path {tmp}/a-directory is a directory"),
+    ],
+    ids=["missing", "missing-deeper", "parent-is-a-file", "is-a-directory"],
+)
+async def test_unusable_path_is_a_configuration_error_in_plain_words(
+    tmp_path: Path, where: str, says: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    (tmp_path / "a-directory").mkdir()
+    before = files_under(tmp_path)
+    async with sqlite.Cache.from_url(f"sqlite://{tmp_path / where}") as cache:
+        for call in (cache.exists("k"), cache.set("k", b"v")):
+            with pytest.raises(ConfigurationError) as caught:
+                await call
+            assert says.format(tmp=tmp_path) in str(caught.value)
+        with pytest.raises(ConfigurationError) as caught:
+            [key async for key in cache.scan_keys()]
+    assert "scan_keys" not in str(caught.value) and "cannot create" not in str(caught.value)
+    assert files_under(tmp_path) == before  # nothing created for a mistyped path
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ async def test_expired_session_is_not_retrievable_listed_or_counted(
     assert await storage.retrieve_session("short") is None
     assert await storage.list_sessions(user_id="alice") == ["long"]
     assert await storage.list_sessions() == ["long"]
-    assert (await manager.get_session_stats())["total_sessions"] == 1
+    assert (await manager.collect_stats())["total_sessions"] == 1
     assert [s.session_id for s in (await manager.list_sessions(user_id="alice")).sessions] == ["long"]
 
 
@@ -130,7 +130,7 @@ async def test_revision_grows_and_stale_writes_conflict(storage: ACBCacheStorage
 
 
 async def test_fifty_concurrent_mutations_lose_nothing(manager: ServerlessSessionManager) -> None:
-    session_id = await manager.create_session("alice", "proj", {"metadata": {"seen": []}})
+    session_id = await manager.create_session("alice", "proj", {"seen": []})
 
     def add(i: int) -> object:
         def apply(state: SessionState) -> None:
@@ -167,7 +167,7 @@ async def test_invalid_ids_are_typed_errors_naming_the_value(storage: ACBCacheSt
 
 
 async def test_updates_are_validated_and_store_nothing(manager: ServerlessSessionManager) -> None:
-    session_id = await manager.create_session("alice", "proj", {"metadata": {"v": 1}})
+    session_id = await manager.create_session("alice", "proj", {"v": 1})
     before = await manager.get_session(session_id)
     for bad in (
         {"created_at": "not-a-date"},

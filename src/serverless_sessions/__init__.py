@@ -2,7 +2,7 @@
 
 The public names live here; implementation modules are private to their layer. Importing this
 package imports no backend library: the legacy ``RedisStorage``/``S3Storage``/``LocalFileStorage``
-are loaded on first access.
+and the original ``ServerlessConfigManager`` are loaded on first access.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from serverless_sessions.errors import (
     InvalidSessionError,
     InvalidSessionIdError,
     InvalidSessionUpdateError,
+    MissingDependencyError,
     SessionConflictError,
     SessionError,
     SessionNotFoundError,
@@ -36,6 +37,7 @@ from serverless_sessions.storage.base import SessionStorage, StoredSession
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 
 if TYPE_CHECKING:
+    from serverless_sessions.config.compat import ServerlessConfigManager
     from serverless_sessions.storage.legacy import LocalFileStorage, RedisStorage, S3Storage
 
 __all__ = [
@@ -52,8 +54,10 @@ __all__ = [
     "InvalidSessionIdError",
     "InvalidSessionUpdateError",
     "LocalFileStorage",
+    "MissingDependencyError",
     "RedisStorage",
     "S3Storage",
+    "ServerlessConfigManager",
     "ServerlessSessionManager",
     "SessionConflictError",
     "SessionError",
@@ -73,12 +77,19 @@ __all__ = [
     "override_cache",
 ]
 
-_LEGACY = {"LocalFileStorage", "RedisStorage", "S3Storage"}
+# Deprecated names from the original module, loaded on first access so that importing the
+# package stays free of their dependencies.
+_DEPRECATED = {
+    "LocalFileStorage": "serverless_sessions.storage.legacy",
+    "RedisStorage": "serverless_sessions.storage.legacy",
+    "S3Storage": "serverless_sessions.storage.legacy",
+    "ServerlessConfigManager": "serverless_sessions.config.compat",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LEGACY:
-        from serverless_sessions.storage import legacy
+    if name in _DEPRECATED:
+        import importlib
 
-        return getattr(legacy, name)
+        return getattr(importlib.import_module(_DEPRECATED[name]), name)
     raise AttributeError(f"module 'serverless_sessions' has no attribute {name!r}")

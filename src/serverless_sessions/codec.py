@@ -11,6 +11,30 @@ too. Nothing here ever unpickles.
 
 zstd is the default because it compresses a 5 KB session about 2.3x for ~18 us; brotli at its
 default quality 11 costs ~4 ms for a similar ratio (BACKGROUND §5), so its quality is a setting.
+
+The size rule: nothing is stored that a reader would refuse
+------------------------------------------------------------
+
+One number bounds a session: ``Codec.max_size`` (setting ``max_session_bytes``, default 1 MiB)
+is the largest JSON body, the session as JSON before compression and encryption, that
+:meth:`Codec.encode` accepts. It is checked before compressing, so a 70 MB string of one
+character is refused even though it would compress to 2 KB. Compression only ever makes the
+stored copy smaller (a body that would not shrink is stored uncompressed), so the stored bytes
+are at most ``max_size`` plus the 5-byte envelope header (plus at most 97 bytes when sealed by
+:mod:`serverless_sessions.encryption`).
+
+Readers do not apply their own ``max_size``: every reader accepts bodies up to
+:data:`BODY_CEILING` (64 MiB), a constant of the format, and ``max_size`` may not exceed it
+(:class:`~serverless_sessions.errors.ConfigurationError`). A reader configured with a smaller
+limit than the writer therefore still reads everything the writer stored; only hostile or
+foreign bytes expand past the ceiling, and they are refused before more than ceiling + 1 bytes
+are inflated.
+
+The other checks on read are met on write too: the contents must be plain JSON (no NaN, no
+64-bit overflow, no lone surrogate, string keys) nested at most 64 levels below a field, which
+:meth:`Codec.encode` refuses with :class:`~serverless_sessions.errors.InvalidSessionError` (a
+shape error, not a size one: 65 nested empty lists are 130 bytes). The JSON parser reads
+documents nested about 200 levels deep, well past the 65 a stored session can reach.
 """
 
 from __future__ import annotations
@@ -40,13 +64,14 @@ from serverless_sessions.model import (
     validation_problems,
 )
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "Codec", "Compression", "is_plaintext"]
+__all__ = ["BODY_CEILING", "FORMAT_VERSION", "MAGIC", "Codec", "Compression", "is_plaintext"]
 
 MAGIC = b"SSN"
 FORMAT_VERSION = 1
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_SIZE = len(MAGIC) + 2
-_MAX_DECOMPRESSED = 64 * 1024 * 1024
+BODY_CEILING = 64 * 1024 * 1024
+"""The largest JSON body any reader accepts, whatever its settings; ``max_size`` stays below it."""
 
 
 def is_plaintext(data: bytes) -> bool:
@@ -80,7 +105,8 @@ class Codec:
     """Encode sessions to envelopes and back.
 
     ``threshold``: JSON bodies shorter than this many bytes are stored uncompressed (compression
-    would not pay). ``max_size``: the largest envelope accepted, checked before any write.
+    would not pay). ``max_size``: the largest JSON body :meth:`encode` accepts, at most
+    :data:`BODY_CEILING` (see the module docstring for the size rule).
     """
 
     compression: CompressionName = "zstd"
@@ -98,13 +124,30 @@ class Codec:
             raise ConfigurationError(f"brotli_quality must be 0-11, got {self.brotli_quality!r}")
         if not 1 <= self.zstd_level <= 22:
             raise ConfigurationError(f"zstd_level must be 1-22, got {self.zstd_level!r}")
-        if self.max_size < 64:
-            raise ConfigurationError(f"max_size must be at least 64 bytes, got {self.max_size!r}")
+        if not 64 <= self.max_size <= BODY_CEILING:
+            raise ConfigurationError(
+                f"max_size must be 64-{BODY_CEILING} bytes (the most any reader accepts), "
+                f"got {self.max_size!r}"
+            )
         if self.compression == "brotli":
             _brotli()
 
     def encode(self, state: SessionState) -> bytes:
-        """Serialize ``state``; raise :class:`SessionTooLargeError` past ``max_size``."""
+        """The envelope of ``state``; refuses what a reader would refuse (see the size rule).
+
+        Raises :class:`SessionTooLargeError` for a JSON body past ``max_size`` and
+        :class:`InvalidSessionError` for contents that are not plain JSON.
+        """
+        body = self.json_body(state)
+        kind = Compression.NONE
+        if self.compression != "none" and len(body) >= self.threshold:
+            packed_kind, packed = self._compress(body)
+            if len(packed) < len(body):
+                kind, body = packed_kind, packed
+        return MAGIC + bytes((FORMAT_VERSION, kind)) + body
+
+    def json_body(self, state: SessionState) -> bytes:
+        """``state`` as the JSON every reader parses back equal, within ``max_size``."""
         try:
             check_contents(state)
             body = state.model_dump_json(warnings="error").encode("utf-8")
@@ -112,13 +155,9 @@ class Codec:
             raise InvalidSessionError(
                 f"session {state.session_id!r} cannot be stored exactly as JSON: {exc}"
             ) from None
-        kind = Compression.NONE
-        if self.compression != "none" and len(body) >= self.threshold:
-            kind, body = self._compress(body)
-        envelope = MAGIC + bytes((FORMAT_VERSION, kind)) + body
-        if len(envelope) > self.max_size:
-            raise SessionTooLargeError(state.session_id, len(envelope), self.max_size)
-        return envelope
+        if len(body) > self.max_size:
+            raise SessionTooLargeError(state.session_id, len(body), self.max_size)
+        return body
 
     def _compress(self, body: bytes) -> tuple[Compression, bytes]:
         if self.compression == "zstd":
@@ -154,6 +193,8 @@ class Codec:
         if version != FORMAT_VERSION:
             raise CorruptSessionError(key, f"unsupported envelope version {version}")
         if kind == Compression.NONE:
+            if len(body) > BODY_CEILING:
+                raise CorruptSessionError(key, f"body is past the {BODY_CEILING}-byte ceiling")
             return body
         if kind == Compression.ZSTD:
             return _guarded(key, "zstd", lambda: _unzstd(body), (zstandard.ZstdError,))
@@ -173,18 +214,18 @@ def _guarded(
         result = decompress()
     except errors as exc:
         raise CorruptSessionError(key, f"{name} body does not decompress: {exc}") from exc
-    if len(result) > _MAX_DECOMPRESSED:
-        raise CorruptSessionError(key, f"{name} body expands past {_MAX_DECOMPRESSED} bytes")
+    if len(result) > BODY_CEILING:
+        raise CorruptSessionError(key, f"{name} body expands past {BODY_CEILING} bytes")
     return result
 
 
-# Every decompressor below stops at _MAX_DECOMPRESSED + 1 bytes of output, so a small hostile
+# Every decompressor below stops at BODY_CEILING + 1 bytes of output, so a small hostile
 # payload (a "bomb") cannot make the reader allocate more than that before being refused.
 
 
 def _unzstd(body: bytes) -> bytes:
     size = zstandard.frame_content_size(body)
-    if 0 <= size <= _MAX_DECOMPRESSED:
+    if 0 <= size <= BODY_CEILING:
         # The frame states its size (our writer always does): one exact allocation.
         return bytes(_zstd_decompressor().decompress(body))
     chunks: list[bytes] = []
@@ -192,8 +233,8 @@ def _unzstd(body: bytes) -> bytes:
     with _zstd_decompressor().stream_reader(body) as reader:
         while chunk := reader.read(_ZSTD_CHUNK):
             total += len(chunk)
-            if total > _MAX_DECOMPRESSED:
-                raise zstandard.ZstdError(f"output exceeds {_MAX_DECOMPRESSED} bytes")
+            if total > BODY_CEILING:
+                raise zstandard.ZstdError(f"output exceeds {BODY_CEILING} bytes")
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -221,15 +262,15 @@ def _zstd_decompressor() -> zstandard.ZstdDecompressor:
 
 def _unbrotli(brotli: Any, body: bytes) -> bytes:
     inflater = brotli.Decompressor()
-    result = bytes(inflater.process(body, output_buffer_limit=_MAX_DECOMPRESSED + 1))
-    if not inflater.is_finished() and len(result) <= _MAX_DECOMPRESSED:
+    result = bytes(inflater.process(body, output_buffer_limit=BODY_CEILING + 1))
+    if not inflater.is_finished() and len(result) <= BODY_CEILING:
         raise brotli.error("truncated brotli stream")
     return result
 
 
 def _gunzip(data: bytes) -> bytes:
     inflater = zlib.decompressobj(wbits=31)
-    result = inflater.decompress(data, _MAX_DECOMPRESSED + 1)
+    result = inflater.decompress(data, BODY_CEILING + 1)
     if not inflater.eof:
         raise zlib.error("truncated or oversized gzip stream")
     return result

@@ -4,13 +4,14 @@ Formats and how each is read: :mod:`serverless_sessions.config.formats`. Several
 deep-merged before they are read (:mod:`serverless_sessions.config.documents`). An old format
 loads with a :class:`DeprecationWarning` that shows the equivalent new configuration, passwords
 masked; :func:`convert_to_new_format` produces that configuration with the secrets kept, for
-the user's own file.
+the user's own file, and :func:`names_legacy_layout` says whether sessions must then be moved.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import shlex
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from serverless_sessions.config.formats import (
 from serverless_sessions.config.layers import Layer, merge_layers
 from serverless_sessions.config.urls import mask_url
 
-__all__ = ["convert_to_new_format", "read_config_files"]
+__all__ = ["convert_to_new_format", "names_legacy_layout", "read_config_files"]
 
 _FORMAT_NAMES = {
     "before": 'plan\'s "before" format (serverless.storage_type / storage_config)',
@@ -60,10 +61,12 @@ def _warn_deprecated(found: FormatLayer) -> None:
         json.dumps(new, indent=2),
     ]
     if found.legacy is not None:
+        old = shlex.quote(str(found.files[-1])) if found.files else "OLD"
         lines.append(
             "Until you switch, sessions are served from the original layout at "
-            f"{mask_url(found.legacy.url())}; after switching, move them to the new storage with "
-            "serverless_sessions.migration.migrate (the CLI's migrate command)."
+            f"{mask_url(found.legacy.url())}. To switch: serverless-sessions config migrate "
+            f"{old} -o NEW.json, then serverless-sessions migrate --from {old} --to NEW.json "
+            "(or serverless_sessions.migration.migrate)."
         )
     if s3_keys_dropped(found.legacy):
         lines.append(_AWS_KEYS_NOTE)
@@ -88,18 +91,36 @@ def read_config_files(paths: Sequence[Path]) -> list[Layer]:
     return [item.layer for item in found]
 
 
+def _check_loads(path: Path) -> None:
+    """Raise the ConfigurationError ``load_settings(path)`` would raise, naming file and field.
+
+    The old formats' own values are checked while they are interpreted; this also checks the
+    new-format sections and how the values combine, so no file that would not load is converted.
+    """
+    # Imported here: settings imports this module.
+    from serverless_sessions.settings import load_settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the caller is converting it
+        load_settings(path)
+
+
 def convert_to_new_format(path: str | Path) -> dict[str, Any]:
     """The document at ``path`` rewritten in the new format, secrets kept (for the CLI).
 
-    Keys the old formats own (``serverless``, ``storage_backend``, ``backends``, ...) are
-    replaced by ``acb.cache``; anything else in the file (``mcpServers`` in ``.mcp.json``, other
-    ``acb`` sections) is kept. A document already in the new format comes back unchanged. The
-    legacy pointer is left out on purpose: the converted file names the new storage, and the
-    sessions still in the original layout must be moved there with ``migrate``. AWS keys of an
-    S3 backend have no place in the new format; a :class:`UserWarning` says so.
+    A file that would not load (a port of ``"sixthousand"``, an unknown backend) raises
+    :class:`~serverless_sessions.errors.ConfigurationError` naming the file and the field;
+    nothing is converted. Keys the old formats own (``serverless``, ``storage_backend``,
+    ``backends``, ...) are replaced by ``acb.cache``; anything else in the file (``mcpServers``
+    in ``.mcp.json``, other ``acb`` sections) is kept. A document already in the new format
+    comes back unchanged. The legacy pointer is left out on purpose: the converted file names
+    the new storage, and the sessions still in the original layout must be moved there with
+    ``migrate`` (:func:`names_legacy_layout`). AWS keys of an S3 backend have no place in the
+    new format; a :class:`UserWarning` says so.
     """
     document = load_documents([Path(path)])
     found = interpret(document)
+    _check_loads(Path(path))
     data = copy.deepcopy(document.data)
     if all(item.format == "new" for item in found):
         return data
@@ -109,3 +130,13 @@ def convert_to_new_format(path: str | Path) -> dict[str, Any]:
     converted = {key: value for key, value in data.items() if key not in OLD_KEYS}
     converted["acb"] = {**data.get("acb", {}), "cache": section}
     return converted
+
+
+def names_legacy_layout(path: str | Path) -> bool:
+    """Whether the config file at ``path`` reads sessions in the original module's layout.
+
+    Those sessions stay there when the file is converted: ``serverless-sessions migrate --from
+    OLD --to NEW`` moves them to the storage the converted file names.
+    """
+    found = interpret(load_documents([Path(path)]))
+    return merge_layers(item.layer for item in found).values.get("legacy_url") is not None

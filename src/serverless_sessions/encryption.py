@@ -10,6 +10,9 @@ storage layer tells sealed payloads from plain ones. The key id is stored in cle
 knows which key to use and :mod:`serverless_sessions.reencrypt` can find payloads still under an
 old key without decrypting them.
 
+Sealing adds 33 bytes plus the key id (at most 64): a sealed session is at most 97 bytes larger
+than its envelope, which the codec's size rule keeps far below what AES-GCM seals in one message.
+
 What is authenticated: the whole header (magic, version, key id, nonce) and the caller's
 associated data — the storage passes ``b"<namespace>:<session_id>"`` — so a ciphertext copied to
 another session or namespace, relabelled with another key id, truncated or altered in any byte

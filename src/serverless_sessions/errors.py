@@ -6,7 +6,7 @@ catch one class at a boundary (the CLI maps it to an exit code, the MCP server t
     SessionError
     ├── SessionNotFoundError          the session does not exist, was deleted, or expired
     ├── SessionConflictError          a write carried a stale revision (optimistic concurrency)
-    ├── SessionTooLargeError          the encoded session exceeds the configured maximum
+    ├── SessionTooLargeError          the session's JSON exceeds max_session_bytes
     ├── InvalidSessionError           input rejected before anything was written
     │   ├── InvalidSessionIdError     a session id with a bad length or character set
     │   └── InvalidSessionUpdateError an update naming an unknown/immutable field or a bad value
@@ -16,6 +16,7 @@ catch one class at a boundary (the CLI maps it to an exit code, the MCP server t
     │   ├── StorageUnavailableError   unreachable, timed out, or refused the connection
     │   └── CapabilityNotSupportedError  the cache lacks an optional capability
     ├── ConfigurationError            a bad URL, setting, or config file (names file and field)
+    │   └── MissingDependencyError    an optional package is not installed (names the extra)
     └── ClosedError                   a cache, storage or manager used after ``close()``
 
 Backend exceptions (redis-py, botocore, sqlite3) are translated at the adapter boundary with
@@ -24,6 +25,9 @@ Backend exceptions (redis-py, botocore, sqlite3) are translated at the adapter b
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 __all__ = [
     "CapabilityNotSupportedError",
@@ -34,6 +38,7 @@ __all__ = [
     "InvalidSessionError",
     "InvalidSessionIdError",
     "InvalidSessionUpdateError",
+    "MissingDependencyError",
     "SessionConflictError",
     "SessionError",
     "SessionNotFoundError",
@@ -71,11 +76,12 @@ class SessionConflictError(SessionError):
 
 
 class SessionTooLargeError(SessionError, ValueError):
-    """The encoded session is larger than the configured maximum; nothing was written."""
+    """The session's JSON is larger than ``max_session_bytes``; nothing was written."""
 
     def __init__(self, session_id: str, size: int, limit: int) -> None:
         super().__init__(
-            f"session {session_id!r} encodes to {size} bytes, over the limit of {limit} bytes"
+            f"session {session_id!r} is {size} bytes as JSON, over the limit of {limit} bytes "
+            f"(max_session_bytes, SERVERLESS_SESSIONS_MAX_SESSION_BYTES)"
         )
         self.session_id = session_id
         self.size = size
@@ -134,6 +140,41 @@ class CapabilityNotSupportedError(StorageError, NotImplementedError):
 
 class ConfigurationError(SessionError, ValueError):
     """A bad URL, setting or config file; the message names the file and the field."""
+
+
+class MissingDependencyError(ConfigurationError):
+    """A feature needs an optional package that is missing or does not import.
+
+    The message is one line naming the ``serverless-sessions`` extra that installs it, so a
+    fresh install that lacks an extra gets an instruction instead of a ``ModuleNotFoundError``.
+    """
+
+    def __init__(self, feature: str, extra: str, package: str | None, reason: str | None = None) -> None:
+        name = "" if package is None else f" {package!r}"
+        # With a reason the package is there but broken or too old (or unknown: ``package=None``).
+        what = f"the{name} package" if reason is None else f"a working{name} package ({reason})"
+        super().__init__(f"{feature} needs {what}: pip install 'serverless-sessions[{extra}]'")
+        self.feature = feature
+        self.extra = extra
+        self.package = package
+
+    @classmethod
+    @contextmanager
+    def on_import(cls, *, feature: str, extra: str) -> Iterator[None]:
+        """Wrap the import of an optional module: a failing import becomes this error.
+
+        A missing module of serverless-sessions itself is a bug, not a missing extra, and keeps
+        its traceback.
+        """
+        try:
+            yield
+        except ImportError as exc:
+            package = (exc.name or "").partition(".")[0] or None
+            if package == __name__.partition(".")[0]:
+                raise
+            missing = isinstance(exc, ModuleNotFoundError) and package is not None
+            reason = None if missing else str(exc)
+            raise cls(feature, extra, package, reason) from exc
 
 
 class ClosedError(SessionError, RuntimeError):

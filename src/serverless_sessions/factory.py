@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.codec import Codec
-from serverless_sessions.errors import ConfigurationError
+from serverless_sessions.errors import ConfigurationError, MissingDependencyError
 from serverless_sessions.settings import StorageSettings, load_settings, mask_url
 from serverless_sessions.storage.cache_storage import ACBCacheStorage, Encryptor
 from serverless_sessions.storage.foreign import ForeignCache
@@ -44,7 +44,8 @@ def override_cache(cache: CacheBase | ForeignCache) -> Iterator[None]:
 def open_cache(url: str | None, settings: StorageSettings | None = None) -> CacheBase:
     """Build the cache adapter a storage URL names; ``None`` means the SQLite default.
 
-    ``settings.timeout`` applies unless the URL sets its own timeout.
+    ``settings.timeout`` applies unless the URL sets its own timeout. A backend whose client
+    library is not installed raises :class:`MissingDependencyError` naming the extra.
     """
     timeout = settings.timeout if settings is not None else None
     if url is None:
@@ -66,13 +67,15 @@ def open_cache(url: str | None, settings: StorageSettings | None = None) -> Cach
             url = f"{url}{'&' if parts.query else '?'}timeout={timeout}"
         return sqlite.Cache.from_url(url)
     if scheme in {"redis", "rediss", "redis+sentinel", "unix"}:
-        from serverless_sessions.adapters.cache import redis
+        with MissingDependencyError.on_import(feature=f"{scheme}:// storage", extra="redis"):
+            from serverless_sessions.adapters.cache import redis
 
         if timeout is None or {"socket_timeout", "socket_connect_timeout"} & query.keys():
             return redis.Cache.from_url(url)
         return redis.Cache.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     if scheme == "s3":
-        from serverless_sessions.adapters.cache import s3
+        with MissingDependencyError.on_import(feature="s3:// storage", extra="s3"):
+            from serverless_sessions.adapters.cache import s3
 
         return s3.Cache.from_url(url)
     raise ConfigurationError(

@@ -5,20 +5,31 @@ session that another process deleted or that expired. Every write is compare-and
 session's revision; :meth:`ServerlessSessionManager.mutate` retries on conflict so concurrent
 read-modify-write cycles lose no update.
 
-Lifetimes: each session has an idle timeout (``ttl_hours``, renewed by :meth:`touch` and by
-updates that name a TTL) and, optionally, an absolute deadline (``max_lifetime_hours``) that no
-renewal extends. The stored TTL is always the smaller of the two.
+Lifetimes. A session has an idle timeout (``idle_ttl_seconds``, set from ``ttl_hours`` at
+creation) and, when the manager has ``max_lifetime_hours``, an absolute deadline
+(``absolute_expires_at``) fixed at creation.
+
+* Every successful write through the manager -- :meth:`~ServerlessSessionManager.update_session`,
+  :meth:`~ServerlessSessionManager.mutate`, :meth:`~ServerlessSessionManager.touch` -- is
+  activity: it sets ``last_activity`` to now and restarts the idle timeout, so a session dies
+  only after a full idle timeout without writes. A ``ttl_hours`` given to one of them becomes the
+  session's idle timeout from then on; without it the session's own timeout restarts.
+* The stored expiry is never later than the absolute deadline, whatever the idle timeout; past
+  the deadline the session reads as missing even if storage still holds it.
+* Reads (``get_session``, ``load_session``, listings, stats) never write, so they never extend.
+* A session created with ``ttl_hours=None`` has no idle timeout: its first write gets the
+  storage's default TTL and later writes keep whatever TTL remains (``store_session``'s own rule
+  for ``ttl_seconds=None``), still capped by the deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
-import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Literal
 
 import pydantic
@@ -40,10 +51,10 @@ from serverless_sessions.model import (
     utc_now,
     validation_problems,
 )
-from serverless_sessions.pages import SessionPage, SessionSummary
+from serverless_sessions.pages import SessionPage, SessionSummary, decode_cursor, encode_cursor
 from serverless_sessions.settings import StorageSettings, load_settings
 from serverless_sessions.storage.base import SessionStorage, StoredSession
-from serverless_sessions.ttl import ttl_seconds
+from serverless_sessions.ttl import now, ttl_seconds
 
 __all__ = ["ServerlessSessionManager"]
 
@@ -96,16 +107,17 @@ class ServerlessSessionManager(Closable):
     def _ttl(self, state: SessionState, idle: float | None) -> float | None:
         """Seconds to store ``state`` for: the idle timeout capped by the absolute deadline.
 
-        ``None`` for a stored session means "keep the remaining TTL" (already capped).
+        ``None`` lets the storage decide: the default TTL for a new session, the remaining
+        (already capped) TTL for a stored one.
         """
-        if idle is None and state.revision > 0:
-            return None
         if state.absolute_expires_at is None:
             return idle
         left = (state.absolute_expires_at - utc_now()).total_seconds()
         if left <= 0:
             raise SessionNotFoundError(state.session_id)
-        return left if idle is None else min(idle, left)
+        if idle is None:
+            return left if state.revision == 0 else None
+        return min(idle, left)
 
     # -- the seed's API ----------------------------------------------------------------------
 
@@ -117,25 +129,39 @@ class ServerlessSessionManager(Closable):
         ttl_hours: float | None = 24,
         *,
         session_id: str | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> str:
         """Create a session and return its id (128 random bits unless ``session_id`` is given).
 
-        ``session_data`` sets any of the mutable fields (``conversation_history``,
-        ``metadata``, ...); an unknown field is an :class:`InvalidSessionUpdateError`.
+        ``session_data`` becomes the session's ``metadata``, as in the original module: any JSON
+        object, whatever its keys. ``fields`` sets other mutable fields at creation
+        (``conversation_history``, ``permissions``, ...); an unknown or immutable field, or
+        ``metadata`` given both ways, is an :class:`InvalidSessionUpdateError` and nothing is
+        stored. ``ttl_hours`` is the idle timeout (see the module docstring).
         """
         self._check_open()
-        data = dict(session_data or {})
+        data = dict(fields or {})
         _check_update_fields(data)
-        now = utc_now()
-        deadline = None if self.max_lifetime is None else now + timedelta(seconds=self.max_lifetime)
+        if session_data is not None:
+            if not isinstance(session_data, Mapping):
+                raise InvalidSessionUpdateError(
+                    f"session_data must be a JSON object, not {type(session_data).__name__}"
+                )
+            if "metadata" in data:
+                raise InvalidSessionUpdateError(
+                    "metadata given twice: as session_data and as fields['metadata']; give one"
+                )
+            data["metadata"] = dict(session_data)
+        started = utc_now()
+        deadline = None if self.max_lifetime is None else started + timedelta(seconds=self.max_lifetime)
         idle = _hours(ttl_hours, "ttl_hours")
         try:
             state = SessionState(
                 session_id=(new_session_id() if session_id is None else validate_session_id(session_id)),
                 user_id=validate_owner_id(user_id, what="user id"),
                 project_id=validate_owner_id(project_id, what="project id"),
-                created_at=now,
-                last_activity=now,
+                created_at=started,
+                last_activity=started,
                 absolute_expires_at=deadline,
                 idle_ttl_seconds=idle,
                 **data,
@@ -147,11 +173,17 @@ class ServerlessSessionManager(Closable):
 
     async def get_session(self, session_id: str) -> SessionState | None:
         """The stored session, or ``None`` if it does not exist, was deleted or expired."""
+        stored = await self.load_session(session_id)
+        return None if stored is None else stored.state
+
+    async def load_session(self, session_id: str) -> StoredSession | None:
+        """The stored session with its size and expiry, or ``None`` like :meth:`get_session`.
+
+        ``expires_at`` (UNIX seconds, ``None`` = never) is when the session dies if nothing
+        writes it again: never later than its absolute deadline. Reading does not extend it.
+        """
         self._check_open()
-        state = await self.storage.retrieve_session(session_id)
-        if state is None or _past_deadline(state):
-            return None
-        return state
+        return _live(await self.storage.load_session(session_id))
 
     async def require_session(self, session_id: str) -> SessionState:
         """Like :meth:`get_session`, but a missing session raises :class:`SessionNotFoundError`."""
@@ -163,7 +195,7 @@ class ServerlessSessionManager(Closable):
     async def update_session(
         self, session_id: str, updates: Mapping[str, Any], ttl_hours: float | None = None
     ) -> bool:
-        """Apply validated field updates; ``ttl_hours=None`` keeps the remaining TTL.
+        """Apply validated field updates and restart the idle timeout (see :meth:`mutate`).
 
         Raises :class:`SessionNotFoundError` for a missing session and
         :class:`InvalidSessionUpdateError` (storing nothing) for an unknown or immutable field
@@ -204,8 +236,21 @@ class ServerlessSessionManager(Closable):
         self._check_open()
         return await self.storage.cleanup_expired_sessions()
 
-    async def get_session_stats(self) -> dict[str, Any]:
-        """Counts and backend facts; never a password or key."""
+    def get_session_stats(self) -> dict[str, Any]:
+        """The original module's synchronous stats: backend facts, no I/O, never a secret.
+
+        ``cached_sessions`` is always 0: this manager keeps no session cache (every read goes
+        to storage). Counts that need I/O come from :meth:`collect_stats`.
+        """
+        self._check_open()
+        return {
+            "cached_sessions": 0,
+            "storage_backend": self.storage.backend,
+            "storage_config": self.storage.describe(),
+        }
+
+    async def collect_stats(self) -> dict[str, Any]:
+        """Backend facts plus availability and the number of live sessions; never a secret."""
         self._check_open()
         total = 0
         async for _ in self.storage.iter_session_ids():
@@ -225,20 +270,13 @@ class ServerlessSessionManager(Closable):
         ``fn`` receives a private copy and may change it in place or return a new state (sync
         or async). It runs again, on fresh data, after every conflict, so it must not have side
         effects outside the session. Identity, timestamps and lifetimes may not change.
-        ``ttl_hours`` sets a new idle timeout; ``None`` keeps the remaining TTL.
+        The write is activity: ``last_activity`` becomes now and the idle timeout restarts --
+        ``ttl_hours`` when given (it becomes the session's idle timeout), else the session's own
+        -- capped by the absolute deadline.
         """
-        return await self._mutate(session_id, fn, _hours(ttl_hours, "ttl_hours"), renew=False)
-
-    async def touch(self, session_id: str, ttl_hours: float | None = None) -> SessionState:
-        """Sliding expiry: mark activity now and restart the idle timeout.
-
-        Without ``ttl_hours`` the session's own idle timeout (set at creation) restarts.
-        """
-        return await self._mutate(session_id, lambda state: None, _hours(ttl_hours, "ttl_hours"), renew=True)
-
-    async def _mutate(self, session_id: str, fn: Mutator, idle: float | None, *, renew: bool) -> SessionState:
         self._check_open()
         validate_session_id(session_id)
+        idle = _hours(ttl_hours, "ttl_hours")
         current: SessionState | None = None
         for attempt in range(self.mutate_retries):
             current = await self.require_session(session_id)
@@ -257,9 +295,9 @@ class ServerlessSessionManager(Closable):
             result.last_activity = utc_now()
             if idle is not None:
                 result.idle_ttl_seconds = idle
-            ttl = idle if idle is not None else (result.idle_ttl_seconds if renew else None)
+            ttl = self._ttl(result, result.idle_ttl_seconds)
             try:
-                await self.storage.store_session(result, ttl_seconds=self._ttl(result, ttl))
+                await self.storage.store_session(result, ttl_seconds=ttl)
             except SessionConflictError:
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                 continue
@@ -270,6 +308,14 @@ class ServerlessSessionManager(Closable):
             None,
             message=f"session {session_id!r}: still conflicting after {self.mutate_retries} tries",
         )
+
+    async def touch(self, session_id: str, ttl_hours: float | None = None) -> SessionState:
+        """Record activity without changing content; returns the stored session.
+
+        Restarts the idle timeout like any write (see :meth:`mutate`): ``ttl_hours`` when
+        given, else the session's own.
+        """
+        return await self.mutate(session_id, _unchanged, ttl_hours=ttl_hours)
 
     async def list_sessions(
         self,
@@ -283,21 +329,19 @@ class ServerlessSessionManager(Closable):
         self._check_open()
         if not 1 <= limit <= 1000:
             raise InvalidSessionError(f"limit must be 1-1000, got {limit!r}")
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         ids = await self.storage.list_sessions(user_id=user_id, project_id=project_id)
         summaries: list[SessionSummary] = []
         unreadable: list[str] = []
         for start in range(0, len(ids), _BATCH):
             loaded = await self._load_batch(ids[start : start + _BATCH], unreadable)
-            summaries.extend(
-                SessionSummary.of(stored) for stored in loaded if not _past_deadline(stored.state)
-            )
+            summaries.extend(SessionSummary.of(stored) for stored in loaded)
         summaries.sort(key=lambda s: (s.last_activity, s.session_id), reverse=True)
         if after is not None:
             summaries = [s for s in summaries if (s.last_activity, s.session_id) < after]
         page = summaries[:limit]
         more = len(summaries) > limit
-        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        next_cursor = encode_cursor(page[-1]) if more and page else None
         return SessionPage(sessions=page, next_cursor=next_cursor, unreadable=unreadable)
 
     async def _load_batch(self, ids: list[str], unreadable: list[str]) -> list[StoredSession]:
@@ -310,7 +354,7 @@ class ServerlessSessionManager(Closable):
                     batch.append(await self.storage.load_session(session_id))
                 except CorruptSessionError:
                     unreadable.append(session_id)
-        return [stored for stored in batch if stored is not None]
+        return [live for live in map(_live, batch) if live is not None]
 
     async def iter_sessions(self, *, unreadable: list[str] | None = None) -> AsyncIterator[StoredSession]:
         """Every live session with its expiry and size (for stats, export and migration).
@@ -331,7 +375,7 @@ class ServerlessSessionManager(Closable):
 
     async def _load_for_iteration(self, ids: list[str], unreadable: list[str] | None) -> list[StoredSession]:
         if unreadable is None:
-            return [stored for stored in await self.storage.load_sessions(ids) if stored]
+            return [live for live in map(_live, await self.storage.load_sessions(ids)) if live]
         return await self._load_batch(ids, unreadable)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -345,9 +389,20 @@ class ServerlessSessionManager(Closable):
             self._closed = True
 
 
+def _unchanged(state: SessionState) -> None:
+    """The mutator of :meth:`ServerlessSessionManager.touch`: activity without new content."""
 
-def _past_deadline(state: SessionState) -> bool:
-    return state.absolute_expires_at is not None and state.absolute_expires_at <= utc_now()
+
+def _live(stored: StoredSession | None) -> StoredSession | None:
+    """``stored`` with its expiry capped by the absolute deadline; ``None`` past the deadline."""
+    if stored is None or stored.state.absolute_expires_at is None:
+        return stored
+    deadline = stored.state.absolute_expires_at.timestamp()
+    if deadline <= now():
+        return None
+    if stored.expires_at is None or stored.expires_at > deadline:
+        return replace(stored, expires_at=deadline)
+    return stored
 
 
 def _check_update_fields(updates: Mapping[str, Any]) -> None:
@@ -373,23 +428,6 @@ def _check_identity(before: SessionState, after: SessionState) -> None:
                 f"{name} of session {before.session_id!r} cannot change "
                 f"({getattr(before, name)!r} -> {getattr(after, name)!r})"
             )
-
-
-def _encode_cursor(summary: SessionSummary) -> str:
-    raw = json.dumps([summary.last_activity.isoformat(), summary.session_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, session_id = json.loads(raw)
-        after = datetime.fromisoformat(stamp)
-    except (ValueError, TypeError) as exc:
-        raise InvalidSessionError(f"invalid cursor {cursor!r}") from exc
-    if after.tzinfo is None or not isinstance(session_id, str):
-        raise InvalidSessionError(f"invalid cursor {cursor!r}: not issued by list_sessions")
-    return after, session_id
 
 
 def _build_storage(

@@ -2,7 +2,8 @@
 
 :func:`migrate` works between any two :class:`~serverless_sessions.storage.base.SessionStorage`
 — the original layouts (legacy local/Redis/S3) and cache storages (SQLite/Redis/S3/memory), in
-either direction. Open both ends from URLs with :func:`serverless_sessions.storage_urls.open_storage`.
+either direction. Open both ends from URLs or config files with
+:func:`serverless_sessions.storage_urls.open_storage`.
 
 Why it is built this way:
 

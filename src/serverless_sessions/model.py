@@ -53,7 +53,10 @@ def _to_utc(value: Any) -> Any:
         except ValueError as exc:
             raise ValueError(f"{value!r} is not an ISO-8601 timestamp") from exc
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError as exc:  # year 1 or 9999 shifted out of range by its offset
+            raise ValueError(f"{value.isoformat()} is out of range in UTC") from exc
     return value
 
 
@@ -133,7 +136,8 @@ class SessionState(BaseModel):
     llm_provider_configs: JSONDict = Field(default_factory=dict, repr=False)
     metadata: JSONDict = Field(default_factory=dict)
     absolute_expires_at: UTCDateTime | None = None
-    idle_ttl_seconds: float | None = Field(default=None, gt=0)
+    # Infinity would be stored as JSON null, read back as "no idle timeout".
+    idle_ttl_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     revision: int = Field(default=0, ge=0)
 
     def to_dict(self) -> dict[str, Any]:

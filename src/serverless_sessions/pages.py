@@ -1,14 +1,21 @@
-"""Result types of paginated listing: summaries, not whole sessions, so a page stays small."""
+"""Paginated listing: summaries, not whole sessions, so a page stays small, and its cursors.
+
+A cursor is opaque to callers: the (``last_activity``, ``session_id``) of the last summary shown,
+so the next page starts strictly after it even when sessions are added meanwhile.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from serverless_sessions.errors import InvalidSessionError
 from serverless_sessions.storage.base import StoredSession
 
-__all__ = ["SessionPage", "SessionSummary"]
+__all__ = ["SessionPage", "SessionSummary", "decode_cursor", "encode_cursor"]
 
 
 class SessionSummary(BaseModel):
@@ -56,3 +63,22 @@ class SessionPage(BaseModel):
     sessions: list[SessionSummary]
     next_cursor: str | None
     unreadable: list[str] = []
+
+
+def encode_cursor(summary: SessionSummary) -> str:
+    """The cursor of the page that follows ``summary``."""
+    raw = json.dumps([summary.last_activity.isoformat(), summary.session_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The sort key a cursor stands for; anything not made by :func:`encode_cursor` is refused."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, session_id = json.loads(raw)
+        after = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError) as exc:
+        raise InvalidSessionError(f"invalid cursor {cursor!r}") from exc
+    if after.tzinfo is None or not isinstance(session_id, str):
+        raise InvalidSessionError(f"invalid cursor {cursor!r}: not issued by list_sessions")
+    return after, session_id

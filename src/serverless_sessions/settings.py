@@ -39,6 +39,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from serverless_sessions.codec import BODY_CEILING
 from serverless_sessions.config.layers import Layer, merge_layers
 from serverless_sessions.config.legacy import parse_legacy_url
 from serverless_sessions.config.urls import (
@@ -116,7 +117,13 @@ class StorageSettings(BaseSettings):
     compression_threshold: int = Field(default=512, ge=0)
     zstd_level: int = Field(default=3, ge=1, le=22)
     brotli_quality: int = Field(default=11, ge=0, le=11)
-    max_session_bytes: int = Field(default=1024 * 1024, ge=64)
+    max_session_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64,
+        le=BODY_CEILING,
+        description="Largest session accepted, as JSON before compression; at most 64 MiB, "
+        "the most every reader accepts (see serverless_sessions.codec).",
+    )
     timeout: float = Field(default=5.0, gt=0, le=300, description="Backend timeout, seconds.")
     sqlite_path: Path | None = None
     encryption_keys: SecretStr | None = Field(

@@ -18,6 +18,7 @@ from serverless_sessions.cli.commands_sessions import (
     delete,
     get,
     list_sessions,
+    touch,
     update,
 )
 from serverless_sessions.cli.context import AppContext
@@ -71,6 +72,7 @@ for command in (
     create,
     get,
     update,
+    touch,
     delete,
     list_sessions,
     cleanup,

@@ -24,7 +24,14 @@ from serverless_sessions.config.urls import CONNECTION_FIELDS
 from serverless_sessions.errors import ConfigurationError
 from serverless_sessions.settings import StorageSettings, load_settings, mask_url
 
-__all__ = ["BACKENDS", "backend_of", "canonical_backend", "configured_settings", "resolve_settings"]
+__all__ = [
+    "BACKENDS",
+    "backend_of",
+    "canonical_backend",
+    "configured_settings",
+    "default_ttl_hours",
+    "resolve_settings",
+]
 
 BACKENDS = ("memory", "sqlite", "redis", "s3")
 _ALIASES = MappingProxyType({"local": "sqlite"})
@@ -59,6 +66,15 @@ def backend_of(url: str | None) -> str:
     if scheme not in _BACKEND_OF_SCHEME:
         raise ConfigurationError(f"unknown storage URL scheme {scheme!r} in {mask_url(url)!r}")
     return _BACKEND_OF_SCHEME[scheme]
+
+
+def default_ttl_hours(settings: StorageSettings) -> float | None:
+    """The idle timeout in hours of a session created without one: the configured default.
+
+    That is ``default_ttl`` (24 h when nothing is configured); a ``default_ttl`` configured as
+    ``None`` (no expiry) stays ``None``.
+    """
+    return None if settings.default_ttl is None else settings.default_ttl / 3600
 
 
 def resolve_settings(

@@ -11,13 +11,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from serverless_sessions.cli.exits import optional_dependency
 from serverless_sessions.cli.stats import Distribution, SessionStats
 from serverless_sessions.cli.views import human_duration, human_size, render_mapping
+from serverless_sessions.errors import MissingDependencyError
 
 __all__ = ["render_stats", "write_png"]
 
 _BAR_WIDTH = 40
+_SHOWN_IDS = 5
 
 
 def _bars(console: Console, title: str, distribution: Distribution) -> None:
@@ -33,6 +34,14 @@ def _bars(console: Console, title: str, distribution: Distribution) -> None:
     console.print(table)
 
 
+def _unreadable(ids: list[str]) -> str:
+    """A count, with the first few ids (the JSON output has them all)."""
+    if not ids:
+        return "0"
+    shown = ", ".join(ids[:_SHOWN_IDS]) + (", ..." if len(ids) > _SHOWN_IDS else "")
+    return f"{len(ids)} (corrupt or undecryptable: {shown})"
+
+
 def render_stats(console: Console, stats: SessionStats, backend: dict[str, object]) -> None:
     """Counts, then a bar chart per distribution."""
     sizes, ttls = stats.size_distribution, stats.ttl_distribution
@@ -45,6 +54,7 @@ def render_stats(console: Console, stats: SessionStats, backend: dict[str, objec
             "users": len(stats.users),
             "projects": len(stats.projects),
             "without expiry": stats.no_expiry,
+            "unreadable": _unreadable(stats.unreadable),
             "median size": None if sizes.median is None else human_size(sizes.median),
             "median TTL left": None if ttls.median is None else human_duration(ttls.median),
         },
@@ -56,7 +66,7 @@ def render_stats(console: Console, stats: SessionStats, backend: dict[str, objec
 
 def write_png(stats: SessionStats, path: Path) -> None:
     """Histograms of sizes (KiB) and remaining TTLs (hours) side by side, saved to ``path``."""
-    with optional_dependency("matplotlib", feature="stats --plot", extra="plot"):
+    with MissingDependencyError.on_import(feature="stats --plot", extra="plot"):
         import matplotlib
 
         matplotlib.use("Agg")
@@ -68,6 +78,6 @@ def write_png(stats: SessionStats, path: Path) -> None:
         right.hist([ttl / 3600 for ttl in stats.ttls], bins=30, color="tab:green")
         right.set(title="Remaining TTL", xlabel="hours", ylabel="sessions")
         figure.suptitle(f"{stats.total} sessions")
-        figure.savefig(path, dpi=100)
+        figure.savefig(path, dpi=100, format="png")  # whatever the file name ends with
     finally:
         pyplot.close(figure)

@@ -132,8 +132,9 @@ async def _play(
     session_id = await manager.create_session(
         user,
         "release-planning",
-        {"conversation_history": _CONVERSATION, "metadata": {"created_by_pid": os.getpid()}},
+        {"created_by_pid": os.getpid()},
         ttl_hours=_WORKING_TTL / 3600,
+        fields={"conversation_history": _CONVERSATION},
     )
     narrator.step(
         f"Created session [cyan]{session_id}[/] for {user} in process {os.getpid()}, "

@@ -17,11 +17,15 @@ from rich.console import Console
 
 from serverless_sessions.cli.charts import render_stats, write_png
 from serverless_sessions.cli.context import AppContext, json_option, pass_app
-from serverless_sessions.cli.exits import CommandFailed, optional_dependency
+from serverless_sessions.cli.exits import CommandFailed
 from serverless_sessions.cli.output import jsonable
 from serverless_sessions.cli.stats import SessionStats
 from serverless_sessions.cli.views import render_mapping
-from serverless_sessions.errors import ConfigurationError, StorageUnavailableError
+from serverless_sessions.errors import (
+    ConfigurationError,
+    MissingDependencyError,
+    StorageUnavailableError,
+)
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.migration import MigrationError, MigrationProgress, MigrationReport
 from serverless_sessions.migration import migrate as migrate_sessions
@@ -40,29 +44,46 @@ checkpoint_option = click.option(
 )
 
 
+def _plot_target(ctx: click.Context, param: click.Parameter, path: Path | None) -> Path | None:
+    """Refuse a PNG path that cannot be written before reading every session, not after."""
+    if path is not None and not path.parent.is_dir():
+        raise click.BadParameter(f"cannot write {str(path)!r}: {str(path.parent)!r} is not a directory")
+    return path
+
+
 @click.command()
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    callback=_plot_target,
     default=None,
     help="Also write the distributions as a PNG (needs the 'plot' extra).",
 )
 @json_option
 @pass_app
 def stats(app: AppContext, plot: Path | None) -> None:
-    """Counts, and the distributions of session sizes and remaining TTLs."""
+    """Counts, and the distributions of session sizes and remaining TTLs.
+
+    Sessions that cannot be decoded (corrupt, or encrypted under a key not configured) are
+    counted as unreadable, as `list` reports them, rather than stopping the count.
+    """
 
     async def job(manager: ServerlessSessionManager) -> tuple[SessionStats, dict[str, Any]]:
         collected = SessionStats(now=now())
         with app.output.progress("Reading sessions") as update:
-            async for stored in manager.iter_sessions():
+            async for stored in manager.iter_sessions(unreadable=collected.unreadable):
                 collected.add(stored)
                 update(collected.total, None)
         return collected, manager.storage.describe()
 
     collected, backend = app.run(job)
     if plot is not None:
-        write_png(collected, plot)
+        try:
+            write_png(collected, plot)
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot write {str(plot)!r}: {exc.strerror or exc}", param_hint="'--plot'"
+            ) from exc
 
     def render(console: Console) -> None:
         render_stats(console, collected, backend)
@@ -163,8 +184,8 @@ def reencrypt(app: AppContext, checkpoint: Path | None) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @pass_app
 def serve(app: AppContext, transport: str, host: str, port: int) -> None:
-    """Run the MCP server with the eight serverless-session tools."""
+    """Run the MCP server: the original eight session tools plus touch_serverless_session."""
     settings = app.settings()
-    with optional_dependency("mcp", feature="serve", extra="mcp"):
+    with MissingDependencyError.on_import(feature="serve", extra="mcp"):
         from serverless_sessions.mcp_server import run
     run(settings, transport="http" if transport == "http" else "stdio", host=host, port=port)

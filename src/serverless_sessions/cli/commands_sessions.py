@@ -1,28 +1,58 @@
-"""Session commands: create, get, update, delete, list, cleanup — one manager call each."""
+"""Session commands: create, get, update, touch, delete, list, cleanup — one manager call each.
+
+JSON input (``create --data/--fields``, ``update UPDATES``) is given inline, as ``@FILE``, or
+as ``-`` for stdin: a large session does not fit on a command line.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
+from serverless_sessions.cli.backends import default_ttl_hours
 from serverless_sessions.cli.context import AppContext, json_option, pass_app
-from serverless_sessions.cli.views import human_duration, render_page, render_session
+from serverless_sessions.cli.stored import expiry_time, require_stored
+from serverless_sessions.cli.views import (
+    human_duration,
+    human_time,
+    render_page,
+    render_session,
+    render_session_summary,
+)
 from serverless_sessions.errors import SessionNotFoundError
 from serverless_sessions.manager import ServerlessSessionManager
-from serverless_sessions.model import SessionState
+from serverless_sessions.storage.base import StoredSession
 
-__all__ = ["cleanup", "create", "delete", "get", "list_sessions", "update"]
+__all__ = ["cleanup", "create", "delete", "get", "list_sessions", "touch", "update"]
+
+JSON_INPUT = "JSON|@FILE|-"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
-    """Parse ``text`` (``-`` reads stdin) as a JSON object; anything else is a usage error."""
-    if text == "-" and sys.stdin.isatty():
-        click.echo(f"Reading {what} as JSON from stdin (end with Ctrl-D)...", err=True)
-    raw = sys.stdin.read() if text == "-" else text
+    """Parse ``text`` as a JSON object: inline, ``@FILE``, or ``-`` for stdin.
+
+    Anything that is not a readable JSON object is a usage error naming ``what``.
+    """
+    if text == "-":
+        if sys.stdin.isatty():
+            click.echo(f"Reading {what} as JSON from stdin (end with Ctrl-D)...", err=True)
+        raw = sys.stdin.read()
+    elif text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise click.BadParameter(f"cannot read {str(path)!r}: {reason}", param_hint=what) from exc
+    else:
+        raw = text
     try:
         value = json.loads(raw)
     except ValueError as exc:
@@ -32,26 +62,38 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     return value
 
 
-def _show_session(app: AppContext, state: SessionState, headline: str | None = None) -> None:
+def _show(app: AppContext, stored: StoredSession, headline: str | None = None, *, whole: bool) -> None:
+    """The session as JSON, or for people: ``whole`` (shortened) or only its summary."""
+
     def render(console: Console) -> None:
         if headline:
             console.print(headline)
-        render_session(console, state)
+        (render_session if whole else render_session_summary)(console, stored)
 
-    app.output.emit(state.to_dict(), render)
+    app.output.emit(stored.state.to_dict(), render)
 
 
-
-ttl_option = click.option(
-    "--ttl-hours", type=click.FloatRange(min=0, min_open=True), help="Idle timeout in hours."
-)
+def ttl_option(help_text: str) -> Callable[[F], F]:
+    """``--ttl-hours``, a positive number of hours."""
+    return click.option("--ttl-hours", type=click.FloatRange(min=0, min_open=True), help=help_text)
 
 
 @click.command()
 @click.argument("user_id")
 @click.argument("project_id")
-@click.option("--data", default=None, help="Initial fields as a JSON object ('-' reads stdin).")
-@ttl_option
+@click.option(
+    "--data",
+    default=None,
+    metavar=JSON_INPUT,
+    help="The session's metadata, a JSON object (the original session_data).",
+)
+@click.option(
+    "--fields",
+    default=None,
+    metavar=JSON_INPUT,
+    help="Other initial fields as a JSON object: conversation_history, permissions, ...",
+)
+@ttl_option("Idle timeout in hours [default: the configured default_ttl, else 24].")
 @click.option("--id", "session_id", default=None, help="Use this id instead of a random one.")
 @json_option
 @pass_app
@@ -60,26 +102,29 @@ def create(
     user_id: str,
     project_id: str,
     data: str | None,
+    fields: str | None,
     ttl_hours: float | None,
     session_id: str | None,
 ) -> None:
-    """Create a session for USER_ID in PROJECT_ID."""
-    fields = _json_object(data, "--data") if data is not None else None
-    hours = 24 if ttl_hours is None else ttl_hours
+    """Create a session for USER_ID in PROJECT_ID.
 
-    async def job(manager: ServerlessSessionManager) -> SessionState:
+    --data and --fields take a JSON object inline, from a file (@FILE) or from stdin (-).
+    """
+    if data == "-" and fields == "-":
+        raise click.UsageError("only one of --data and --fields can read stdin")
+    metadata = None if data is None else _json_object(data, "--data")
+    initial = None if fields is None else _json_object(fields, "--fields")
+    hours = default_ttl_hours(app.settings()) if ttl_hours is None else ttl_hours
+
+    async def job(manager: ServerlessSessionManager) -> StoredSession:
         created = await manager.create_session(
-            user_id, project_id, fields, ttl_hours=hours, session_id=session_id
+            user_id, project_id, metadata, ttl_hours=hours, session_id=session_id, fields=initial
         )
-        return await manager.require_session(created)
+        return await require_stored(manager, created)
 
-    state = app.run(job)
-    _show_session(
-        app,
-        state,
-        f"[green]Created[/] session [cyan]{state.session_id}[/] "
-        f"(expires after {human_duration(hours * 3600)} idle)",
-    )
+    stored = app.run(job)
+    idle = "never expires" if hours is None else f"expires after {human_duration(hours * 3600)} idle"
+    _show(app, stored, f"[green]Created[/] session [cyan]{stored.state.session_id}[/] ({idle})", whole=False)
 
 
 @click.command()
@@ -87,29 +132,64 @@ def create(
 @json_option
 @pass_app
 def get(app: AppContext, session_id: str) -> None:
-    """Show a session (exit 1 if it does not exist or expired)."""
-    _show_session(app, app.run(lambda manager: manager.require_session(session_id)))
+    """Show a session and when it expires (exit 1 if it does not exist or expired).
+
+    Long values are shortened for the terminal; --json prints the session in full. Reading a
+    session does not renew it: see `touch`.
+    """
+    _show(app, app.run(lambda manager: require_stored(manager, session_id)), whole=True)
 
 
 @click.command()
 @click.argument("session_id")
-@click.argument("updates", default="-")
-@ttl_option
+@click.argument("updates", default="-", metavar=f"[UPDATES: {JSON_INPUT}]")
+@ttl_option("New idle timeout in hours [default: the session's own].")
 @json_option
 @pass_app
 def update(app: AppContext, session_id: str, updates: str, ttl_hours: float | None) -> None:
-    """Set fields of a session from a JSON object (UPDATES, or stdin when omitted or '-').
+    """Set fields of a session from a JSON object (UPDATES inline, @FILE, or stdin when omitted).
 
-    Without --ttl-hours the session keeps its remaining lifetime.
+    Every update is activity: it restarts the session's idle timeout (capped by its hard
+    deadline, if it has one).
     """
     changes = _json_object(updates, "UPDATES")
 
-    async def job(manager: ServerlessSessionManager) -> SessionState:
+    async def job(manager: ServerlessSessionManager) -> StoredSession:
         await manager.update_session(session_id, changes, ttl_hours=ttl_hours)
-        return await manager.require_session(session_id)
+        return await require_stored(manager, session_id)
 
-    state = app.run(job)
-    _show_session(app, state, f"[green]Updated[/] {', '.join(sorted(changes)) or 'nothing'}")
+    stored = app.run(job)
+    _show(app, stored, f"[green]Updated[/] {', '.join(sorted(changes)) or 'nothing'}", whole=False)
+
+
+@click.command()
+@click.argument("session_id")
+@ttl_option("New idle timeout in hours [default: the session's own].")
+@json_option
+@pass_app
+def touch(app: AppContext, session_id: str, ttl_hours: float | None) -> None:
+    """Mark a session active now, restarting its idle timeout (exit 1 if it does not exist).
+
+    A hard deadline (max_lifetime), if the session has one, still caps the new expiry.
+    """
+
+    async def job(manager: ServerlessSessionManager) -> StoredSession:
+        await manager.touch(session_id, ttl_hours=ttl_hours)
+        return await require_stored(manager, session_id)
+
+    stored = app.run(job)
+    expires = expiry_time(stored)
+    app.output.emit(
+        {
+            "session_id": session_id,
+            "last_activity": stored.state.last_activity,
+            "idle_ttl_seconds": stored.state.idle_ttl_seconds,
+            "expires_at": expires,
+        },
+        lambda console: console.print(
+            f"[green]Touched[/] session [cyan]{session_id}[/]: expires {human_time(expires)}"
+        ),
+    )
 
 
 @click.command()
@@ -140,7 +220,11 @@ def list_sessions(
     limit: int,
     cursor: str | None,
 ) -> None:
-    """List live sessions, newest activity first, one page at a time."""
+    """List live sessions, newest activity first, one page at a time.
+
+    Without --user or --project this reads every session in the storage to sort them, which
+    takes seconds on a large store; filter by user or project where you can.
+    """
     page = app.run(
         lambda manager: manager.list_sessions(
             user_id=user_id, project_id=project_id, limit=limit, cursor=cursor

@@ -12,8 +12,6 @@ Scripts branch on these codes, so they are part of the CLI's interface::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import IntEnum
 
 from serverless_sessions.errors import (
@@ -29,7 +27,7 @@ from serverless_sessions.errors import (
 )
 from serverless_sessions.migration import MigrationError
 
-__all__ = ["CommandFailed", "ExitCode", "exit_code_for", "optional_dependency"]
+__all__ = ["CommandFailed", "ExitCode", "exit_code_for"]
 
 
 class ExitCode(IntEnum):
@@ -71,19 +69,3 @@ class CommandFailed(Exception):
     def __init__(self, message: str, exit_code: ExitCode = ExitCode.NOTHING_DONE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-@contextmanager
-def optional_dependency(package: str, *, feature: str, extra: str) -> Iterator[None]:
-    """Turn a missing optional ``package`` into a usage error naming the extra to install.
-
-    Only that package: a missing module of our own is a bug and keeps its traceback.
-    """
-    try:
-        yield
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != package:
-            raise
-        raise ConfigurationError(
-            f"{feature} needs the {package!r} package: pip install 'serverless-sessions[{extra}]'"
-        ) from exc

@@ -68,7 +68,11 @@ class Distribution:
 
 @dataclass(slots=True)
 class SessionStats:
-    """Accumulates sessions one by one (so a progress bar can follow the count)."""
+    """Accumulates sessions one by one (so a progress bar can follow the count).
+
+    ``unreadable`` collects the ids of sessions that could not be decoded; they are not in
+    ``total`` or any distribution, since nothing about them can be read.
+    """
 
     now: float
     total: int = 0
@@ -77,6 +81,7 @@ class SessionStats:
     projects: Counter[str] = field(default_factory=Counter)
     sizes: list[float] = field(default_factory=list)
     ttls: list[float] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
     def add(self, stored: StoredSession) -> None:
         """Count one session."""
@@ -100,10 +105,11 @@ class SessionStats:
         return Distribution.of(self.ttls, _TTL_EDGES, human_duration)
 
     def summary(self) -> dict[str, object]:
-        """The JSON form: counts, top users/projects, both distributions."""
+        """The JSON form: counts, unreadable ids, top users/projects, both distributions."""
         return {
             "total_sessions": self.total,
             "without_expiry": self.no_expiry,
+            "unreadable": self.unreadable,
             "distinct_users": len(self.users),
             "distinct_projects": len(self.projects),
             "top_users": dict(self.users.most_common(_TOP)),

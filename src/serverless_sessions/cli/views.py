@@ -1,9 +1,15 @@
-"""rich renderings of sessions, pages and reports, shared by every command that shows them."""
+"""rich renderings of sessions, pages and reports, shared by every command that shows them.
+
+A session can be megabytes of text, so the human view never prints it all: ``create``,
+``update`` and ``touch`` show a summary (identity, expiry, section sizes), and ``get`` shortens
+long strings, long lists and deep nesting, saying so; ``--json`` always has everything.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,15 +19,19 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.table import Table
 
-from serverless_sessions.model import SessionState, utc_now
+from serverless_sessions.cli.stored import expiry_time
+from serverless_sessions.model import utc_now
 from serverless_sessions.pages import SessionPage
+from serverless_sessions.storage.base import StoredSession
 
 __all__ = [
     "human_duration",
     "human_size",
+    "human_time",
     "render_mapping",
     "render_page",
     "render_session",
+    "render_session_summary",
 ]
 
 _SECTIONS = (
@@ -32,6 +42,10 @@ _SECTIONS = (
     "llm_provider_configs",
     "metadata",
 )
+# What `get` shows of one value before shortening it (--json shows everything).
+_MAX_TEXT = 2000
+_MAX_ITEMS = 100
+_MAX_DEPTH = 16
 
 
 def human_duration(seconds: float) -> str:
@@ -56,7 +70,8 @@ def human_size(size: float) -> str:
     return f"{size / 1024**2:.1f} MiB"
 
 
-def _when(moment: datetime | None) -> str:
+def human_time(moment: datetime | None) -> str:
+    """``2025-01-02 03:04:05 UTC (in 5m 10s)``, or ``never``."""
     if moment is None:
         return "never"
     delta = (moment - utc_now()).total_seconds()
@@ -82,25 +97,73 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def render_session(console: Console, state: SessionState) -> None:
-    """Identity and timestamps as a table, then each non-empty section as JSON."""
+def _identity(console: Console, stored: StoredSession) -> None:
+    state = stored.state
+    idle = state.idle_ttl_seconds
     render_mapping(
         console,
         f"Session {state.session_id}",
         {
             "user": state.user_id,
             "project": state.project_id,
-            "created": _when(state.created_at),
-            "last activity": _when(state.last_activity),
-            "hard deadline": _when(state.absolute_expires_at),
+            "created": human_time(state.created_at),
+            "last activity": human_time(state.last_activity),
+            "idle timeout": "none" if idle is None else human_duration(idle),
+            "expires": human_time(expiry_time(stored)),
+            "hard deadline": human_time(state.absolute_expires_at),
             "revision": state.revision,
+            "stored size": human_size(stored.size),
         },
     )
+
+
+def render_session_summary(console: Console, stored: StoredSession) -> None:
+    """Identity, expiry and the size of each non-empty section, never the contents."""
+    _identity(console, stored)
     for name in _SECTIONS:
-        value = getattr(state, name)
+        value = getattr(stored.state, name)
+        if value:
+            kind = "key" if isinstance(value, dict) else "item"
+            size = len(json.dumps(value, ensure_ascii=False).encode())
+            console.print(f"[bold]{name}[/]: {len(value)} {kind}(s), {human_size(size)}")
+
+
+def render_session(console: Console, stored: StoredSession) -> None:
+    """Identity and expiry as a table, then each non-empty section as (shortened) JSON."""
+    _identity(console, stored)
+    shortener = _Shortener()
+    for name in _SECTIONS:
+        value = getattr(stored.state, name)
         if value:
             console.print(f"[bold]{name}[/]")
-            console.print(JSON.from_data(value))
+            console.print(JSON.from_data(shortener.shorten(value, 0)))
+    if shortener.shortened:
+        console.print("[yellow]Long values were shortened; --json shows the session in full.[/]")
+
+
+@dataclass
+class _Shortener:
+    """Cuts strings, lists, objects and nesting to what a terminal can usefully show."""
+
+    shortened: bool = False
+
+    def shorten(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str) and len(value) > _MAX_TEXT:
+            self.shortened = True
+            return f"{value[:_MAX_TEXT]}… ({len(value) - _MAX_TEXT} more characters)"
+        if not isinstance(value, dict | list) or not value:
+            return value
+        if depth >= _MAX_DEPTH:
+            self.shortened = True
+            return "{…}" if isinstance(value, dict) else "[…]"
+        more = len(value) - _MAX_ITEMS
+        self.shortened = self.shortened or more > 0
+        if isinstance(value, list):
+            items = [self.shorten(item, depth + 1) for item in value[:_MAX_ITEMS]]
+            return items + ([f"… ({more} more items)"] if more > 0 else [])
+        pairs = list(value.items())[:_MAX_ITEMS]
+        shown = {self.shorten(key, depth): self.shorten(item, depth + 1) for key, item in pairs}
+        return shown | ({"…": f"{more} more keys"} if more > 0 else {})
 
 
 def render_page(console: Console, page: SessionPage) -> None:

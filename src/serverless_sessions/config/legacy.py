@@ -17,6 +17,7 @@ format (``new_section``): the storage to migrate to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from serverless_sessions.adapters.cache.base import validate_namespace
 from serverless_sessions.config.documents import validation_problems
-from serverless_sessions.errors import ConfigurationError, InvalidSessionIdError
+from serverless_sessions.errors import ConfigurationError
 
 __all__ = [
     "LEGACY_MODELS",
@@ -35,6 +36,8 @@ __all__ = [
     "LegacyLocal",
     "LegacyRedis",
     "LegacyS3",
+    "converted_key_prefix",
+    "legacy_heads",
     "parse_legacy_url",
 ]
 
@@ -75,22 +78,52 @@ class LegacyLocal(_Legacy):
         return "legacy+local://" + quote(str(self.storage_dir))
 
     def new_section(self) -> dict[str, Any]:
-        """The new-format equivalent: a SQLite file next to the directory (``<dir>.db``)."""
+        """The new-format equivalent: a SQLite file next to the directory (``<dir>.db``).
+
+        The file (and its ``-wal``/``-shm`` companions) lies outside the directory, which the
+        legacy storage alone reads (``/.db`` for ``/``, a dot-file it skips).
+        """
         return {"provider": "sqlite", "path": f"{self.storage_dir}.db"}
 
 
-def _new_key_prefix(key_prefix: str) -> str:
-    """The original ``key_prefix`` ("session_mgmt:") as the Redis adapter's prefix.
+_CONVERTED_SUFFIX = ".v2"
+_NOT_IN_PREFIX = re.compile(r"[^A-Za-z0-9_.\-]")
+_MAX_PREFIX = 64
 
-    Two deployments kept apart by their prefixes must stay apart after the switch.
+
+def legacy_heads(key_prefix: str) -> frozenset[str]:
+    """What every key the legacy ``RedisStorage`` reads holds before its first colon.
+
+    That storage reads and writes only keys beginning with ``{key_prefix}session:`` or
+    ``{key_prefix}index:``; both contain a colon, so their text before the first colon depends
+    on ``key_prefix`` alone.
     """
-    prefix = key_prefix.rstrip(":")
-    try:
-        return validate_namespace(prefix)
-    except InvalidSessionIdError:
-        raise ConfigurationError(
-            "key_prefix: use 1-64 characters of A-Z a-z 0-9 _ . - (a trailing ':' is fine)"
-        ) from None
+    return frozenset((key_prefix + marker).partition(":")[0] for marker in ("session:", "index:"))
+
+
+def converted_key_prefix(key_prefix: str) -> str:
+    """The Redis adapter's ``key_prefix`` for data moving out of the legacy ``key_prefix``.
+
+    ``session_mgmt:`` becomes ``session_mgmt.v2``: the old prefix without its trailing colons,
+    each character the new prefix cannot hold (``A-Z a-z 0-9 _ . -``) replaced by ``_``,
+    plus ``.v2`` (``ss.v2`` for an empty prefix), cut to the 64 characters a prefix may have.
+
+    Why the two layouts can never share a key: every key of the new layout is
+    ``{prefix}:{namespace}:...`` and the prefix holds no colon, so its text before the first
+    colon is the prefix itself; every key of the legacy layout has one of
+    :func:`legacy_heads` there. The prefix returned is never one of them (the one spelling that
+    could be, a 64-character head ending in ``.v2``, gets ``.V2``), so for every namespace,
+    session id, user and project, neither storage can read, list, overwrite or delete a key
+    of the other — even on the same Redis database. (Keeping the old prefix, as earlier
+    versions did, put the new keys of namespace ``session`` under ``session_mgmt:session:``,
+    where the legacy storage lists its sessions.)
+    """
+    base = _NOT_IN_PREFIX.sub("_", key_prefix.rstrip(":")) or "ss"
+    stem = base[: _MAX_PREFIX - len(_CONVERTED_SUFFIX)]
+    prefix = stem + _CONVERTED_SUFFIX
+    if prefix in legacy_heads(key_prefix):
+        prefix = stem + _CONVERTED_SUFFIX.upper()
+    return validate_namespace(prefix)
 
 
 class LegacyRedis(_Legacy):
@@ -111,13 +144,16 @@ class LegacyRedis(_Legacy):
         return urlunsplit(("legacy+redis", f"{auth}{host}:{self.port}", f"/{self.db}", query, ""))
 
     def new_section(self) -> dict[str, Any]:
-        """The new-format equivalent: a Redis cache on the same server and database."""
+        """The new-format equivalent: a Redis cache on the same server and database.
+
+        Its prefix is :func:`converted_key_prefix`, so the two layouts never share a key.
+        """
         section: dict[str, Any] = {
             "provider": "redis",
             "host": self.host,
             "port": self.port,
             "db": self.db,
-            "key_prefix": _new_key_prefix(self.key_prefix),
+            "key_prefix": converted_key_prefix(self.key_prefix),
         }
         if self.password is not None:
             section["password"] = self.password.get_secret_value()
@@ -153,7 +189,11 @@ class LegacyS3(_Legacy):
     def new_section(self) -> dict[str, Any]:
         """The new-format equivalent: an S3 cache in the same bucket, under the same prefix.
 
-        AWS keys are not part of it: the S3 cache reads the standard AWS credential chain.
+        The layouts cannot collide: the legacy storage reads only names ending in ``.json.gz``
+        whose id (no ``/``) follows the prefix directly, while every object of the S3 cache
+        lies in a ``ns-.../`` folder below the prefix and ends in a percent-encoded segment
+        without dots. AWS keys are not part of it: the S3 cache reads the standard AWS
+        credential chain.
         """
         section = {
             "provider": "s3",

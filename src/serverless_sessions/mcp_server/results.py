@@ -8,13 +8,16 @@ successful call returns one of these models (published as the tool's output sche
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from datetime import datetime
+from typing import Any, Self
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
+from serverless_sessions.cli.stored import expiry_time
 from serverless_sessions.model import SessionState
 from serverless_sessions.pages import SessionPage
+from serverless_sessions.storage.base import StoredSession
 
 __all__ = [
     "CleanupResult",
@@ -22,6 +25,7 @@ __all__ = [
     "SessionDeleted",
     "SessionList",
     "SessionResult",
+    "SessionTouched",
     "SessionUpdated",
     "StorageConfigured",
     "StorageStatus",
@@ -54,40 +58,77 @@ def _describe(state: SessionState) -> str:
     )
 
 
+def _expires(moment: datetime | None) -> str:
+    return "it never expires" if moment is None else f"it expires at {moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
 class SessionCreated(ToolResult):
-    """A new session; ``ttl_hours`` is its idle timeout."""
+    """A new session; ``ttl_hours`` is its idle timeout (``None``: it never expires)."""
 
     session_id: str
     user_id: str
     project_id: str
-    ttl_hours: float
+    ttl_hours: float | None
 
     def text(self) -> str:
+        lifetime = (
+            "it never expires"
+            if self.ttl_hours is None
+            else f"it expires after {self.ttl_hours:g} h without activity"
+        )
         return (
             f"Created session {self.session_id} for user {self.user_id} in project "
-            f"{self.project_id}; it expires after {self.ttl_hours:g} h without activity."
+            f"{self.project_id}; {lifetime}."
         )
 
 
 class SessionResult(ToolResult):
-    """A session as stored now."""
+    """A session as stored now, and when it expires unless there is activity before then."""
 
     session: SessionState
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, stored: StoredSession, **extra: Any) -> Self:
+        """The result for ``stored`` (``extra``: the fields a subclass adds)."""
+        return cls(session=stored.state, expires_at=expiry_time(stored), **extra)
 
     def text(self) -> str:
         text = _describe(self.session)
-        return text[0].upper() + text[1:] + "."
+        return f"{text[0].upper()}{text[1:]}; {_expires(self.expires_at)}."
 
 
-class SessionUpdated(ToolResult):
+class SessionUpdated(SessionResult):
     """A session after an update, with the fields the update set."""
 
-    session: SessionState
     updated_fields: list[str]
 
     def text(self) -> str:
         fields = ", ".join(self.updated_fields) or "no fields"
-        return f"Updated {fields} of {_describe(self.session)}."
+        return f"Updated {fields} of {_describe(self.session)}; {_expires(self.expires_at)}."
+
+
+class SessionTouched(ToolResult):
+    """A session whose idle timeout restarted now."""
+
+    session_id: str
+    last_activity: datetime
+    idle_ttl_hours: float | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, stored: StoredSession) -> Self:
+        """The result for ``stored``, just touched."""
+        idle = stored.state.idle_ttl_seconds
+        return cls(
+            session_id=stored.state.session_id,
+            last_activity=stored.state.last_activity,
+            idle_ttl_hours=None if idle is None else idle / 3600,
+            expires_at=expiry_time(stored),
+        )
+
+    def text(self) -> str:
+        return f"Session {self.session_id} is active; {_expires(self.expires_at)}."
 
 
 class SessionDeleted(ToolResult):

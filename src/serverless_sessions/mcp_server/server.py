@@ -1,7 +1,8 @@
-"""The MCP server: the original eight tools, on the official SDK, over the public manager.
+"""The MCP server: the original eight tools plus ``touch``, on the official SDK, over the manager.
 
-Names and parameters are the original module's, so existing prompts keep working (listing gained
-optional ``limit``/``cursor``). Each tool is one manager call; every library error becomes a
+Names, parameters and meanings are the original module's, so existing prompts keep working
+(``session_data`` of the create tool is the session's metadata; listing gained optional
+``limit``/``cursor``). Each tool is one manager call; every library error becomes a
 :class:`ToolError` carrying the library's message (the SDK would otherwise hide it behind
 "Error executing tool"), so a failure is always ``is_error`` and never a cheerful text.
 """
@@ -18,7 +19,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from serverless_sessions.cli.backends import configured_settings
+from serverless_sessions.cli.backends import configured_settings, default_ttl_hours
+from serverless_sessions.cli.stored import require_stored
 from serverless_sessions.errors import SessionError, SessionNotFoundError
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.mcp_server.results import (
@@ -27,6 +29,7 @@ from serverless_sessions.mcp_server.results import (
     SessionDeleted,
     SessionList,
     SessionResult,
+    SessionTouched,
     SessionUpdated,
     StorageConfigured,
     StorageStatus,
@@ -41,11 +44,15 @@ __all__ = ["build_server", "run"]
 INSTRUCTIONS = (
     "Session state that survives serverless restarts: create a session, keep its id, and "
     "resume it later (from any instance) with get_serverless_session. Sessions expire after "
-    "ttl_hours without activity."
+    "ttl_hours without activity; every update, or touch_serverless_session, is activity and "
+    "restarts that timeout. Reading is not activity."
 )
 
 SessionId = Annotated[str, Field(description="Session id returned by create_serverless_session.")]
-TTLHours = Annotated[float, Field(description="Idle timeout in hours.", gt=0)]
+NewTTLHours = Annotated[
+    float | None,
+    Field(description="New idle timeout in hours; omitted restarts the session's own.", gt=0),
+]
 
 
 @asynccontextmanager
@@ -71,25 +78,35 @@ def build_server(holder: StorageHolder) -> MCPServer:
         project_id: str,
         session_data: Annotated[
             dict[str, Any] | None,
-            Field(description="Initial fields: conversation_history, metadata, permissions ..."),
+            Field(
+                description="Any JSON object, stored as the session's metadata. Set "
+                "conversation_history or permissions later with update_serverless_session."
+            ),
         ] = None,
-        ttl_hours: TTLHours = 24,
+        ttl_hours: Annotated[
+            float | None,
+            Field(description="Idle timeout in hours; omitted: the server's default_ttl.", gt=0),
+        ] = None,
     ) -> Annotated[CallToolResult, SessionCreated]:
         """Create a session for a user and project; returns its id."""
+        hours = default_ttl_hours(holder.settings) if ttl_hours is None else ttl_hours
         async with _using(holder) as (manager, _):
-            session_id = await manager.create_session(user_id, project_id, session_data, ttl_hours=ttl_hours)
+            session_id = await manager.create_session(user_id, project_id, session_data, ttl_hours=hours)
         return reply(
-            SessionCreated(session_id=session_id, user_id=user_id, project_id=project_id, ttl_hours=ttl_hours)
+            SessionCreated(session_id=session_id, user_id=user_id, project_id=project_id, ttl_hours=hours)
         )
 
     @server.tool()
     async def get_serverless_session(
         session_id: SessionId,
     ) -> Annotated[CallToolResult, SessionResult]:
-        """Resume a session: its full state (an error if it does not exist or expired)."""
+        """Resume a session: its full state and expiry (an error if it does not exist or expired).
+
+        Reading does not renew the session; see touch_serverless_session.
+        """
         async with _using(holder) as (manager, _):
-            state = await manager.require_session(session_id)
-        return reply(SessionResult(session=state))
+            stored = await require_stored(manager, session_id)
+        return reply(SessionResult.of(stored))
 
     @server.tool()
     async def update_serverless_session(
@@ -98,16 +115,29 @@ def build_server(holder: StorageHolder) -> MCPServer:
             dict[str, Any],
             Field(description="Fields to set, e.g. {'metadata': {...}, 'conversation_history': [...]}"),
         ],
-        ttl_hours: Annotated[
-            float | None,
-            Field(description="New idle timeout in hours; omitted keeps the remaining one.", gt=0),
-        ] = None,
+        ttl_hours: NewTTLHours = None,
     ) -> Annotated[CallToolResult, SessionUpdated]:
-        """Set fields of a session (validated; identity fields cannot change)."""
+        """Set fields of a session (validated; identity fields cannot change).
+
+        The update is activity: it restarts the session's idle timeout.
+        """
         async with _using(holder) as (manager, _):
             await manager.update_session(session_id, updates, ttl_hours=ttl_hours)
-            state = await manager.require_session(session_id)
-        return reply(SessionUpdated(session=state, updated_fields=sorted(updates)))
+            stored = await require_stored(manager, session_id)
+        return reply(SessionUpdated.of(stored, updated_fields=sorted(updates)))
+
+    @server.tool()
+    async def touch_serverless_session(
+        session_id: SessionId, ttl_hours: NewTTLHours = None
+    ) -> Annotated[CallToolResult, SessionTouched]:
+        """Keep a session alive: record activity now, restarting its idle timeout.
+
+        The session's content does not change; a hard deadline, if it has one, still applies.
+        """
+        async with _using(holder) as (manager, _):
+            await manager.touch(session_id, ttl_hours=ttl_hours)
+            stored = await require_stored(manager, session_id)
+        return reply(SessionTouched.of(stored))
 
     @server.tool()
     async def delete_serverless_session(

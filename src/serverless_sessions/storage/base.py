@@ -7,6 +7,10 @@ Contract shared by every implementation (cache-backed and legacy):
   ``state.revision`` against the stored revision (0 = must not exist yet) and, on success, sets
   ``state.revision`` to the new revision. ``ttl_seconds=None`` keeps the remaining TTL of an
   existing session (the original module dropped it) and gives a new one the default TTL.
+  It refuses, before writing anything, whatever ``retrieve_session`` would refuse to read back
+  (:class:`~serverless_sessions.errors.SessionTooLargeError`,
+  :class:`~serverless_sessions.errors.InvalidSessionError`): a refused write leaves the stored
+  revision as it was.
 * ``retrieve_session`` returns ``None`` for a missing or expired session; bad stored bytes raise
   :class:`~serverless_sessions.errors.CorruptSessionError` naming the key.
 * ``list_sessions`` never lists deleted or expired sessions.

@@ -49,7 +49,11 @@ _PURGE_BATCH = 1000
 
 
 class Encryptor(Protocol):
-    """Seals envelopes at rest; ``associated_data`` binds a ciphertext to its key."""
+    r"""Seals envelopes at rest; ``associated_data`` binds a ciphertext to its key.
+
+    Sealed bytes must not start like a plain envelope (``b"SSN"`` or gzip's ``b"\x1f\x8b"``):
+    a reader would take them for plaintext and never open them, so such a write is refused.
+    """
 
     def seal(self, plaintext: bytes, *, associated_data: bytes) -> bytes:
         """Encrypt and authenticate ``plaintext``."""
@@ -123,11 +127,20 @@ class ACBCacheStorage(SessionStorage):
         return self._key_name(session_id).encode("utf-8")
 
     def encode(self, state: SessionState) -> bytes:
-        """The bytes stored for ``state`` (envelope, then sealed if encryption is on)."""
+        """The bytes stored for ``state`` (envelope, then sealed if encryption is on).
+
+        Refuses, before anything is written, whatever :meth:`decode` would refuse.
+        """
         envelope = self.codec.encode(state)
         if self.encryptor is None:
             return envelope
-        return self.encryptor.seal(envelope, associated_data=self._associated_data(state.session_id))
+        sealed = self.encryptor.seal(envelope, associated_data=self._associated_data(state.session_id))
+        if is_plaintext(sealed):
+            raise ConfigurationError(
+                f"encryptor {type(self.encryptor).__name__} sealed session {state.session_id!r} "
+                "into bytes that start like a plain envelope; readers would not decrypt them"
+            )
+        return sealed
 
     def decode(self, session_id: str, data: bytes, version: int) -> SessionState:
         """Parse stored bytes for ``session_id``; every failure names the key."""

@@ -8,7 +8,9 @@ client closes it.
 
 Retries happen here, at the application level, not inside redis-py (its own retry is switched
 off): only transient errors, a bounded number of times, with exponential backoff and full
-jitter (:class:`~._redis_errors.RetryPolicy`). Between attempts idle pooled connections are dropped,
+jitter (:class:`~._redis_errors.RetryPolicy`), all within one call's time budget
+(``RedisSettings.call_timeout``), so a server that never answers cannot hold a caller for
+several timeouts in a row. Between attempts idle pooled connections are dropped,
 since after a restart they are all dead, and in Sentinel mode the master is looked up again:
 redis-py's built-in retry on a Sentinel client keeps reconnecting to a dead master
 (redis/redis-py#3874), while a fresh connection asks Sentinel.
@@ -34,6 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serverless_sessions.adapters.cache._redis_config import RedisSettings
 from serverless_sessions.adapters.cache._redis_errors import RetryPolicy
@@ -104,8 +107,6 @@ class Link:
         self.cluster = isinstance(client, RedisCluster)
         self.owned = owned
         self._sentinel = sentinel
-        # The pool raises instead of waiting when it is exhausted; this makes callers wait
-        # (up to socket_timeout) so the bound holds without failing bursts of concurrent calls.
         self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
         self._retry = RetryPolicy(settings.retry_attempts, settings.retry_backoff, settings.retry_backoff_cap)
         self._ready = not self.cluster
@@ -114,6 +115,7 @@ class Link:
         self._checked_at = -float("inf")
         self._refs = 0
         self._closed = False
+        self.answered = False  # has the server ever answered? (see _redis_errors.translate)
 
     @property
     def where(self) -> str:
@@ -121,32 +123,44 @@ class Link:
         return self.settings.describe()
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run ``operation`` with the retry policy; backend errors propagate untranslated."""
+        """Run ``operation`` with the retry policy; backend errors propagate untranslated.
+
+        ``operation`` must talk to the server: its success sets :attr:`answered`. A call that
+        spends its whole budget waiting for a pooled connection fails with redis-py's
+        ``MaxConnectionsError``, so the message blames the pool, not the server.
+        """
         if self._closed:
             raise ClosedError(f"Redis client for {self.where}")
-        return await self._retry.run(lambda: self._attempt(operation), self._recover)
+        budget = self.settings.call_timeout
+        queued = False
 
-    async def _attempt(self, operation: Callable[[], Awaitable[T]]) -> T:
-        if not self._ready:
-            await self._initialize_cluster()
-        await self._follow_master(force=False)
-        if self._slots is None:
-            return await operation()
-        if self._slots.locked():  # only a wait needs a timer
+        async def attempt() -> T:
+            nonlocal queued
+            if not self._ready:
+                await self._initialize_cluster()
+            await self._follow_master(force=False)
+            if self._slots is None:
+                return await operation()
+            # The pool raises instead of waiting when it is exhausted; waiting here instead
+            # keeps the bound without failing bursts of concurrent calls.
+            queued = True
+            await self._slots.acquire()
+            queued = False
             try:
-                async with asyncio.timeout(self.settings.socket_timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise MaxConnectionsError(
-                    f"all {self.settings.max_connections} connections stayed busy for "
-                    f"{self.settings.socket_timeout:g}s"
-                ) from None
-        else:
-            await self._slots.acquire()  # a free slot: returns without suspending
+                return await operation()
+            finally:
+                self._slots.release()
+
         try:
-            return await operation()
-        finally:
-            self._slots.release()
+            result = await self._retry.run(attempt, self._recover, budget=budget)
+        except RedisTimeoutError:
+            if queued:
+                raise MaxConnectionsError(
+                    f"all {self.settings.max_connections} connections stayed busy for {budget:g}s"
+                ) from None
+            raise
+        self.answered = True
+        return result
 
     async def _initialize_cluster(self) -> None:
         # redis-py's async cluster client initializes lazily on its first command; when many

@@ -82,6 +82,15 @@ class RedisSettings:
             raise ConfigurationError("Redis setting 'db' must be 0 with cluster=true")
 
     @property
+    def call_timeout(self) -> float:
+        """Seconds one adapter call may take in all: connecting, TLS, commands, retries, backoff.
+
+        The larger of the two socket timeouts, so one connect or one command can always use its
+        own whole timeout; retries only use what the failures before them left.
+        """
+        return max(self.socket_timeout, self.socket_connect_timeout)
+
+    @property
     def mode(self) -> str:
         """``"sentinel"``, ``"cluster"`` or ``"standalone"``."""
         if self.sentinels:

@@ -161,7 +161,13 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             return await link.call(lambda: call(link.client))
         except BACKEND_ERRORS as exc:
             raise translate(
-                exc, backend=self.backend, operation=operation, key=key, where=link.where
+                exc,
+                backend=self.backend,
+                operation=operation,
+                key=key,
+                where=link.where,
+                tls=link.settings.ssl,
+                first_contact=not link.answered,
             ) from exc
 
     async def _mutate(self, request: WriteRequest) -> list[Any]:
@@ -227,6 +233,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         """One pipelined round trip (per cluster node) for all ``keys``."""
         ns = self._namespace(namespace)
+        if not keys:
+            return []
 
         async def fetch(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
@@ -314,7 +322,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         pattern = self._layout.scan_pattern(ns)
         skip = len(self._layout.data(ns, ""))
         seen: set[bytes] = set()
-        for node in await self._run("scan", None, _scan_targets):
+        nodes = await self._run("scan", None, _primaries) if self._connected()[0].cluster else [None]
+        for node in nodes:
             cursor: Any = 0
             while True:
                 step = partial(_scan, node=node, cursor=cursor, pattern=pattern, count=batch_size)
@@ -348,12 +357,9 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         return report | {"available": True}
 
 
-async def _scan_targets(client: Any) -> list[Any]:
-    """The nodes to SCAN: every cluster master, or ``None`` for the one server.
-
-    Asked through the guarded call, so a cluster client is initialized and knows its masters.
-    """
-    return list(client.get_primaries()) if isinstance(client, RedisCluster) else [None]
+async def _primaries(client: RedisCluster) -> list[Any]:
+    """Every master of a cluster, asked through the guarded call so the client is initialized."""
+    return list(client.get_primaries())
 
 
 async def _scan(client: Any, *, node: Any, cursor: Any, pattern: str, count: int) -> tuple[Any, list[bytes]]:

@@ -19,7 +19,9 @@ Why it is built this way:
 
 Every ``sqlite3`` exception is translated here: busy/locked/unopenable →
 ``StorageUnavailableError``; anything else (not a database, disk full, corruption) →
-``StorageError``; the message names the operation, the key and the file.
+``StorageError``; the message names the operation, the key and the file. A path that cannot
+work (its directory is missing, it is a directory, permission denied) is a
+``ConfigurationError`` from the first call, in the user's words.
 """
 
 from __future__ import annotations
@@ -84,8 +86,10 @@ def translate_error(exc: sqlite3.Error, *, operation: str, target: str | None, p
 class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     """Sessions in one SQLite file, safe for several processes; the library's default cache.
 
-    ``path=None`` uses :func:`default_path` (its directory is created mode 0700). A new database
-    file is created mode 0600. ``timeout`` bounds how long a write waits for another writer.
+    ``path=None`` uses :func:`default_path` (its directory is created mode 0700). A path given
+    by the caller must be in an existing directory (else the first call raises
+    ConfigurationError naming it). A new database file is created mode 0600. ``timeout`` bounds
+    how long opening the file or a write waits for other connections' locks.
     """
 
     backend = "sqlite"
@@ -143,9 +147,6 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             raise InvalidSessionError(
                 f"sqlite {operation}{_about(target)}: keys and index names must be valid UTF-8 ({exc})"
             ) from exc
-        except OSError as exc:
-            # Only our own mkdir/create of the file raises OSError.
-            raise StorageUnavailableError(f"sqlite {operation} cannot create {self.path}: {exc}") from exc
 
     async def _run(
         self,
@@ -284,7 +285,10 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             after = page[-1]
 
     async def ping(self) -> float:
-        """Seconds for one read of the file; StorageUnavailableError if it cannot be opened."""
+        """Seconds for one read of the file; StorageUnavailableError if it cannot be opened now.
+
+        A path that cannot work (missing directory...) raises ConfigurationError instead.
+        """
         started = time.perf_counter()
         await self._run("ping", None, SqliteStore.ping)
         return time.perf_counter() - started

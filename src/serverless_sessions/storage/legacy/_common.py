@@ -9,7 +9,6 @@ revision — written by the original module — counts as revision 1: it exists.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import warnings
 from abc import abstractmethod
@@ -82,8 +81,12 @@ def parse_config(model: type[_Config], config: Mapping[str, Any] | None, owner: 
 
 
 def session_json(state: SessionState, revision: int) -> bytes:
-    """The JSON body: the session dict as the original wrote it, plus its revision."""
-    return json.dumps({**state.to_dict(), "revision": revision}).encode("utf-8")
+    """The JSON body: the session dict as the original wrote it, plus its revision.
+
+    Built by the codec so a legacy write is refused by the same limits (size, depth, exact
+    JSON) that its reader enforces: nothing is stored that cannot be read back.
+    """
+    return _DECODER.json_body(state.model_copy(update={"revision": revision}))
 
 
 def encode_session(state: SessionState, revision: int) -> bytes:
@@ -203,6 +206,15 @@ class LegacyStorage(SessionStorage):
             logger.info("%s is unavailable: %s", type(self).__name__, exc)
             return False
         return True
+
+    async def health(self) -> dict[str, Any]:
+        """:meth:`describe` plus ``available`` and, when it is not, the backend's ``error``."""
+        self._check_open()
+        try:
+            await self._ping()
+        except StorageError as exc:
+            return {**self.describe(), "available": False, "error": str(exc)}
+        return {**self.describe(), "available": True}
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "deprecated": True, **self._public()}

@@ -18,6 +18,12 @@ Guarantees:
   when the session is next written.
 * Listing never uses ``KEYS``: ids come from ``SCAN`` or ``SSCAN`` and are checked for existence,
   so expired and deleted sessions are never listed; ids containing ``:`` come back whole.
+* Keys of another layout are not ours, whatever their name: a session key that is not a
+  string, or an index key that is not a set, is never listed, read (it reads as absent),
+  deleted or pruned, and a write refuses to overwrite it (:class:`StorageError`) — so a
+  store sharing the key space can never make this one fail with ``WRONGTYPE``, nor be
+  damaged by it. Keys whose names are not UTF-8 are skipped too. Checked with ``TYPE`` rather
+  than ``SCAN ... TYPE``, which Redis before 6.0 lacks.
 * :meth:`RedisStorage.cleanup_expired_sessions` removes the ids of vanished sessions from the
   index sets (Redis expires the sessions themselves), each batch under ``WATCH`` so a session
   re-created meanwhile keeps its entry. It returns how many distinct ids it removed.
@@ -39,7 +45,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import WatchError
+from redis.exceptions import ResponseError, WatchError
 
 from serverless_sessions.adapters.cache._redis_errors import BACKEND_ERRORS, translate
 from serverless_sessions.adapters.cache.base import KEEP_TTL
@@ -69,6 +75,19 @@ _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 def _bytes(value: bytes | str) -> bytes:
     # The client is built without decode_responses, so values are bytes; str is for the types.
     return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+def _text(raw: bytes | str) -> str | None:
+    """A key name or set member as text; ``None`` if it is not UTF-8 (so not ours)."""
+    try:
+        return _bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _wrong_type(exc: BaseException) -> bool:
+    """Whether Redis refused a command because the key holds another type (another layout)."""
+    return isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc)
 
 
 class _RedisConfig(LegacyConfig):
@@ -137,20 +156,47 @@ class RedisStorage(LegacyStorage):
         prefix = self.config.key_prefix
         return f"{prefix}index:user:{state.user_id}", f"{prefix}index:project:{state.project_id}"
 
-    async def _existing(self, session_ids: Sequence[str]) -> list[str]:
-        """The ids among ``session_ids`` whose session key exists (one pipeline per batch)."""
+    async def _of_type(self, names: Sequence[str], kind: bytes) -> list[str]:
+        """The keys among ``names`` that exist and hold a Redis ``kind`` (one pipeline per batch)."""
         found: list[str] = []
-        for start in range(0, len(session_ids), _BATCH):
-            batch = session_ids[start : start + _BATCH]
+        for start in range(0, len(names), _BATCH):
+            batch = names[start : start + _BATCH]
             async with self._redis().pipeline(transaction=False) as pipe:
-                for session_id in batch:
-                    pipe.exists(self._key(session_id))
-                counts = await pipe.execute()
-            found.extend(sid for sid, count in zip(batch, counts, strict=True) if count)
+                for name in batch:
+                    pipe.type(name)
+                types = await pipe.execute()
+            found.extend(name for name, held in zip(batch, types, strict=True) if _bytes(held) == kind)
         return found
 
+    async def _existing(self, session_ids: Sequence[str]) -> list[str]:
+        """The ids among ``session_ids`` whose session key exists in this layout (a string)."""
+        keys = await self._of_type([self._key(session_id) for session_id in session_ids], b"string")
+        return [key[len(self._session_prefix) :] for key in keys]
+
+    async def _scan(self, prefix: str, kind: bytes) -> AsyncIterator[str]:
+        """Keys starting with ``prefix`` that hold a Redis ``kind``; keys of other layouts skipped."""
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
+        cursor = 0
+        while True:
+            cursor, raw_names = await self._redis().scan(cursor, match=pattern, count=_BATCH)
+            names = [name for raw in raw_names if (name := _text(raw)) is not None]
+            for name in await self._of_type(names, kind):
+                yield name
+            if cursor == 0:
+                return
+
     async def _members(self, index: str) -> set[str]:
-        return {member.decode("utf-8") async for member in self._redis().sscan_iter(index, count=_BATCH)}
+        """The ids in ``index``; none if the key holds another layout's data."""
+        try:
+            return {
+                member
+                async for raw in self._redis().sscan_iter(index, count=_BATCH)
+                if (member := _text(raw)) is not None
+            }
+        except ResponseError as exc:
+            if _wrong_type(exc):
+                return set()
+            raise
 
     # -- LegacyStorage hooks -----------------------------------------------------------------
 
@@ -160,8 +206,10 @@ class RedisStorage(LegacyStorage):
             async with self._redis().pipeline(transaction=True) as pipe:
                 pipe.get(key)
                 pipe.pttl(key)
-                data, pttl = await pipe.execute()
-        if data is None:
+                data, pttl = await pipe.execute(raise_on_error=False)
+            if isinstance(data, Exception) and not _wrong_type(data):
+                raise data
+        if data is None or isinstance(data, Exception):  # absent, or another layout's key
             return None
         expires_at = now() + pttl / 1000 if pttl > 0 else None
         return StoredSession(
@@ -189,6 +237,14 @@ class RedisStorage(LegacyStorage):
 
         async def body(pipe: Pipeline) -> int:
             await pipe.watch(key, *indexes)
+            for name, kind in {key: b"string", **dict.fromkeys(indexes, b"set")}.items():
+                held = _bytes(await pipe.type(name))
+                if held not in (b"none", kind):
+                    raise StorageError(
+                        f"legacy-redis store of {state.session_id!r}: key {name!r} holds a Redis "
+                        f"{held.decode()}, not the original layout's data; refusing to overwrite "
+                        "it (give each storage a key_prefix of its own)"
+                    )
             data = await pipe.get(key)
             member_pttl = await pipe.pttl(key)
             index_pttls = [await pipe.pttl(index) for index in indexes]
@@ -224,7 +280,12 @@ class RedisStorage(LegacyStorage):
 
         async def body(pipe: Pipeline) -> bool:
             await pipe.watch(key)
-            data = await pipe.get(key)
+            try:
+                data = await pipe.get(key)
+            except ResponseError as exc:
+                if _wrong_type(exc):  # another layout's key: not ours to delete
+                    return False
+                raise
             if data is None:
                 return False
             try:
@@ -256,20 +317,16 @@ class RedisStorage(LegacyStorage):
             return await self._existing(sorted(members))
 
     async def _iter_ids(self) -> AsyncIterator[str]:
-        pattern = _GLOB_SPECIAL.sub(r"\\\1", self._session_prefix) + "*"
         with self._errors("scan"):
-            async for raw in self._redis().scan_iter(match=pattern, count=_BATCH):
-                session_id = session_id_from_name(raw.decode("utf-8"), self._session_prefix, "")
+            async for name in self._scan(self._session_prefix, b"string"):
+                session_id = session_id_from_name(name, self._session_prefix, "")
                 if session_id is not None:
                     yield session_id
 
     async def _cleanup(self) -> int:
-        pattern = _GLOB_SPECIAL.sub(r"\\\1", self.config.key_prefix) + "index:*"
         removed: set[str] = set()
         with self._errors("cleanup"):
-            indexes = [
-                raw.decode("utf-8") async for raw in self._redis().scan_iter(match=pattern, count=_BATCH)
-            ]
+            indexes = [name async for name in self._scan(f"{self.config.key_prefix}index:", b"set")]
             for index in indexes:
                 members = sorted(await self._members(index))
                 for start in range(0, len(members), _BATCH):

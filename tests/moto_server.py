@@ -1,0 +1,102 @@
+"""A real DynamoDB API server for the tests: moto, serving ONE request at a time, on loopback.
+
+Why not the S3 tests' server (``tests/s3_server.py``, ``moto_server``, threaded): moto's DynamoDB
+is not safe under concurrent requests. Its ``TransactWriteItems`` deep-copies the table first and,
+when any condition fails, puts that copy back — erasing every write other threads committed in
+between — and no request checks a condition and writes under a lock. Under the threaded server,
+20 concurrent compare-and-set calls lost updates that every caller saw succeed. DynamoDB itself
+makes each request atomic and serializable; a server handling one request at a time is the
+faithful emulation (moto's handlers hold the GIL anyway, so it costs no throughput).
+
+Started once per test process (each pytest-xdist worker has its own) on first use, on a free
+port, and stopped at interpreter exit. Tests never reset it: each uses a table of its own. If the
+server cannot start, the calling test fails with the reason — it never skips.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+REGION = "us-east-1"
+ACCESS_KEY_ID = "testing-access-key"
+SECRET_ACCESS_KEY = "testing-secret-key-never-shown"
+_START_TIMEOUT = 20.0
+_SERVE = """
+import signal, sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
+)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+run_simple(
+    "127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
+    threaded=False, request_handler=MotoRequestHandler,
+)
+"""
+
+_lock = threading.Lock()
+_process: subprocess.Popen[bytes] | None = None
+_endpoint: str | None = None
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (closed again before returning)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited with code {process.returncode} at start")
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1.0):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)
+    process.terminate()
+    raise RuntimeError(f"moto server did not answer on {url} within {_START_TIMEOUT} s")
+
+
+def _stop() -> None:
+    if _process is not None and _process.poll() is None:
+        _process.terminate()
+        try:
+            _process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _process.kill()
+            _process.wait(timeout=5)
+
+
+def endpoint_url() -> str:
+    """The server's URL, starting the server on first call (or the one named by a parent test
+    process in ``SS_TEST_MOTO_ENDPOINT``, so worker subprocesses share its tables)."""
+    global _process, _endpoint
+    with _lock:
+        if _endpoint is None:
+            inherited = os.environ.get("SS_TEST_MOTO_ENDPOINT")
+            if inherited:
+                _endpoint = inherited
+                return _endpoint
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            _process = subprocess.Popen(
+                [sys.executable, "-c", _SERVE, str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "MOTO_PORT": str(port)},
+            )
+            atexit.register(_stop)
+            _wait_until_up(_process, url)
+            _endpoint = url
+        return _endpoint

@@ -16,7 +16,7 @@ import pytest
 
 from serverless_sessions.adapters.cache.base import CacheBase
 
-BUILTIN_ADAPTERS = ["memory", "sqlite", "redis", "s3"]
+BUILTIN_ADAPTERS = ["memory", "sqlite", "redis", "s3", "postgres"]
 # Developers of a new adapter run the adapter-parametrised suites on it alone with
 # SS_TEST_ADAPTERS=name before it joins the list; CI never sets it.
 if os.environ.get("SS_TEST_ADAPTERS"):

@@ -1,0 +1,517 @@
+"""PostgreSQL-specific behaviour on real servers: the shared one at 127.0.0.1:5432 (a schema of
+each test's own, dropped afterwards) and private ones started with initdb + pg_ctl, which the
+fault tests stop, restart and replace with a socket that never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from asyncpg import exceptions as pgx
+
+from serverless_sessions.adapters.cache import postgres
+from serverless_sessions.adapters.cache.base import KEEP_TTL
+from serverless_sessions.adapters.cache.postgres import SCHEMA_VERSION, PostgresSettings, parse_url
+from serverless_sessions.adapters.cache.postgres.errors import translate
+from serverless_sessions.errors import (
+    ClosedError,
+    ConfigurationError,
+    InvalidSessionError,
+    MissingDependencyError,
+    SessionConflictError,
+    SessionError,
+    StorageError,
+    StorageUnavailableError,
+)
+from tests.cache_factories.postgres import SHARED_URL, drop_schema, unique_schema
+from tests.pg_servers import PostgresServer, private_server
+
+ROOT = Path(__file__).resolve().parents[1]
+BOUND = 15.0  # seconds: far above every timeout used here, so only a hang trips it
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    name = unique_schema()
+    yield name
+    await drop_schema(name)
+
+
+@pytest.fixture
+async def cache(schema: str) -> AsyncIterator[postgres.Cache]:
+    async with postgres.Cache.from_url(SHARED_URL, namespace="t", schema=schema) as built:
+        yield built
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(SHARED_URL)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    with private_server() as started:
+        yield started
+
+
+def run_child(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+# -- URLs and settings -------------------------------------------------------------------------
+
+
+def test_url_forms() -> None:
+    full = parse_url(
+        "postgresql://al%40ice:p%3Ass@db.example.com:6543/app%2Fdb?sslmode=verify-full&schema=sessions"
+        "&timeout=2.5&pool_size=4&statement_cache_size=0&sslrootcert=/etc/ca.pem"
+    )
+    assert (full.user, full.password and full.password.get_secret_value()) == ("al@ice", "p:ss")
+    assert (full.host, full.port, full.database) == ("db.example.com", 6543, "app/db")
+    assert (full.sslmode, full.sslrootcert, full.schema) == ("verify-full", "/etc/ca.pem", "sessions")
+    assert (full.timeout, full.pool_size, full.statement_cache_size) == (2.5, 4, 0)
+    short = parse_url("postgres://[::1]/db")
+    assert (short.host, short.port, short.user, short.password) == ("::1", 5432, None, None)
+    assert (short.sslmode, short.schema) == ("prefer", postgres.DEFAULT_SCHEMA)
+    assert parse_url("postgresql://h/db", timeout=1).timeout == 1.0
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("mysql://h/db", "mysql://h/db"),
+        ("postgresql:///db", "names no host"),
+        ("postgresql://h", "''"),
+        ("postgresql://h/", "''"),
+        ("postgresql://h/a/b", "'a/b'"),
+        ("postgresql://h:port/db", "'port'"),
+        ("postgresql://h:70000/db", "'70000'"),
+        ("postgresql://h/db?sslmode=sometimes", "'sometimes'"),
+        ("postgresql://h/db?schema=Bad-Name", "'Bad-Name'"),
+        ("postgresql://h/db?schema=pg_catalog", "'pg_catalog'"),
+        ("postgresql://h/db?timeout=0", "'0'"),
+        ("postgresql://h/db?timeout=nan", "'nan'"),
+        ("postgresql://h/db?timeout=soon", "'soon'"),
+        ("postgresql://h/db?pool_size=0", "'0'"),
+        ("postgresql://h/db?statement_cache_size=-1", "'-1'"),
+        ("postgresql://h/db?colour=blue", "'colour'"),
+        ("postgresql://h/db?password=hunter2", "'password'"),
+        ("postgresql://h/db?timeout=1&timeout=2", "'timeout' repeated"),
+        ("postgresql://h/db#frag", "'frag'"),
+        ("postgresql://[::1/db", "'postgresql://[::1/db'"),
+    ],
+)
+def test_bad_urls_are_refused_naming_the_value(url: str, named: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_url(url)
+    assert named in str(caught.value)
+
+
+def test_bad_overrides_and_constructor_use_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="'colour'"):
+        postgres.Cache.from_url("postgresql://h/db", colour="blue")
+    with pytest.raises(ConfigurationError, match=r"'timeout'.*-1"):
+        PostgresSettings(host="h", database="db", timeout=-1)
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        postgres.Cache()
+
+
+def test_the_password_never_shows() -> None:
+    url = "postgresql://u:s3cr%2Fet@h/db"
+    with pytest.raises(ConfigurationError) as bad_value:
+        parse_url(f"{url}?sslmode=bad")
+    with pytest.raises(ConfigurationError) as unknown:
+        parse_url(f"{url}?what=1")
+    with pytest.raises(ConfigurationError) as bad_port:
+        parse_url("postgresql://u:s3cr%2Fet@h:x/db")
+    with pytest.raises(ConfigurationError, match="percent-encode") as unencoded:
+        parse_url("postgresql://u:s3cr/et@h/db")
+    with pytest.raises(ConfigurationError) as unparsable:
+        parse_url("postgresql://u:s3cret@[::1/db")
+    cache = postgres.Cache.from_url(url)
+    errors = [bad_value.value, unknown.value, bad_port.value, unencoded.value, unparsable.value]
+    shown = [*errors, cache, cache.settings, cache.settings.describe()]
+    for item in shown:
+        assert "s3cr" not in str(item) and "s3cr" not in repr(item)
+    assert cache.settings.password is not None and cache.settings.password.get_secret_value() == "s3cr/et"
+
+
+# -- the driver is imported lazily -------------------------------------------------------------
+
+
+def test_importing_the_package_does_not_import_the_driver() -> None:
+    out = run_child(
+        "import sys\n"
+        "from serverless_sessions.adapters.cache.postgres import Cache, config, schema, cache\n"
+        "before = 'asyncpg' in sys.modules\n"
+        "Cache.from_url('postgresql://h/db')\n"
+        "print(before, 'asyncpg' in sys.modules)\n"
+    )
+    assert out == "False True"
+
+
+def test_a_missing_driver_names_the_extra() -> None:
+    out = run_child(
+        "import sys\n"
+        "sys.modules['asyncpg'] = None  # as if it were not installed\n"
+        "from serverless_sessions.adapters.cache.postgres import Cache\n"
+        "from serverless_sessions.errors import MissingDependencyError\n"
+        "try:\n"
+        "    Cache.from_url('postgresql://h/db')\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert "pip install 'serverless-sessions[postgres]'" in out
+    assert issubclass(MissingDependencyError, ConfigurationError)
+
+
+# -- schema and its versions -------------------------------------------------------------------
+
+
+async def test_schema_is_created_on_first_use_and_versioned(schema: str, raw: asyncpg.Connection) -> None:
+    exists = "SELECT to_regnamespace($1) IS NOT NULL"
+    cache = postgres.Cache.from_url(SHARED_URL, schema=schema)
+    assert not await raw.fetchval(exists, schema)  # building a cache touches nothing
+    # Five caches (five pools) race to create the schema: the advisory lock lets one migrate.
+    caches = [cache, *(postgres.Cache.from_url(SHARED_URL, schema=schema) for _ in range(4))]
+    await asyncio.gather(*(each.set("k", b"v") for each in caches))
+    rows = await raw.fetch(f'SELECT version, description FROM "{schema}".schema_migrations')
+    assert [row["version"] for row in rows] == list(range(1, SCHEMA_VERSION + 1))
+    assert all(row["description"] for row in rows)
+    health = await cache.health()
+    assert health["schema"] == schema and health["schema_version"] == SCHEMA_VERSION
+    for each in caches:
+        await each.close()
+    async with postgres.Cache.from_url(SHARED_URL, schema=schema) as again:
+        assert await again.get("k") == b"v"
+    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == SCHEMA_VERSION
+
+
+async def test_a_newer_schema_is_refused(schema: str, raw: asyncpg.Connection) -> None:
+    async with postgres.Cache.from_url(SHARED_URL, schema=schema) as cache:
+        await cache.ping()
+    await raw.execute(f"INSERT INTO \"{schema}\".schema_migrations VALUES (99, 'from the future')")
+    async with postgres.Cache.from_url(SHARED_URL, schema=schema) as newer:
+        with pytest.raises(ConfigurationError, match=rf"version 99.*reads schema version {SCHEMA_VERSION}"):
+            await newer.get("k")
+
+
+# -- expiry, indexes and plans -----------------------------------------------------------------
+
+
+async def test_expired_rows_are_never_returned(cache: postgres.Cache, raw: asyncpg.Connection) -> None:
+    schema = cache.settings.schema
+    await cache.compare_and_set("old", b"x", expected_version=0, ttl=0.3, indexes=["user:a"])
+    await cache.compare_and_set("new", b"y", expected_version=0, ttl=60, indexes=["user:a"])
+    await asyncio.sleep(0.6)
+    # The row is still stored; no read shows it.
+    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".entries WHERE key = $1', "old") == 1
+    assert await cache.get("old") is None
+    assert await cache.get_entry("old") is None
+    assert await cache.get_entries(["old", "new"]) == [None, await cache.get_entry("new")]
+    assert not await cache.exists("old")
+    assert await cache.index_members("user:a") == ["new"]
+    assert [key async for key in cache.scan_keys()] == ["new"]
+    assert not await cache.delete("old")
+    with pytest.raises(SessionConflictError, match="absent"):
+        await cache.compare_and_set("old", b"z", expected_version=1, ttl=60)
+
+
+async def test_set_counts_versions_and_keeps_indexes(cache: postgres.Cache) -> None:
+    await cache.compare_and_set("k", b"v1", expected_version=0, ttl=60, indexes=["user:a", "user:a"])
+    await cache.set("k", b"v2", ttl=60)
+    entry = await cache.get_entry("k")
+    assert entry is not None and (entry.version, entry.value) == (2, b"v2")
+    assert await cache.index_members("user:a") == ["k"]
+    # A key's indexes are fixed by its first indexed write: moving it is a conflict.
+    with pytest.raises(SessionConflictError, match="other indexes"):
+        await cache.compare_and_set("k", b"v3", expected_version=2, ttl=60, indexes=["user:b"])
+    assert await cache.index_members("user:b") == []
+    same = await cache.compare_and_set("k", b"v3", expected_version=2, ttl=60, indexes=["user:a"])
+    assert same.version == 3
+
+
+async def test_writing_an_expired_key_starts_a_new_life(cache: postgres.Cache) -> None:
+    await cache.compare_and_set("k", b"old", expected_version=0, ttl=0.2, indexes=["user:a"])
+    await asyncio.sleep(0.4)
+    entry = await cache.compare_and_set("k", b"new", expected_version=0, ttl=KEEP_TTL, indexes=["user:b"])
+    assert entry.version == 1 and entry.expires_at is None
+    assert await cache.index_members("user:a") == []
+    assert await cache.index_members("user:b") == ["k"]
+    assert await cache.purge_expired() == []
+
+
+async def test_purge_removes_expired_rows_and_their_memberships(
+    cache: postgres.Cache, raw: asyncpg.Connection
+) -> None:
+    schema = cache.settings.schema
+    for i in range(5):
+        await cache.compare_and_set(f"e{i}", b"v", expected_version=0, ttl=0.1 + i * 0.02, indexes=["user:u"])
+    await cache.compare_and_set("live", b"v", expected_version=0, ttl=60, indexes=["user:u"])
+    await asyncio.sleep(0.5)
+    assert await cache.purge_expired(limit=2) == ["e0", "e1"]
+    assert await cache.purge_expired(limit=0) == []
+    assert sorted(await cache.purge_expired()) == ["e2", "e3", "e4"]
+    members = await raw.fetch(f'SELECT key FROM "{schema}".index_members')
+    assert [row["key"] for row in members] == ["live"]
+    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".entries') == 1
+
+
+async def plan(raw: asyncpg.Connection, sql: str, *args: object) -> str:
+    rows = await raw.fetch(f"EXPLAIN {sql}", *args)
+    return "\n".join(row[0] for row in rows)
+
+
+async def test_purge_and_listing_are_index_reads(cache: postgres.Cache, raw: asyncpg.Connection) -> None:
+    schema = cache.settings.schema
+    await cache.ping()
+    # 20,000 live rows (and their memberships), a handful expired, statistics up to date.
+    await raw.execute(
+        f"""INSERT INTO "{schema}".entries (namespace, key, value, version, expires_at, indexes)
+        SELECT 't', 'k' || i, '\\x00', 1, extract(epoch FROM now()) + 3600 + i, ARRAY['user:' || i % 400]
+        FROM generate_series(1, 20000) AS i"""
+    )
+    await raw.execute(
+        f"""INSERT INTO "{schema}".index_members SELECT 't', 'user:' || i % 400, 'k' || i
+        FROM generate_series(1, 20000) AS i"""
+    )
+    for i in range(5):
+        await cache.set(f"gone{i}", b"v", ttl=0.1)
+    await raw.execute(f'ANALYZE "{schema}".entries')
+    await raw.execute(f'ANALYZE "{schema}".index_members')
+    sql = cache._sql  # the statements the adapter sends
+    purge = await plan(raw, sql.purge, "t", 1000)
+    assert "entries_by_expiry" in purge and "Seq Scan" not in purge, purge
+    listing = await plan(raw, sql.index_members, "t", "user:7")
+    assert "index_members_pkey" in listing and "Seq Scan" not in listing, listing
+    await asyncio.sleep(0.3)
+    assert sorted(await cache.purge_expired()) == [f"gone{i}" for i in range(5)]
+    assert len(await cache.index_members("user:7")) == 50
+
+
+# -- input the database cannot hold ------------------------------------------------------------
+
+
+# Random text does not compress, so 6,000 characters exceed what a btree index entry can hold.
+TOO_LONG = secrets.token_urlsafe(4500)
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "\ud800", TOO_LONG], ids=["nul", "surrogate", "too-long"])
+async def test_keys_postgres_cannot_store_are_typed_errors(cache: postgres.Cache, key: str) -> None:
+    with pytest.raises(InvalidSessionError):
+        await cache.set(key, b"v")
+    with pytest.raises(InvalidSessionError):
+        await cache.compare_and_set("fine", b"v", expected_version=0, ttl=60, indexes=[key])
+    assert await cache.get_entry("fine") is None  # nothing half-written
+    assert [k async for k in cache.scan_keys()] == []
+
+
+def test_every_driver_exception_is_translated() -> None:
+    classes = [
+        cls
+        for _, cls in inspect.getmembers(pgx, inspect.isclass)
+        if issubclass(cls, Exception) and not issubclass(cls, Warning)
+    ]
+    assert len(classes) > 200
+    unavailable = (pgx.PostgresConnectionError, pgx.InvalidAuthorizationSpecificationError,
+                   pgx.InsufficientResourcesError, pgx.OperatorInterventionError,
+                   pgx.InvalidCatalogNameError, pgx.LockNotAvailableError)  # fmt: skip
+    for cls in classes:
+        error = translate(cls("boom"), operation="get", key="k", where="postgresql://h:5432/db", timeout=1)
+        assert isinstance(error, SessionError), cls
+        if issubclass(cls, unavailable):
+            assert isinstance(error, StorageUnavailableError), cls
+    for exc in (ConnectionRefusedError(111, "refused"), TimeoutError()):
+        error = translate(exc, operation="get", key=None, where="w", timeout=1)
+        assert isinstance(error, StorageUnavailableError)
+
+
+# -- processes and pools -----------------------------------------------------------------------
+
+INCREMENTER = """
+import asyncio, sys
+from serverless_sessions.adapters.cache.postgres import Cache
+from serverless_sessions.errors import SessionConflictError
+
+async def main(url, schema, count):
+    async with Cache.from_url(url, namespace="procs", schema=schema) as cache:
+        done = 0
+        while done < count:
+            entry = await cache.get_entry("counter")
+            try:
+                await cache.compare_and_set(
+                    "counter", str(int(entry.value) + 1).encode(), expected_version=entry.version, ttl=None
+                )
+            except SessionConflictError:
+                continue
+            done += 1
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def test_three_processes_lose_no_compare_and_set_write(schema: str) -> None:
+    async with postgres.Cache.from_url(SHARED_URL, namespace="procs", schema=schema) as cache:
+        await cache.compare_and_set("counter", b"0", expected_version=0, ttl=None)
+        children = [
+            await asyncio.create_subprocess_exec(sys.executable, "-c", INCREMENTER, SHARED_URL, schema, "40")
+            for _ in range(3)
+        ]
+        for child in children:
+            assert await asyncio.wait_for(child.wait(), timeout=120) == 0
+        entry = await cache.get_entry("counter")
+    assert entry is not None and (entry.value, entry.version) == (b"120", 121)
+
+
+async def test_many_callers_share_a_bounded_pool(schema: str) -> None:
+    async with postgres.Cache.from_url(SHARED_URL, schema=schema, pool_size=3) as cache:
+        await asyncio.gather(*(cache.set(f"k{i}", b"v") for i in range(100)))
+        assert await asyncio.gather(*(cache.get(f"k{i}") for i in range(100))) == [b"v"] * 100
+        health = await cache.health()
+    assert health["available"] and health["pool"]["max"] == 3 and 1 <= health["pool"]["size"] <= 3
+    assert health["rows_estimate"] >= 0 and health["server_version"].startswith("15")
+
+
+async def test_statement_cache_can_be_off_for_transaction_poolers(schema: str) -> None:
+    async with postgres.Cache.from_url(SHARED_URL, schema=schema, statement_cache_size=0) as cache:
+        entry = await cache.compare_and_set("k", b"v", expected_version=0, ttl=60, indexes=["user:u"])
+        assert await cache.get_entry("k") == entry
+        assert await cache.index_members("user:u") == ["k"]
+
+
+async def test_closed_cache_refuses_use(schema: str) -> None:
+    cache = postgres.Cache.from_url(SHARED_URL, schema=schema)
+    await cache.set("k", b"v")
+    await cache.close()
+    await cache.close()
+    with pytest.raises(ClosedError, match="postgres"):
+        await cache.get("k")
+
+
+# -- TLS settings ------------------------------------------------------------------------------
+
+
+async def test_tls_required_by_a_server_without_it_is_unavailable(schema: str) -> None:
+    async with postgres.Cache.from_url(SHARED_URL, schema=schema, sslmode="require", timeout=3) as cache:
+        with pytest.raises(StorageUnavailableError, match="ping"):
+            await cache.ping()
+
+
+async def test_a_missing_ca_file_is_a_configuration_error(tmp_path: Path, schema: str) -> None:
+    missing = tmp_path / "nowhere" / "ca.pem"
+    url = f"{SHARED_URL}?sslmode=verify-full&sslrootcert={missing}"
+    async with postgres.Cache.from_url(url, schema=schema) as cache:
+        with pytest.raises(ConfigurationError, match=str(missing)):
+            await cache.get("k")
+
+
+# -- faults on private servers -----------------------------------------------------------------
+
+
+async def test_wrong_password_is_unavailable_and_never_shown(server: PostgresServer) -> None:
+    async with postgres.Cache.from_url(server.url("not-the-password"), timeout=3) as cache:
+        with pytest.raises(StorageUnavailableError) as caught:
+            await cache.ping()
+        report = await cache.health()
+    assert "InvalidPasswordError" in str(caught.value)
+    for text in (str(caught.value), repr(caught.value.__cause__), str(report), repr(cache)):
+        assert "not-the-password" not in text and server.password not in text
+    assert report["available"] is False
+
+
+async def test_a_stopped_server_is_unavailable_in_bounded_time_then_recovers(server: PostgresServer) -> None:
+    async with postgres.Cache.from_url(server.url(), namespace="faults", timeout=2) as cache:
+        await cache.compare_and_set("kept", b"before", expected_version=0, ttl=None, indexes=["user:u"])
+
+        async def writer(n: int) -> list[BaseException]:
+            errors: list[BaseException] = []
+            for i in range(200):
+                try:
+                    await cache.set(f"w{n}", str(i).encode())
+                except StorageError as exc:
+                    errors.append(exc)
+                    if len(errors) >= 3:
+                        return errors
+                await asyncio.sleep(0.005)
+            return errors
+
+        writers = [asyncio.create_task(writer(n)) for n in range(10)]
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(server.stop)  # mid-run: sessions are ended, new connections refused
+        try:
+            failures = await asyncio.wait_for(asyncio.gather(*writers), BOUND)
+            assert all(failures), "every writer met the outage"
+            assert all(isinstance(exc, StorageUnavailableError) for batch in failures for exc in batch), [
+                repr(exc) for batch in failures for exc in batch
+            ]
+            for call in (cache.get_entry("kept"), cache.ping(), cache.purge_expired(), cache.set("x", b"x")):
+                with pytest.raises(StorageUnavailableError):
+                    await asyncio.wait_for(call, BOUND)
+            assert (await asyncio.wait_for(cache.health(), BOUND))["available"] is False
+        finally:
+            await asyncio.to_thread(server.start)
+        entry = await cache.get_entry("kept")  # the same cache: its pool reconnects
+        assert entry is not None and entry.value == b"before"
+        await cache.compare_and_set("kept", b"after", expected_version=1, ttl=None)
+        assert await cache.index_members("user:u") == ["kept"]
+
+
+async def test_a_server_restarted_between_calls_is_invisible(server: PostgresServer) -> None:
+    async with postgres.Cache.from_url(server.url(), namespace="restart", timeout=2, pool_size=2) as cache:
+        await asyncio.gather(*(cache.set(f"k{i}", b"v") for i in range(4)))  # pooled connections
+        await asyncio.to_thread(server.stop, "immediate")
+        await asyncio.to_thread(server.start)
+        # The pool's connections died with the old server: the calls retry on fresh ones.
+        assert await asyncio.gather(*(cache.get(f"k{i}") for i in range(4))) == [b"v"] * 4
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield int(listener.getsockname()[1])
+    stop.set()
+    thread.join(timeout=5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+async def test_a_server_that_never_answers_times_out(silent_port: int) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{silent_port}/db?timeout=0.5&sslmode=disable"
+    async with postgres.Cache.from_url(url) as cache:
+        with pytest.raises(StorageUnavailableError, match=r"timed out after 0\.5s"):
+            await asyncio.wait_for(cache.get("k"), BOUND)
+        with pytest.raises(StorageUnavailableError):
+            await asyncio.wait_for(cache.set("k", b"v"), BOUND)

@@ -1,0 +1,232 @@
+"""One DynamoDB table seen through aiobotocore: client lifecycle, error boundary, item operations.
+
+* The client is created on first use (and the table checked or created, :mod:`.table`) and
+  closed by :meth:`Connection.close` — only if this object created it; an injected client
+  belongs to whoever injected it.
+* Timeouts and retries are botocore's: ``connect``/``read`` timeouts per attempt and
+  ``max_attempts`` in its "standard" mode, which retries throttling, 5xx and connection errors
+  with jittered backoff. So an unreachable endpoint fails within about
+  ``max_attempts`` times ``connect`` seconds.
+* Every botocore exception raised inside :meth:`Connection.errors` is translated
+  (:mod:`.errors`). Conditional writes return ``False`` when their condition failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import BotoCoreError, ClientError
+
+from serverless_sessions.adapters.cache.dynamodb.actions import Action
+from serverless_sessions.adapters.cache.dynamodb.config import DynamoDBSettings
+from serverless_sessions.adapters.cache.dynamodb.errors import lost_condition, translate_error
+from serverless_sessions.adapters.cache.dynamodb.table import ensure_table
+from serverless_sessions.errors import ClosedError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+
+__all__ = ["Connection"]
+
+_BATCH_GET = 100
+_UNPROCESSED_ROUNDS = 8
+_shared_session: AioSession | None = None
+
+
+def _session() -> AioSession:
+    """The process's botocore session: it caches the service model across clients."""
+    global _shared_session
+    if _shared_session is None:
+        _shared_session = AioSession()
+    return _shared_session
+
+
+class Connection:
+    """Item operations on one table, each inside the error boundary."""
+
+    def __init__(
+        self, settings: DynamoDBSettings, *, backend: str, client: DynamoDBClient | None = None
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self._client = client
+        self._ready = False
+        self._owned = contextlib.AsyncExitStack()
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def table(self) -> str:
+        """The table name."""
+        return self.settings.table
+
+    @contextlib.contextmanager
+    def errors(self, operation: str, key: str | None) -> Iterator[None]:
+        """Translate botocore exceptions raised inside the block."""
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            raise translate_error(
+                exc, backend=self.backend, operation=operation, table=self.table, key=key
+            ) from exc
+
+    async def client(self) -> DynamoDBClient:
+        """The client, created (and the table checked or created) on first use."""
+        if self._client is not None and self._ready and not self._closed:
+            return self._client
+        async with self._lock:
+            client = await self._connect()
+            if not self._ready:
+                await self._ensure(client, self.settings.may_create_table)
+        return client
+
+    async def ensure_table(self, *, create: bool) -> Mapping[str, Any]:
+        """Check the table, creating it first if missing and ``create``; its description."""
+        async with self._lock:
+            return await self._ensure(await self._connect(), create)
+
+    async def _connect(self) -> DynamoDBClient:
+        if self._closed:
+            raise ClosedError(f"{self.backend} table {self.table!r}")
+        if self._client is None:
+            with self.errors("connect", None):
+                self._client = await self._owned.enter_async_context(self._create())
+        return self._client
+
+    async def _ensure(self, client: DynamoDBClient, create: bool) -> Mapping[str, Any]:
+        with self.errors("check table", None):
+            described = await ensure_table(
+                client, self.table, create=create, wait=self.settings.timeouts.table_wait
+            )
+        self._ready = True
+        return described
+
+    def _create(self) -> contextlib.AbstractAsyncContextManager[DynamoDBClient]:
+        s = self.settings
+        config = AioConfig(
+            connect_timeout=s.timeouts.connect,
+            read_timeout=s.timeouts.read,
+            retries={"max_attempts": s.timeouts.max_attempts, "mode": "standard"},
+            max_pool_connections=s.max_pool_connections,
+        )
+        return _session().create_client(
+            "dynamodb",
+            region_name=s.region,
+            endpoint_url=s.endpoint_url,
+            aws_access_key_id=s.access_key_id.get_secret_value() if s.access_key_id else None,
+            aws_secret_access_key=(s.secret_access_key.get_secret_value() if s.secret_access_key else None),
+            config=config,
+        )
+
+    async def close(self) -> None:
+        """Close the client if this object created it. Idempotent."""
+        self._closed = True
+        await self._owned.aclose()
+        self._client = None
+
+    async def ping(self) -> float:
+        """Seconds for one ``GetItem`` of an item that never exists."""
+        client = await self.client()
+        started = time.perf_counter()
+        with self.errors("ping", None):
+            await client.get_item(TableName=self.table, Key={"pk": {"S": "ping"}, "sk": {"S": "-"}})
+        return time.perf_counter() - started
+
+    async def get(
+        self, pk: str, sk: str, *, key: str, attributes: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
+        """The item (or only ``attributes`` of it), strongly consistent; ``None`` if absent."""
+        client = await self.client()
+        with self.errors("get", key):
+            response = await client.get_item(
+                TableName=self.table, Key=_key(pk, sk), ConsistentRead=True, **_projection(attributes)
+            )
+        item = response.get("Item")
+        return None if item is None else dict(item)
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """Items by partition key (absent ones left out), 100 per ``BatchGetItem``, consistent.
+
+        Unprocessed keys (throttling) are asked again with backoff, a bounded number of rounds.
+        """
+        client = await self.client()
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH_GET):
+            pending: list[Mapping[str, Any]] = [_key(pk, sk) for pk, sk in unique[start : start + _BATCH_GET]]
+            for attempt in range(_UNPROCESSED_ROUNDS):
+                with self.errors("batch get", None):
+                    response = await client.batch_get_item(
+                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                for item in response.get("Responses", {}).get(self.table, []):
+                    found[str(item["pk"]["S"])] = dict(item)
+                unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
+                pending = list(unprocessed["Keys"]) if unprocessed else []
+                if not pending:
+                    break
+                await asyncio.sleep(0.05 * 2**attempt)
+            else:
+                raise StorageUnavailableError(
+                    f"{self.backend} batch get failed (table {self.table!r}): {len(pending)} keys "
+                    f"still unprocessed after {_UNPROCESSED_ROUNDS} rounds (throttled)"
+                )
+        return found
+
+    async def commit(self, primary: Action, others: Sequence[Action] = (), *, key: str) -> bool:
+        """Apply ``primary`` (a conditional put or delete) and ``others`` all or nothing.
+
+        Alone, ``primary`` is one ``PutItem``/``DeleteItem``; with others, one
+        ``TransactWriteItems``. ``False``: a condition failed or a concurrent transaction won.
+        """
+        client = await self.client()
+        ((kind, params),) = primary.items()
+        with self.errors("write" if kind == "Put" else "delete", key):
+            try:
+                if others:
+                    await client.transact_write_items(TransactItems=[primary, *others])  # type: ignore[list-item]
+                elif kind == "Put":
+                    await client.put_item(**params)
+                else:
+                    await client.delete_item(**params)
+            except ClientError as exc:
+                if lost_condition(exc):
+                    return False
+                raise
+        return True
+
+    async def query(
+        self, operation: str, *, page_size: int | None = None, **params: Any
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The items of a ``Query``, one list per page, following ``LastEvaluatedKey``."""
+        client = await self.client()
+        extra: dict[str, Any] = {} if page_size is None else {"Limit": page_size}
+        while True:
+            with self.errors(operation, None):
+                response = await client.query(TableName=self.table, **params, **extra)
+            yield [dict(item) for item in response.get("Items", [])]
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            extra["ExclusiveStartKey"] = last
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _projection(attributes: Sequence[str]) -> dict[str, Any]:
+    """``ProjectionExpression`` arguments naming ``attributes`` through placeholders.
+
+    Some attribute names, like ``ttl``, are reserved words in expressions.
+    """
+    if not attributes:
+        return {}
+    names = {f"#a{i}": name for i, name in enumerate(attributes)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}

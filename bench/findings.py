@@ -20,9 +20,9 @@ from harness import Result, Side, alternate, ladder, timed_loop, timed_sync
 from redis_env import private_server, raw_client
 from serverless_sessions import codec as codec_module
 from serverless_sessions import model as model_module
-from serverless_sessions.adapters.cache import _redis_client as client_module
-from serverless_sessions.adapters.cache import _redis_scripts
 from serverless_sessions.adapters.cache import redis as redis_module
+from serverless_sessions.adapters.cache.redis import client as client_module
+from serverless_sessions.adapters.cache.redis import scripts as _redis_scripts
 from serverless_sessions.storage import cache_storage as storage_module
 from sessions import SessionFactory
 

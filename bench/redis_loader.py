@@ -20,7 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from harness import timed_concurrent
-from serverless_sessions.adapters.cache._redis_scripts import (
+from serverless_sessions.adapters.cache.redis.scripts import (
     WRITE,
     KeyLayout,
     encode_indexes,

@@ -36,7 +36,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from serverless_sessions.adapters.cache import redis
-from serverless_sessions.adapters.cache._redis_scripts import KeyLayout
+from serverless_sessions.adapters.cache.redis.scripts import KeyLayout
 from serverless_sessions.errors import SessionError, SessionNotFoundError
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.model import SessionState

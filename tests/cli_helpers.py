@@ -2,26 +2,25 @@
 
 Every run gets a clean environment (no ``SERVERLESS_SESSIONS_*`` from the developer's shell,
 no colour) plus what the test sets. The ``storage_env`` fixture gives one environment per real
-backend: a fresh SQLite file, or the shared Redis (db 9) under a key prefix of this test only,
-whose keys are deleted afterwards by SCAN over the prefix (never FLUSHDB).
+backend, from the adapter's factory in ``tests/cache_factories``: a fresh SQLite file, the shared
+Redis under a key prefix of this test only, a fresh bucket, a schema of its own... removed
+afterwards.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cache_factories.redis import SHARED_URL, delete_prefix
+from tests.cache_factories import factory, offering
 
 SCRIPT = Path(sys.executable).with_name("serverless-sessions")
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0?socket_connect_timeout=0.5&retry_attempts=0"
@@ -73,17 +72,12 @@ def ok(*args: str, env: dict[str, str], stdin: str | None = None) -> Any:
     return result.json()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """An environment naming one real backend (fresh and private to this test)."""
-    if request.param == "sqlite":
-        yield base_env(tmp_path, SERVERLESS_SESSIONS_URL=f"sqlite://{tmp_path / 'sessions.db'}")
-        return
-    prefix = f"sstest.cli-{uuid.uuid4().hex[:12]}"
-    try:
-        yield base_env(tmp_path, SERVERLESS_SESSIONS_URL=f"{SHARED_URL}?key_prefix={prefix}")
-    finally:
-        asyncio.run(delete_prefix(prefix))
+@pytest.fixture(params=offering("storage_url"))
+async def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """An environment naming one real backend (fresh and private to this test): every adapter
+    whose factory offers a storage URL other processes can reach."""
+    async with factory(str(request.param)).storage_url(tmp_path) as (url, extra):
+        yield base_env(tmp_path, SERVERLESS_SESSIONS_URL=url, **extra)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from serverless_sessions import migration
 from serverless_sessions.cli.exits import ExitCode, exit_code_for
 from serverless_sessions.errors import ClosedError, SessionError
+from serverless_sessions.operations import migration
 from tests.cli_helpers import (
     SCRIPT,
     UNREACHABLE_REDIS,

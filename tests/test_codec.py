@@ -10,8 +10,8 @@ import zstandard
 
 from serverless_sessions import Codec, ConfigurationError, CorruptSessionError, SessionState
 from serverless_sessions.codec import BODY_CEILING, MAGIC, Compression
+from serverless_sessions.config.settings import load_settings
 from serverless_sessions.errors import InvalidSessionError, SessionTooLargeError
-from serverless_sessions.settings import load_settings
 
 
 def big_state() -> SessionState:

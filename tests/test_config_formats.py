@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from serverless_sessions.config_files import convert_to_new_format
-from serverless_sessions.settings import StorageSettings, load_settings
+from serverless_sessions.config.files import convert_to_new_format
+from serverless_sessions.config.settings import StorageSettings, load_settings
 
 SECRET = "pa:ss/w@rd-never-shown"
 

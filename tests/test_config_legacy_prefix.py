@@ -15,10 +15,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serverless_sessions.adapters.cache._redis_scripts import KeyLayout
 from serverless_sessions.adapters.cache.base import validate_namespace
+from serverless_sessions.adapters.cache.redis.scripts import KeyLayout
 from serverless_sessions.config.legacy import LegacyRedis, converted_key_prefix
-from serverless_sessions.settings import load_settings
+from serverless_sessions.config.settings import load_settings
 
 # "session" (the default) and "index" are the namespaces that collided before.
 NAMESPACES = st.one_of(

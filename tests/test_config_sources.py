@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from serverless_sessions import ConfigurationError
-from serverless_sessions.settings import StorageSettings, load_settings
+from serverless_sessions.config.settings import StorageSettings, load_settings
 
 SECRET = "hunter2-never-shown"
 

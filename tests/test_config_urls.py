@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from serverless_sessions import ACBCacheStorage, ConfigurationError
 from serverless_sessions.config.legacy import LegacyLocal, LegacyRedis, LegacyS3, parse_legacy_url
-from serverless_sessions.storage_urls import open_storage
+from serverless_sessions.factory import open_storage
 
 
 @pytest.mark.parametrize(

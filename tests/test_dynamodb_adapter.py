@@ -40,7 +40,7 @@ from serverless_sessions.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from serverless_sessions.migration import migrate
+from serverless_sessions.operations.migration import migrate
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 from serverless_sessions.ttl import now
 from tests import moto_server

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from serverless_sessions import ConfigurationError, StorageSettings, create_session_storage, load_settings
+from serverless_sessions.config.settings import mask_url
 from serverless_sessions.errors import MissingDependencyError
-from serverless_sessions.settings import mask_url
 from tests.cli_helpers import base_env, without_modules
 
 

@@ -18,6 +18,7 @@ import random
 import uuid
 import zlib
 from collections.abc import Awaitable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,7 +30,7 @@ import zstandard
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from serverless_sessions.adapters.cache import memory, redis, sqlite
+from serverless_sessions.adapters.cache import s3
 from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase
 from serverless_sessions.codec import Codec
 from serverless_sessions.encryption import KeyRing, generate_key
@@ -42,16 +43,16 @@ from serverless_sessions.errors import (
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 from tests import s3_server
-from tests.cache_factories import s3 as s3_factory
-from tests.cache_factories.redis import delete_prefix
+from tests.cache_factories import ADAPTERS, factory
 
 T = TypeVar("T")
 NS = "hostile"
 KEYS = KeyRing.from_setting(generate_key("k1"))
 OTHER_KEYS = KeyRing.from_setting(generate_key("k1"))  # same id, different key
-REDIS_URL = "redis://127.0.0.1:6379/12"
-LOCAL_BACKENDS = ["memory", "sqlite", "memory-encrypted"]
-REMOTE_BACKENDS = ["redis", "s3"]  # slower per call: fewer examples
+# In-process adapters take many examples; the others (a server per call) fewer. Every adapter of
+# tests/cache_factories is one or the other; memory also runs with encryption.
+LOCAL_BACKENDS = [*(name for name in ADAPTERS if name in ("memory", "sqlite")), "memory-encrypted"]
+REMOTE_BACKENDS = [name for name in ADAPTERS if name not in ("memory", "sqlite")]
 # A deadline far above a normal example (a few ms; ~0.5 s for a 3 MB string), so a loaded CI
 # machine does not make it flaky while a hang still fails the example.
 FAST = settings(
@@ -81,35 +82,31 @@ class Env:
 def envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Env]]:
     directory = tmp_path_factory.mktemp("hostile")
     runner = asyncio.Runner()
-    prefix = f"sshostile.{uuid.uuid4().hex[:10]}"
-    bucket = runner.run(s3_server.new_bucket("hostile"))
-    caches: dict[str, CacheBase] = {
-        "memory": memory.Cache(),
-        "sqlite": sqlite.Cache(directory / "cache.db"),
-        "memory-encrypted": memory.Cache(),
-        "redis": redis.Cache.from_url(REDIS_URL, key_prefix=prefix),
-        "s3": s3_factory.build(bucket),
-    }
+    stack = AsyncExitStack()
     built: dict[str, Env] = {}
-    for name, cache in caches.items():
-        runner.run(cache.__aenter__())
-        storage = ACBCacheStorage(
-            cache, NS, encryptor=KEYS if name.endswith("encrypted") else None
-        )
-        built[name] = Env(runner, cache, storage, ServerlessSessionManager(storage), directory)
     try:
+        for name in [*LOCAL_BACKENDS, *REMOTE_BACKENDS]:
+            # A namespace of this run's own: the factories derive key prefixes, schemas... from it.
+            own = f"hostile-{uuid.uuid4().hex[:10]}"
+            made = factory(name.removesuffix("-encrypted")).make_cache(directory / name, own)
+            (directory / name).mkdir()
+            cache = runner.run(stack.enter_async_context(made))
+            storage = ACBCacheStorage(
+                cache, NS, encryptor=KEYS if name.endswith("encrypted") else None
+            )
+            built[name] = Env(runner, cache, storage, ServerlessSessionManager(storage), directory / name)
         yield built
-        assert sorted(os.listdir(directory)) in (
-            [],  # a run that selected no SQLite test
-            ["cache.db"],
-            ["cache.db", "cache.db-shm", "cache.db-wal"],
-        ), "the SQLite adapter wrote outside its database file"
-        objects = runner.run(bucket_keys(bucket))
-        assert all(key.startswith("cache/") for key in objects), objects
+        if "sqlite" in built:
+            assert sorted(os.listdir(directory / "sqlite")) in (
+                [],  # a run that selected no SQLite test
+                ["cache.db"],
+                ["cache.db", "cache.db-shm", "cache.db-wal"],
+            ), "the SQLite adapter wrote outside its database file"
+        if isinstance(cache := built.get("s3") and built["s3"].cache, s3.Cache):
+            objects = runner.run(bucket_keys(cache.settings.bucket))
+            assert all(key.startswith("cache/") for key in objects), objects
     finally:
-        for env in built.values():
-            runner.run(env.cache.close())
-        runner.run(delete_prefix(prefix, REDIS_URL))
+        runner.run(stack.aclose())
         runner.close()
 
 

@@ -19,13 +19,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from serverless_sessions.adapters.cache import redis
-from serverless_sessions.config_files import convert_to_new_format
+from serverless_sessions.config.files import convert_to_new_format
 from serverless_sessions.errors import StorageError
+from serverless_sessions.factory import open_storage
 from serverless_sessions.model import SessionState
 from serverless_sessions.storage.base import SessionStorage
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 from serverless_sessions.storage.legacy import RedisStorage
-from serverless_sessions.storage_urls import open_storage
 from tests import s3_server
 from tests.cache_factories.redis import delete_prefix
 from tests.test_legacy_contract import new_state, quietly

@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,14 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from tests.cli_helpers import SCRIPT, UNREACHABLE_REDIS, base_env, sqlite_env, storage_env
+from serverless_sessions.backends import backend_of
+from tests.cli_helpers import SCRIPT, UNREACHABLE_REDIS, base_env, run_cli, sqlite_env, storage_env
 from tests.redis_servers import free_port, running_redis
 
 __all__ = ["sqlite_env", "storage_env"]  # fixtures imported for pytest
 
 TOOLS = {
-    "create_serverless_session": ({"user_id", "project_id"}, {"session_data", "ttl_hours"}),
+    "create_serverless_session": ({"project_id"}, {"user_id", "session_data", "ttl_hours"}),
     "get_serverless_session": ({"session_id"}, set()),
     "update_serverless_session": ({"session_id", "updates"}, {"ttl_hours"}),
     "delete_serverless_session": ({"session_id"}, set()),
@@ -41,11 +43,12 @@ TOOLS = {
 
 
 @asynccontextmanager
-async def served(env: dict[str, str], *args: str) -> AsyncIterator[ClientSession]:
-    """A client session with ``serverless-sessions [args] serve`` over stdio."""
-    params = StdioServerParameters(command=str(SCRIPT), args=[*args, "serve"], env=env)
+async def served(env: dict[str, str], *serve_args: str) -> AsyncIterator[ClientSession]:
+    """A client session with ``serverless-sessions serve [serve_args]`` over stdio."""
+    params = StdioServerParameters(command=str(SCRIPT), args=["serve", *serve_args], env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
+        initialized = await session.initialize()
+        assert initialized.server_info.version == version("serverless-sessions")
         yield session
 
 
@@ -90,7 +93,7 @@ async def test_tools_keep_their_original_names_and_parameters(sqlite_env: dict[s
 
 
 async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> None:
-    async with served(storage_env) as session:
+    async with served(storage_env, "--allow-configure") as session:
         created = await call(
             session,
             "create_serverless_session",
@@ -138,7 +141,8 @@ async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> No
         assert [item["session_id"] for item in by_project["sessions"]] == [session_id]
 
         status = await call(session, "test_serverless_storage")
-        assert status["available"] is True and status["backend"] in {"sqlite", "redis"}
+        assert status["available"] is True
+        assert status["backend"] == backend_of(storage_env["SERVERLESS_SESSIONS_URL"])
 
         short = (
             await call(
@@ -160,6 +164,52 @@ async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> No
         )
         assert switched["backend"] == "sqlite" and switched["settings"]["url"] == f"sqlite://{other_db}"
         assert "not found" in await fails(session, "get_serverless_session", session_id=session_id)
+
+
+async def test_without_authentication_the_one_local_user_has_every_right(sqlite_env: dict[str, str]) -> None:
+    # The HTTP tokens file in the environment is for HTTP: stdio does not read it.
+    env = {**sqlite_env, "SERVERLESS_SESSIONS_MCP_TOKENS_FILE": "/no/such/tokens.json"}
+    async with served(env) as session:
+        message = await fails(session, "create_serverless_session", project_id="p")
+        assert message.endswith(
+            "create_serverless_session needs user_id (this server has no authentication to take it from)"
+        )
+        first = (await call(session, "create_serverless_session", user_id="ann", project_id="p"))[
+            "session_id"
+        ]
+        second = (await call(session, "create_serverless_session", user_id="ben", project_id="p"))[
+            "session_id"
+        ]
+        listed = await call(session, "list_serverless_sessions")
+        assert {item["session_id"] for item in listed["sessions"]} == {first, second}
+        assert (await call(session, "cleanup_serverless_sessions"))["removed"] == 0
+        assert await fails(session, "configure_serverless_storage", backend="memory", config_updates={}) == (
+            "Error executing tool configure_serverless_storage: configure_serverless_storage is disabled on "
+            "this server: start it with `serverless-sessions serve --allow-configure` to enable it"
+        )
+
+
+async def test_argument_errors_are_one_line_naming_the_argument(sqlite_env: dict[str, str]) -> None:
+    async with served(sqlite_env) as session:
+        assert await fails(
+            session, "create_serverless_session", user_id="u", project_id="p", ttl_hours=-1
+        ) == (
+            "Error executing tool create_serverless_session: invalid arguments: "
+            "ttl_hours: Input should be greater than 0"
+        )
+        assert await fails(session, "update_serverless_session", session_id="s") == (
+            "Error executing tool update_serverless_session: invalid arguments: updates: Field required"
+        )
+        message = await fails(session, "list_serverless_sessions", limit="many", project_id=["p"])
+        assert message.startswith("Error executing tool list_serverless_sessions: invalid arguments: ")
+        assert "limit: Input should be a valid integer" in message and "project_id: " in message
+        assert "\n" not in message and "pydantic.dev" not in message and "many" not in message
+
+
+def test_http_options_given_for_stdio_are_refused(tmp_path: Path) -> None:
+    for option in (["--tokens-file", "t.json"], ["--insecure-no-auth"], ["--allowed-host", "example.com"]):
+        result = run_cli("serve", *option, env=base_env(tmp_path), timeout=30)
+        assert result.code == 2 and f"{option[0]} applies to --transport http only" in result.stderr
 
 
 async def test_bad_input_is_a_tool_error(storage_env: dict[str, str]) -> None:
@@ -197,7 +247,7 @@ async def test_bad_input_is_a_tool_error(storage_env: dict[str, str]) -> None:
 
 
 async def test_configure_refuses_a_backend_that_does_not_answer(sqlite_env: dict[str, str]) -> None:
-    async with served(sqlite_env) as session:
+    async with served(sqlite_env, "--allow-configure") as session:
         kept = (await call(session, "create_serverless_session", user_id="u", project_id="p"))["session_id"]
         message = await fails(
             session,
@@ -231,7 +281,7 @@ async def test_configure_refuses_a_backend_that_does_not_answer(sqlite_env: dict
 
 async def test_configure_never_echoes_secrets(tmp_path: Path, sqlite_env: dict[str, str]) -> None:
     with running_redis(tmp_path / "redis", "--requirepass", "hunter2") as server:
-        async with served(sqlite_env) as session:
+        async with served(sqlite_env, "--allow-configure") as session:
             result = await session.call_tool(
                 "configure_serverless_storage",
                 {
@@ -258,7 +308,7 @@ async def test_streamable_http_transport(tmp_path: Path) -> None:
     port = free_port()
     env = base_env(tmp_path, SERVERLESS_SESSIONS_URL="memory://")
     server = await asyncio.create_subprocess_exec(
-        str(SCRIPT), "serve", "--transport", "http", "--port", str(port),
+        str(SCRIPT), "serve", "--transport", "http", "--port", str(port), "--insecure-no-auth",
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -1,9 +1,11 @@
-"""Migration between real storages (SQLite files, memory, the legacy local layout): dry run,
-lifetimes, resuming after a crash at any point, mismatches, unreadable sessions, checkpoints."""
+"""Migration between real storages (a SQLite file into every adapter of tests/cache_factories,
+memory, the legacy local layout): dry run, lifetimes, resuming after a crash at any point,
+mismatches, unreadable sessions, checkpoints."""
 
 from __future__ import annotations
 
 import time
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -13,14 +15,15 @@ from typing import Any
 import pytest
 
 from serverless_sessions import ACBCacheStorage, CacheBase, SessionState, StorageError, StoredSession
-from serverless_sessions.migration import (
+from serverless_sessions.factory import open_storage
+from serverless_sessions.operations.migration import (
     MigrationError,
     MigrationVerificationError,
     migrate,
     session_digest,
 )
 from serverless_sessions.storage.base import SessionStorage
-from serverless_sessions.storage_urls import open_storage
+from tests.cache_factories import ADAPTERS, factory
 
 
 def state(index: int, **extra: Any) -> SessionState:
@@ -53,9 +56,12 @@ async def source(tmp_path: Path) -> AsyncIterator[SessionStorage]:
         yield storage
 
 
-@pytest.fixture
-async def destination(tmp_path: Path) -> AsyncIterator[SessionStorage]:
-    async with open_storage(f"sqlite://{tmp_path}/destination.db") as storage:
+@pytest.fixture(params=ADAPTERS)
+async def destination(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStorage]:
+    """Every adapter as the destination (the source is a SQLite file)."""
+    namespace = f"mig-{uuid.uuid4().hex[:10]}"
+    made = factory(str(request.param)).make_cache(tmp_path, namespace)
+    async with made as cache, ACBCacheStorage(cache, namespace) as storage:
         yield storage
 
 

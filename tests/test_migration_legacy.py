@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from serverless_sessions.migration import MigrationProgress, migrate, session_digest
+from serverless_sessions.factory import open_storage
+from serverless_sessions.operations.migration import MigrationProgress, migrate, session_digest
 from serverless_sessions.storage.base import SessionStorage, StoredSession
 from serverless_sessions.storage.legacy.local import gzip_with_expiry
-from serverless_sessions.storage_urls import open_storage
 from tests.cache_factories.redis import delete_prefix
 
 REDIS_DB11 = "redis://127.0.0.1:6379/11"

@@ -1,62 +1,32 @@
-"""Namespace isolation: two storages on the same Redis, SQLite file, S3 bucket (and memory
-cache) with the same session ids never see, list, count, clean up or delete each other's
-sessions. Each side has its own client, as two deployments would."""
+"""Namespace isolation: two storages on one store (the same Redis, SQLite file, S3 bucket...,
+or memory cache: every adapter whose factory offers ``make_pair``) with the same session ids
+never see, list, count, clean up or delete each other's sessions. Each side has its own client,
+as two deployments would."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from serverless_sessions.adapters.cache import memory, redis, sqlite
-from serverless_sessions.adapters.cache.base import CacheBase
-from serverless_sessions.cli.backends import configured_settings
+from serverless_sessions.config.selection import configured_settings
+from serverless_sessions.config.settings import load_settings
 from serverless_sessions.errors import ConfigurationError, SessionConflictError
 from serverless_sessions.manager import ServerlessSessionManager
-from serverless_sessions.settings import load_settings
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
-from tests import s3_server
-from tests.cache_factories import s3 as s3_factory
-from tests.cache_factories.redis import delete_prefix
+from tests.cache_factories import factory, offering
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
 IDS = ["shared-1", "shared:2", "shared.3"]
 
 
-@asynccontextmanager
-async def two_clients(backend: str, tmp_path: Path) -> AsyncIterator[tuple[CacheBase, CacheBase]]:
-    """Two cache clients over ONE store (for memory, one object: it lives in the process)."""
-    async with AsyncExitStack() as stack:
-        if backend == "memory":
-            shared = await stack.enter_async_context(memory.Cache())
-            yield shared, shared
-        elif backend == "sqlite":
-            path = tmp_path / "shared.db"
-            first = await stack.enter_async_context(sqlite.Cache(path))
-            yield first, await stack.enter_async_context(sqlite.Cache(path))
-        elif backend == "redis":
-            prefix = f"ssiso.{uuid.uuid4().hex[:10]}"
-            stack.push_async_callback(delete_prefix, prefix, REDIS_URL)
-            first = redis.Cache.from_url(REDIS_URL, key_prefix=prefix)
-            second = redis.Cache.from_url(REDIS_URL, key_prefix=prefix)
-            await first.ping()
-            await stack.enter_async_context(first)
-            yield first, await stack.enter_async_context(second)
-        else:
-            bucket = await s3_server.new_bucket("iso")
-            first = await stack.enter_async_context(s3_factory.build(bucket))
-            yield first, await stack.enter_async_context(s3_factory.build(bucket))
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis", "s3"])
+@pytest.fixture(params=offering("make_pair"))
 async def managers(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[ServerlessSessionManager, ServerlessSessionManager]]:
-    async with two_clients(str(request.param), tmp_path) as (first, second):
+    """Two managers, each with its own client, over ONE store (for memory, one object)."""
+    async with factory(str(request.param)).make_pair(tmp_path) as (first, second):
         yield (
             ServerlessSessionManager(ACBCacheStorage(first, "alpha")),
             ServerlessSessionManager(ACBCacheStorage(second, "beta")),

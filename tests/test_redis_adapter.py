@@ -18,8 +18,10 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel as aiosentinel
 from redis import exceptions as rx
 
-from serverless_sessions.adapters.cache import _redis_errors, redis
+from serverless_sessions.adapters.cache import redis
 from serverless_sessions.adapters.cache.base import KEEP_TTL
+from serverless_sessions.adapters.cache.redis import errors as _redis_errors
+from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import (
     ConfigurationError,
     SessionConflictError,
@@ -200,7 +202,7 @@ def test_every_redis_exception_is_translated(exc: BaseException) -> None:
     ],
 )
 async def test_retry_policy_is_bounded_and_transient_only(error: Exception, tries: int) -> None:
-    policy = _redis_errors.RetryPolicy(attempts=3, base=0.001, cap=0.004)
+    policy = _redis_errors.RetryPolicy(attempts=3, backoff=Backoff(base=0.001, cap=0.004))
     calls: list[str] = []
 
     async def attempt() -> None:
@@ -214,7 +216,7 @@ async def test_retry_policy_is_bounded_and_transient_only(error: Exception, trie
     with pytest.raises(type(error)):
         await policy.run(attempt, recover, budget=60)
     assert calls.count("try") == tries and calls.count("recover") == tries - 1
-    assert all(0 <= policy.delay(n) <= min(0.004, 0.001 * 2**n) for n in range(1, 8))
+    assert all(0 <= policy.backoff.delay(n) <= min(0.004, 0.001 * 2**n) for n in range(1, 8))
 
 
 async def test_closed_port_fails_fast_with_cause() -> None:

@@ -20,7 +20,7 @@ from serverless_sessions.errors import (
 )
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.model import SessionState
-from serverless_sessions.reencrypt import ReencryptReport, reencrypt
+from serverless_sessions.operations.reencryption import ReencryptReport, reencrypt
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 
 K0, K1, K2 = generate_key("k0"), generate_key("k1"), generate_key("k2")
@@ -164,17 +164,17 @@ async def test_checkpoint_for_an_older_target_is_ignored_and_foreign_one_refused
     with pytest.raises(ConfigurationError, match="belongs to memory namespace 'reenc'"):
         await reencrypt(other, checkpoint=checkpoint)
     checkpoint.write_text("{not json")
-    with pytest.raises(ConfigurationError, match="cannot read re-encryption checkpoint"):
+    with pytest.raises(ConfigurationError, match=r"re-encryption checkpoint .*: cannot be read"):
         await reencrypt(storage(cache, K1, K2), checkpoint=checkpoint)
     checkpoint.write_text(json.dumps([1, 2]))
-    with pytest.raises(ConfigurationError, match="cannot read re-encryption checkpoint"):
+    with pytest.raises(ConfigurationError, match=r"re-encryption checkpoint .*: cannot be read"):
         await reencrypt(storage(cache, K1, K2), checkpoint=checkpoint)
 
 
 async def test_unwritable_checkpoint_fails_before_any_work(tmp_path: Path) -> None:
     cache = memory.Cache()
     ids = await populate(cache, (K1,), 3, "s")
-    with pytest.raises(ConfigurationError, match="cannot write re-encryption checkpoint"):
+    with pytest.raises(ConfigurationError, match=r"re-encryption checkpoint .*: cannot be written"):
         await reencrypt(storage(cache, K1, K2), checkpoint=tmp_path / "missing-dir" / "c.json")
     entries = await raw_entries(cache, ids)
     assert {key_id_of(entry.value) for entry in entries.values()} == {"k1"}

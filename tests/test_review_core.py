@@ -1,8 +1,8 @@
 """Review of the core (issue 2): one test per defect found, on real parts only.
 
-Each test names the behaviour that must hold; most fail on the reviewed tree. Redis tests use the
-shared server at 127.0.0.1:6379 database 14 under a unique key prefix, removed afterwards by SCAN
-(never FLUSHDB, never KEYS).
+Each test names the behaviour that must hold; most fail on the reviewed tree. Storage tests run
+on every adapter of ``tests/cache_factories``; the Redis URL tests use the shared server at
+127.0.0.1:6379 database 14.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,10 +31,9 @@ from serverless_sessions import (
     create_session_storage,
 )
 from serverless_sessions.adapters.cache import memory, redis, sqlite
-from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.codec import MAGIC, Codec, Compression
 from serverless_sessions.factory import open_cache
-from tests.cache_factories.redis import delete_prefix
+from tests.cache_factories import ADAPTERS, factory
 
 REDIS_DB14 = "redis://127.0.0.1:6379/14"
 
@@ -44,29 +42,9 @@ def _ns() -> str:
     return f"rv-{uuid.uuid4().hex[:12]}"
 
 
-@asynccontextmanager
-async def _cache(kind: str, tmp_path: Path) -> AsyncIterator[CacheBase]:
-    if kind == "memory":
-        async with memory.Cache() as mem:
-            yield mem
-    elif kind == "sqlite":
-        async with sqlite.Cache(tmp_path / "review.db") as lite:
-            yield lite
-    else:
-        prefix = f"sstest.review.{uuid.uuid4().hex[:12]}"
-        cache = redis.Cache.from_url(REDIS_DB14, key_prefix=prefix)
-        try:
-            await cache.ping()  # unreachable -> StorageUnavailableError: fails, never skips
-            async with cache:
-                yield cache
-        finally:
-            await cache.close()
-            await delete_prefix(prefix, url=REDIS_DB14)
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=ADAPTERS)
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ACBCacheStorage]:
-    async with _cache(str(request.param), tmp_path) as cache:
+    async with factory(str(request.param)).make_cache(tmp_path, _ns()) as cache:
         yield ACBCacheStorage(cache, namespace=_ns())
 
 

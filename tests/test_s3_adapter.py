@@ -22,8 +22,8 @@ from botocore.exceptions import (
 )
 
 from serverless_sessions.adapters.cache import s3
-from serverless_sessions.adapters.cache._s3_bucket import S3Bucket, S3Timeouts, translate_error
-from serverless_sessions.adapters.cache._s3_layout import Layout
+from serverless_sessions.adapters.cache.s3.bucket import S3Bucket, S3Timeouts, translate_error
+from serverless_sessions.adapters.cache.s3.layout import Layout
 from serverless_sessions.errors import (
     ClosedError,
     ConfigurationError,

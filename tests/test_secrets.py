@@ -20,13 +20,13 @@ import mcp
 import pytest
 
 from serverless_sessions.cli import main as cli_main
+from serverless_sessions.config.settings import load_settings
 from serverless_sessions.encryption import KeyRing, generate_key
 from serverless_sessions.errors import ConfigurationError, SessionError
 from serverless_sessions.factory import create_session_storage
 from serverless_sessions.manager import ServerlessSessionManager
 from serverless_sessions.mcp_server import StorageHolder, build_server
-from serverless_sessions.reencrypt import reencrypt
-from serverless_sessions.settings import load_settings
+from serverless_sessions.operations.reencryption import reencrypt
 from tests.redis_servers import RedisProcess, running_redis
 
 PASSWORD = "pw-" + secrets.token_hex(16)
@@ -205,7 +205,7 @@ async def test_mcp_results_never_show_secrets(
     holder = StorageHolder(settings)
     results: list[tuple[str, Any]] = []
     try:
-        async with mcp.Client(build_server(holder)) as client:
+        async with mcp.Client(build_server(holder, allow_configure=True)) as client:
 
             async def call(tool: str, **arguments: Any) -> Any:
                 result = await client.call_tool(tool, arguments)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from serverless_sessions.adapters.cache import _sqlite_store, sqlite
+from serverless_sessions.adapters.cache import sqlite
+from serverless_sessions.adapters.cache.sqlite import store as _sqlite_store
 from serverless_sessions.errors import (
     ClosedError,
     ConfigurationError,

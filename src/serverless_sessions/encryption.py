@@ -7,7 +7,7 @@ Layout of a sealed payload (format version 1)::
 
 The magic differs from the codec's ``b"SSN"`` and from gzip's ``b"\x1f\x8b"``, which is how the
 storage layer tells sealed payloads from plain ones. The key id is stored in clear so a reader
-knows which key to use and :mod:`serverless_sessions.reencrypt` can find payloads still under an
+knows which key to use and :mod:`serverless_sessions.operations.reencryption` can find payloads still under an
 old key without decrypting them.
 
 Sealing adds 33 bytes plus the key id (at most 64): a sealed session is at most 97 bytes larger
@@ -126,7 +126,7 @@ class KeyRing:
     """AES-256-GCM keys by id: the newest seals, every configured one opens.
 
     Rotation: append a new key (it becomes the writer), keep the old ones until
-    :func:`serverless_sessions.reencrypt.reencrypt` has rewritten every session, then drop them.
+    :func:`serverless_sessions.operations.reencrypt` has rewritten every session, then drop them.
     """
 
     def __init__(self, keys: Iterable[tuple[str, bytes]]) -> None:

@@ -17,6 +17,8 @@ catch one class at a boundary (the CLI maps it to an exit code, the MCP server t
     │   └── CapabilityNotSupportedError  the cache lacks an optional capability
     ├── ConfigurationError            a bad URL, setting, or config file (names file and field)
     │   └── MissingDependencyError    an optional package is not installed (names the extra)
+    ├── MigrationError                a migration could not finish (carries its report)
+    │   └── MigrationVerificationError  the copies differ from, or lack, live source sessions
     └── ClosedError                   a cache, storage or manager used after ``close()``
 
 Backend exceptions (redis-py, botocore, sqlite3) are translated at the adapter boundary with
@@ -28,6 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from serverless_sessions.operations.migration import MigrationReport
 
 __all__ = [
     "CapabilityNotSupportedError",
@@ -38,6 +44,8 @@ __all__ = [
     "InvalidSessionError",
     "InvalidSessionIdError",
     "InvalidSessionUpdateError",
+    "MigrationError",
+    "MigrationVerificationError",
     "MissingDependencyError",
     "SessionConflictError",
     "SessionError",
@@ -175,6 +183,18 @@ class MissingDependencyError(ConfigurationError):
             missing = isinstance(exc, ModuleNotFoundError) and package is not None
             reason = None if missing else str(exc)
             raise cls(feature, extra, package, reason) from exc
+
+
+class MigrationError(SessionError):
+    """A migration could not finish; ``report`` (when known) says how far it got."""
+
+    def __init__(self, message: str, report: MigrationReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class MigrationVerificationError(MigrationError):
+    """After copying, the destination does not hold every live source session unchanged."""
 
 
 class ClosedError(SessionError, RuntimeError):

@@ -1,30 +1,57 @@
-"""``create_session_storage``: the plan's dependency-injection factory, without ``acb``.
+"""Building storages: ``create_session_storage`` (the plan's factory, without ``acb``) and friends.
 
-What it injects is a cache adapter chosen by URL (or settings); tests and applications replace
-that choice with :func:`override_cache`, which is scoped to a context (task-safe) and undone on
-exit::
+What ``create_session_storage`` injects is a cache adapter chosen by URL (or settings) through
+the backend table (:mod:`serverless_sessions.backends`); tests and applications replace that
+choice with :func:`override_cache`, which is scoped to a context (task-safe) and undone on exit::
 
     with override_cache(memory.Cache()):
         storage = create_session_storage()
+
+``migrate`` and the CLI take a source and a destination as text, so both kinds of storage also
+open from one string (:func:`open_storage`):
+
+* ``memory://``, ``sqlite:///abs.db``, ``redis://``, ``rediss://``, ``redis+sentinel://``,
+  ``unix://``, ``s3://bucket/prefix``, ``postgresql://``, ``dynamodb://TABLE``: an
+  :class:`~serverless_sessions.ACBCacheStorage` (the other settings, such as namespace and
+  compression, come from the environment as usual);
+* ``legacy+local:///abs/dir``, ``legacy+redis://[:pw@]host:port/db?key_prefix=...``,
+  ``legacy+s3://bucket/prefix?region=...&endpoint_url=...``: the legacy storage reading the
+  original layout (:mod:`serverless_sessions.config.legacy`);
+* text without ``://``: a config file, in any format, opened exactly as ``--config FILE`` opens
+  it (environment included): an old-format file opens the legacy storage it still reads, a
+  new-format file its cache storage. So ``migrate --from old.json --to new.json`` moves the
+  sessions one config reads to the storage the other reads, and passwords stay in the files.
+
+The caller owns the storage returned and closes it (``async with open_storage(url) as s:``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from serverless_sessions.adapters.cache.base import CacheBase
+from serverless_sessions.backends import BACKENDS, backend_of, open_legacy_storage
 from serverless_sessions.codec import Codec
-from serverless_sessions.errors import ConfigurationError, MissingDependencyError
-from serverless_sessions.settings import StorageSettings, load_settings, mask_url
+from serverless_sessions.config.legacy import parse_legacy_url
+from serverless_sessions.config.settings import StorageSettings, load_settings
+from serverless_sessions.errors import ConfigurationError
+from serverless_sessions.storage.base import SessionStorage
 from serverless_sessions.storage.cache_storage import ACBCacheStorage, Encryptor
 from serverless_sessions.storage.foreign import ForeignCache
 
-__all__ = ["create_session_storage", "open_cache", "override_cache"]
+__all__ = [
+    "create_session_storage",
+    "open_cache",
+    "open_configured_storage",
+    "open_storage",
+    "override_cache",
+    "storage_of_type",
+]
 
 _injected_cache: ContextVar[CacheBase | ForeignCache | None] = ContextVar(
     "serverless_sessions_injected_cache", default=None
@@ -53,35 +80,7 @@ def open_cache(url: str | None, settings: StorageSettings | None = None) -> Cach
 
         path = settings.sqlite_path if settings is not None else None
         return sqlite.Cache(path) if timeout is None else sqlite.Cache(path, timeout=timeout)
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    query = parse_qs(parts.query)
-    if scheme == "memory":
-        from serverless_sessions.adapters.cache import memory
-
-        return memory.Cache()
-    if scheme == "sqlite":
-        from serverless_sessions.adapters.cache import sqlite
-
-        if timeout is not None and "timeout" not in query:
-            url = f"{url}{'&' if parts.query else '?'}timeout={timeout}"
-        return sqlite.Cache.from_url(url)
-    if scheme in {"redis", "rediss", "redis+sentinel", "unix"}:
-        with MissingDependencyError.on_import(feature=f"{scheme}:// storage", extra="redis"):
-            from serverless_sessions.adapters.cache import redis
-
-        if timeout is None or {"socket_timeout", "socket_connect_timeout"} & query.keys():
-            return redis.Cache.from_url(url)
-        return redis.Cache.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    if scheme == "s3":
-        with MissingDependencyError.on_import(feature="s3:// storage", extra="s3"):
-            from serverless_sessions.adapters.cache import s3
-
-        return s3.Cache.from_url(url)
-    raise ConfigurationError(
-        f"unknown storage URL scheme {scheme!r} in {mask_url(url)!r}: use memory://, "
-        "sqlite:///path, redis://, rediss://, redis+sentinel:// or s3://"
-    )
+    return BACKENDS[backend_of(url)].open(url, timeout)
 
 
 def build_encryptor(settings: StorageSettings) -> Encryptor | None:
@@ -132,3 +131,49 @@ def create_session_storage(
         owns_cache=injected is None,
         require_encryption=settings.require_encryption,
     )
+
+
+def _legacy_storage(url: str) -> SessionStorage:
+    config = parse_legacy_url(url)
+    return open_legacy_storage(config.kind, config.config())
+
+
+def open_configured_storage(settings: StorageSettings) -> SessionStorage:
+    """The storage the settings name.
+
+    While an old-format config points at the original layout (``legacy_url``), that legacy
+    storage keeps serving its sessions until ``serverless-sessions migrate`` moves them.
+    """
+    legacy_url = settings.legacy_url_value()
+    if legacy_url is not None:
+        return _legacy_storage(legacy_url)
+    return create_session_storage(settings)
+
+
+def open_storage(url: str) -> SessionStorage:
+    """The storage ``url`` (or the config file ``url`` names, see module) reads.
+
+    A bad URL or file raises ConfigurationError (passwords masked).
+    """
+    if "://" not in url:
+        return open_configured_storage(load_settings(Path(url)))
+    if urlsplit(url).scheme.lower().startswith("legacy+"):
+        return _legacy_storage(url)
+    return create_session_storage(url=url)
+
+
+def storage_of_type(
+    storage_type: str, storage_config: Mapping[str, Any] | None, settings: StorageSettings | None
+) -> tuple[SessionStorage, StorageSettings | None]:
+    """The storage ``ServerlessSessionManager(storage_type=..., storage_config=...)`` builds.
+
+    ``"acb"`` is a cache storage from ``settings`` or from ``storage_config`` read as settings;
+    ``local``/``redis``/``s3`` the original module's storage from its config dict.
+    """
+    if storage_type != "acb":
+        return open_legacy_storage(storage_type, dict(storage_config or {})), settings
+    if settings is not None and storage_config:
+        raise ConfigurationError("give either settings or storage_config, not both")
+    if settings is None:
+        settings = load_settings(**dict(storage_config or {}))
+    return open_configured_storage(settings), settings

@@ -1,4 +1,6 @@
-"""Session ids: generated with 128+ bits from :mod:`secrets`, validated when given by callers.
+"""Ids and namespaces: new ids from :mod:`secrets`; every id or name checked before it is a key.
+
+Session ids are generated with 128 bits; user, project and namespace names are validated.
 
 The original derived 64-bit ids from sha256(user:project:timestamp): predictable and colliding.
 A caller-supplied id is validated because it becomes part of a key, a file name and an object
@@ -12,11 +14,18 @@ import secrets
 
 from serverless_sessions.errors import InvalidSessionIdError
 
-__all__ = ["MAX_ID_LENGTH", "new_session_id", "validate_owner_id", "validate_session_id"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "new_session_id",
+    "validate_namespace",
+    "validate_owner_id",
+    "validate_session_id",
+]
 
 MAX_ID_LENGTH = 128
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
 _OWNER_MAX_LENGTH = 256
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def new_session_id() -> str:
@@ -52,3 +61,16 @@ def validate_owner_id(value: object, *, what: str) -> str:
     if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
         raise InvalidSessionIdError(value, "contains control or surrogate characters", what=what)
     return value
+
+
+def validate_namespace(namespace: str) -> str:
+    """Return ``namespace`` if it is safe as a key prefix; raise a typed error otherwise.
+
+    A colon is refused because it is the separator: ``"a:b" + "c"`` and ``"a" + "b:c"`` would
+    otherwise collide.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise InvalidSessionIdError(
+            namespace, "must be 1-64 characters of A-Z a-z 0-9 _ . -", what="namespace"
+        )
+    return namespace

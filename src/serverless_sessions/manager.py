@@ -24,26 +24,22 @@ creation) and, when the manager has ``max_lifetime_hours``, an absolute deadline
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
+from serverless_sessions.backoff import CONFLICT_BACKOFF
 from serverless_sessions.errors import (
-    ConfigurationError,
-    CorruptSessionError,
-    InvalidSessionError,
     InvalidSessionUpdateError,
     SessionConflictError,
     SessionNotFoundError,
 )
 from serverless_sessions.ids import new_session_id, validate_owner_id, validate_session_id
 from serverless_sessions.lifecycle import Closable
+from serverless_sessions.listing import SessionPage, iter_live, list_page, live
 from serverless_sessions.model import (
     CONTENTS_CHECKED,
     MUTABLE_FIELDS,
@@ -51,16 +47,16 @@ from serverless_sessions.model import (
     utc_now,
     validation_problems,
 )
-from serverless_sessions.pages import SessionPage, SessionSummary, decode_cursor, encode_cursor
-from serverless_sessions.settings import StorageSettings, load_settings
 from serverless_sessions.storage.base import SessionStorage, StoredSession
-from serverless_sessions.ttl import now, ttl_seconds
+from serverless_sessions.ttl import ttl_seconds
 
-__all__ = ["ServerlessSessionManager"]
+if TYPE_CHECKING:
+    from serverless_sessions.config.settings import StorageSettings
+
+__all__ = ["ServerlessSessionManager", "require_stored"]
 
 Mutator = Callable[[SessionState], SessionState | Awaitable[SessionState | None] | None]
 StorageType = Literal["acb", "redis", "s3", "local"]
-_BATCH = 200
 
 
 def _hours(value: float | None, what: str) -> float | None:
@@ -91,7 +87,9 @@ class ServerlessSessionManager(Closable):
     ) -> None:
         self._owns_storage = storage is None
         if storage is None:
-            storage, settings = _build_storage(storage_type, storage_config, settings)
+            from serverless_sessions.factory import storage_of_type
+
+            storage, settings = storage_of_type(storage_type, storage_config, settings)
         self.storage = storage
         lifetime = _hours(max_lifetime_hours, "max_lifetime_hours")
         if lifetime is None and settings is not None:
@@ -183,14 +181,11 @@ class ServerlessSessionManager(Closable):
         writes it again: never later than its absolute deadline. Reading does not extend it.
         """
         self._check_open()
-        return _live(await self.storage.load_session(session_id))
+        return live(await self.storage.load_session(session_id))
 
     async def require_session(self, session_id: str) -> SessionState:
         """Like :meth:`get_session`, but a missing session raises :class:`SessionNotFoundError`."""
-        state = await self.get_session(session_id)
-        if state is None:
-            raise SessionNotFoundError(session_id)
-        return state
+        return (await require_stored(self, session_id)).state
 
     async def update_session(
         self, session_id: str, updates: Mapping[str, Any], ttl_hours: float | None = None
@@ -299,7 +294,7 @@ class ServerlessSessionManager(Closable):
             try:
                 await self.storage.store_session(result, ttl_seconds=ttl)
             except SessionConflictError:
-                await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                await CONFLICT_BACKOFF.wait(attempt)
                 continue
             return result
         raise SessionConflictError(
@@ -327,34 +322,9 @@ class ServerlessSessionManager(Closable):
     ) -> SessionPage:
         """One page of sessions, newest ``last_activity`` first; pass ``next_cursor`` on."""
         self._check_open()
-        if not 1 <= limit <= 1000:
-            raise InvalidSessionError(f"limit must be 1-1000, got {limit!r}")
-        after = decode_cursor(cursor) if cursor else None
-        ids = await self.storage.list_sessions(user_id=user_id, project_id=project_id)
-        summaries: list[SessionSummary] = []
-        unreadable: list[str] = []
-        for start in range(0, len(ids), _BATCH):
-            loaded = await self._load_batch(ids[start : start + _BATCH], unreadable)
-            summaries.extend(SessionSummary.of(stored) for stored in loaded)
-        summaries.sort(key=lambda s: (s.last_activity, s.session_id), reverse=True)
-        if after is not None:
-            summaries = [s for s in summaries if (s.last_activity, s.session_id) < after]
-        page = summaries[:limit]
-        more = len(summaries) > limit
-        next_cursor = encode_cursor(page[-1]) if more and page else None
-        return SessionPage(sessions=page, next_cursor=next_cursor, unreadable=unreadable)
-
-    async def _load_batch(self, ids: list[str], unreadable: list[str]) -> list[StoredSession]:
-        try:
-            batch = await self.storage.load_sessions(ids)
-        except CorruptSessionError:
-            batch = []
-            for session_id in ids:
-                try:
-                    batch.append(await self.storage.load_session(session_id))
-                except CorruptSessionError:
-                    unreadable.append(session_id)
-        return [live for live in map(_live, batch) if live is not None]
+        return await list_page(
+            self.storage, user_id=user_id, project_id=project_id, limit=limit, cursor=cursor
+        )
 
     async def iter_sessions(self, *, unreadable: list[str] | None = None) -> AsyncIterator[StoredSession]:
         """Every live session with its expiry and size (for stats, export and migration).
@@ -363,20 +333,8 @@ class ServerlessSessionManager(Closable):
         caller passes ``unreadable``: then its id is appended there and iteration goes on.
         """
         self._check_open()
-        ids: list[str] = []
-        async for session_id in self.storage.iter_session_ids():
-            ids.append(session_id)
-            if len(ids) >= _BATCH:
-                for stored in await self._load_for_iteration(ids, unreadable):
-                    yield stored
-                ids = []
-        for stored in await self._load_for_iteration(ids, unreadable):
+        async for stored in iter_live(self.storage, unreadable=unreadable):
             yield stored
-
-    async def _load_for_iteration(self, ids: list[str], unreadable: list[str] | None) -> list[StoredSession]:
-        if unreadable is None:
-            return [live for live in map(_live, await self.storage.load_sessions(ids)) if live]
-        return await self._load_batch(ids, unreadable)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -391,18 +349,6 @@ class ServerlessSessionManager(Closable):
 
 def _unchanged(state: SessionState) -> None:
     """The mutator of :meth:`ServerlessSessionManager.touch`: activity without new content."""
-
-
-def _live(stored: StoredSession | None) -> StoredSession | None:
-    """``stored`` with its expiry capped by the absolute deadline; ``None`` past the deadline."""
-    if stored is None or stored.state.absolute_expires_at is None:
-        return stored
-    deadline = stored.state.absolute_expires_at.timestamp()
-    if deadline <= now():
-        return None
-    if stored.expires_at is None or stored.expires_at > deadline:
-        return replace(stored, expires_at=deadline)
-    return stored
 
 
 def _check_update_fields(updates: Mapping[str, Any]) -> None:
@@ -430,17 +376,13 @@ def _check_identity(before: SessionState, after: SessionState) -> None:
             )
 
 
-def _build_storage(
-    storage_type: StorageType,
-    storage_config: Mapping[str, Any] | None,
-    settings: StorageSettings | None,
-) -> tuple[SessionStorage, StorageSettings | None]:
-    from serverless_sessions.storage_urls import open_configured_storage, open_legacy_storage
+async def require_stored(manager: ServerlessSessionManager, session_id: str) -> StoredSession:
+    """The session as stored now, with its expiry; a missing or expired one is not found.
 
-    if storage_type != "acb":
-        return open_legacy_storage(storage_type, dict(storage_config or {})), settings
-    if settings is not None and storage_config:
-        raise ConfigurationError("give either settings or storage_config, not both")
-    if settings is None:
-        settings = load_settings(**dict(storage_config or {}))
-    return open_configured_storage(settings), settings
+    The front ends show when a session expires, which only the stored copy knows, so after a
+    write they read it back with this.
+    """
+    stored = await manager.load_session(session_id)
+    if stored is None:
+        raise SessionNotFoundError(session_id)
+    return stored

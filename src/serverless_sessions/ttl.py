@@ -7,14 +7,27 @@ path compares it with :func:`now`; every TTL given by a caller passes through
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from datetime import timedelta
 
-from serverless_sessions.adapters.cache.base import KEEP_TTL, TTLArg
 from serverless_sessions.errors import InvalidSessionError
 
-__all__ = ["expiry_for", "is_expired", "now", "ttl_seconds"]
+__all__ = ["KEEP_TTL", "KeepTTL", "TTLArg", "expiry_for", "is_expired", "now", "ttl_seconds"]
+
+
+class KeepTTL(enum.Enum):
+    """Marker type: keep the expiry the key already has."""
+
+    KEEP_TTL = "keep-ttl"
+
+
+KEEP_TTL = KeepTTL.KEEP_TTL
+"""Pass as ``ttl`` to keep a key's current expiry (a missing key gets no expiry)."""
+
+TTLArg = float | None | KeepTTL
+"""Seconds until expiry (> 0), ``None`` for no expiry, or :data:`KEEP_TTL`."""
 
 
 def now() -> float:

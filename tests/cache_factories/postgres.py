@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -42,4 +42,25 @@ async def make_cache(tmp_path: Path, namespace: str) -> AsyncIterator[postgres.C
             yield cache
     finally:
         await cache.close()
+        await drop_schema(schema)
+
+
+@asynccontextmanager
+async def make_pair(tmp_path: Path) -> AsyncIterator[tuple[postgres.Cache, postgres.Cache]]:
+    schema = unique_schema()
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(drop_schema, schema)
+        first = postgres.Cache.from_url(SHARED_URL, schema=schema)
+        await first.ping()  # unreachable -> StorageUnavailableError: the test fails
+        await stack.enter_async_context(first)
+        second = postgres.Cache.from_url(SHARED_URL, schema=schema)
+        yield first, await stack.enter_async_context(second)
+
+
+@asynccontextmanager
+async def storage_url(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    schema = unique_schema()
+    try:
+        yield f"{SHARED_URL}?schema={schema}", {}
+    finally:
         await drop_schema(schema)

@@ -7,8 +7,9 @@ the prefix (never FLUSHDB, never KEYS). An unreachable server fails the test: it
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -39,4 +40,25 @@ async def make_cache(tmp_path: Path, namespace: str) -> AsyncIterator[redis.Cach
             yield cache
     finally:
         await cache.close()
+        await delete_prefix(prefix)
+
+
+@asynccontextmanager
+async def make_pair(tmp_path: Path) -> AsyncIterator[tuple[redis.Cache, redis.Cache]]:
+    prefix = f"sstest.pair-{uuid.uuid4().hex[:12]}"
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(delete_prefix, prefix)
+        first = redis.Cache.from_url(SHARED_URL, key_prefix=prefix)
+        await first.ping()  # unreachable -> StorageUnavailableError: the test fails
+        await stack.enter_async_context(first)
+        second = redis.Cache.from_url(SHARED_URL, key_prefix=prefix)
+        yield first, await stack.enter_async_context(second)
+
+
+@asynccontextmanager
+async def storage_url(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    prefix = f"sstest.url-{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{SHARED_URL}?key_prefix={prefix}", {}
+    finally:
         await delete_prefix(prefix)

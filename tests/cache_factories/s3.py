@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 from serverless_sessions.adapters.cache import s3
-from serverless_sessions.adapters.cache._s3_bucket import S3Timeouts
+from serverless_sessions.adapters.cache.s3 import S3Timeouts
 from tests import s3_server
+
+SLOW_UNDER_CONTENTION = True
+"""The moto server answers one request at a time: 1,000 contended writes take minutes there."""
 
 
 def build(bucket: str, namespace: str | None = None, **overrides: object) -> s3.Cache:
@@ -31,3 +35,22 @@ def build(bucket: str, namespace: str | None = None, **overrides: object) -> s3.
 async def make_cache(tmp_path: Path, namespace: str) -> AsyncIterator[s3.Cache]:
     async with build(await s3_server.new_bucket(), namespace) as cache:
         yield cache
+
+
+@asynccontextmanager
+async def make_pair(tmp_path: Path) -> AsyncIterator[tuple[s3.Cache, s3.Cache]]:
+    bucket = await s3_server.new_bucket("pair")
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(build(bucket))
+        yield first, await stack.enter_async_context(build(bucket))
+
+
+@asynccontextmanager
+async def storage_url(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    bucket = await s3_server.new_bucket("url")
+    query = urlencode({"endpoint_url": s3_server.endpoint_url(), "region": s3_server.REGION}, safe="/:")
+    credentials = {
+        "AWS_ACCESS_KEY_ID": s3_server.ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": s3_server.SECRET_ACCESS_KEY,
+    }
+    yield f"s3://{bucket}/cache?{query}", credentials

@@ -1,8 +1,8 @@
 """The ``serverless-sessions`` operator CLI.
 
-This module stays import-light on purpose: the MCP server imports :mod:`.backends` from this
-package without needing click or rich, and a missing ``cli`` extra becomes one clear line naming
-what to install instead of a traceback.
+This module stays import-light on purpose: a missing ``cli`` extra becomes one clear line naming
+what to install instead of a traceback. The CLI and the MCP server share the configuration
+(:mod:`serverless_sessions.config.selection`) and the backend table, never each other's code.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from serverless_sessions.cli.backends import BACKENDS
+from serverless_sessions.backends import BACKENDS
 from serverless_sessions.cli.commands_config import config
 from serverless_sessions.cli.commands_demo import demo
 from serverless_sessions.cli.commands_ops import health, migrate, reencrypt, serve, stats

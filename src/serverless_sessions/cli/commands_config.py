@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.json import JSON
 from rich.markup import escape
 
-from serverless_sessions.cli.backends import backend_of
+from serverless_sessions.backends import backend_of
 from serverless_sessions.cli.context import AppContext, json_option, pass_app
 from serverless_sessions.cli.views import render_mapping
+from serverless_sessions.config.settings import load_settings, mask_url
 from serverless_sessions.errors import ConfigurationError
-from serverless_sessions.settings import load_settings, mask_url
 
 __all__ = ["config"]
 
@@ -87,7 +87,7 @@ def migrate_config(app: AppContext, old: Path, output: Path | None, force: bool)
     When OLD reads sessions in the original layout, the command that moves them to the
     converted file's storage is shown (the sessions stay readable through OLD until then).
     """
-    from serverless_sessions.config_files import convert_to_new_format, names_legacy_layout
+    from serverless_sessions.config.files import convert_to_new_format, names_legacy_layout
 
     document = convert_to_new_format(old)
     legacy = names_legacy_layout(old)

@@ -28,8 +28,8 @@ from rich.text import Text
 from serverless_sessions.cli.context import AppContext, json_option, pass_app
 from serverless_sessions.cli.exits import CommandFailed, ExitCode
 from serverless_sessions.cli.views import human_duration, render_page
+from serverless_sessions.config.settings import ENV_PREFIX
 from serverless_sessions.manager import ServerlessSessionManager
-from serverless_sessions.settings import ENV_PREFIX
 
 __all__ = ["demo"]
 

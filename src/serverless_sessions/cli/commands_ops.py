@@ -23,15 +23,16 @@ from serverless_sessions.cli.stats import SessionStats
 from serverless_sessions.cli.views import render_mapping
 from serverless_sessions.errors import (
     ConfigurationError,
+    MigrationError,
     MissingDependencyError,
     StorageUnavailableError,
 )
+from serverless_sessions.factory import open_storage
 from serverless_sessions.manager import ServerlessSessionManager
-from serverless_sessions.migration import MigrationError, MigrationProgress, MigrationReport
-from serverless_sessions.migration import migrate as migrate_sessions
+from serverless_sessions.operations.migration import MigrationProgress, MigrationReport
+from serverless_sessions.operations.migration import migrate as migrate_sessions
 from serverless_sessions.storage.base import SessionStorage
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
-from serverless_sessions.storage_urls import open_storage
 from serverless_sessions.ttl import now
 
 __all__ = ["health", "migrate", "reencrypt", "serve", "stats"]
@@ -156,8 +157,8 @@ def migrate(
 @pass_app
 def reencrypt(app: AppContext, checkpoint: Path | None) -> None:
     """Rewrite every session under the newest encryption key (then old keys can go)."""
-    from serverless_sessions.reencrypt import ReencryptReport
-    from serverless_sessions.reencrypt import reencrypt as reencrypt_sessions
+    from serverless_sessions.operations.reencryption import ReencryptReport
+    from serverless_sessions.operations.reencryption import reencrypt as reencrypt_sessions
 
     async def job(storage: SessionStorage) -> ReencryptReport:
         if not isinstance(storage, ACBCacheStorage):
@@ -182,10 +183,91 @@ def reencrypt(app: AppContext, checkpoint: Path | None) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SERVERLESS_SESSIONS_MCP_TOKENS_FILE",
+    show_envvar=True,
+    help='HTTP: accepted bearer tokens, JSON {"<token>": {"principal": "alice", "admin": false}}.',
+)
+@click.option(
+    "--token-verifier",
+    metavar="MODULE:FACTORY",
+    envvar="SERVERLESS_SESSIONS_MCP_TOKEN_VERIFIER",
+    show_envvar=True,
+    help="HTTP: check tokens with the TokenVerifier FACTORY() returns (OAuth introspection, JWT).",
+)
+@click.option(
+    "--issuer-url",
+    envvar="SERVERLESS_SESSIONS_MCP_ISSUER_URL",
+    show_envvar=True,
+    help="HTTP: the authorization server issuing the tokens, for clients that discover it.",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="HTTP without authentication, on a loopback host only: every caller sees every session.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME[:PORT]",
+    help="HTTP: also accept this Host header (the name a proxy forwards); repeatable.",
+)
+@click.option("--public-url", help="HTTP: the endpoint URL clients use, behind a proxy.")
+@click.option(
+    "--allow-configure",
+    is_flag=True,
+    help="Enable configure_serverless_storage (over HTTP: admin principals only).",
+)
 @pass_app
-def serve(app: AppContext, transport: str, host: str, port: int) -> None:
-    """Run the MCP server: the original eight session tools plus touch_serverless_session."""
+def serve(
+    app: AppContext,
+    transport: str,
+    host: str,
+    port: int,
+    tokens_file: Path | None,
+    token_verifier: str | None,
+    issuer_url: str | None,
+    insecure_no_auth: bool,
+    allowed_hosts: tuple[str, ...],
+    public_url: str | None,
+    allow_configure: bool,
+) -> None:
+    """Run the MCP server: the original eight session tools plus touch_serverless_session.
+
+    Over HTTP each request needs a bearer token, and each token's principal sees only its own
+    sessions; cleanup is for admin principals. Host headers other than the server's own
+    names are refused (DNS-rebinding protection).
+    """
+    if transport == "stdio":
+        _refuse_http_options(click.get_current_context())
     settings = app.settings()
     with MissingDependencyError.on_import(feature="serve", extra="mcp"):
-        from serverless_sessions.mcp_server import run
-    run(settings, transport="http" if transport == "http" else "stdio", host=host, port=port)
+        from serverless_sessions.mcp_server import HttpOptions, run
+        from serverless_sessions.mcp_server.verifiers import configured_auth
+    http = None
+    if transport == "http":
+        http = HttpOptions(
+            host=host,
+            port=port,
+            auth=configured_auth(tokens_file=tokens_file, verifier=token_verifier, issuer_url=issuer_url),
+            insecure_no_auth=insecure_no_auth,
+            allowed_hosts=allowed_hosts,
+            public_url=public_url,
+        )
+    run(settings, http=http, allow_configure=allow_configure)
+
+
+_HTTP_ONLY = frozenset(
+    {"tokens_file", "token_verifier", "issuer_url", "insecure_no_auth", "allowed_hosts", "public_url"}
+)
+
+
+def _refuse_http_options(ctx: click.Context) -> None:
+    """An HTTP option typed for stdio is a mistake; from the environment it is just unused."""
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name or "")
+        if param.name in _HTTP_ONLY and source is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{param.opts[0]} applies to --transport http only")

@@ -15,9 +15,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from serverless_sessions.cli.backends import default_ttl_hours
 from serverless_sessions.cli.context import AppContext, json_option, pass_app
-from serverless_sessions.cli.stored import expiry_time, require_stored
 from serverless_sessions.cli.views import (
     human_duration,
     human_time,
@@ -25,8 +23,10 @@ from serverless_sessions.cli.views import (
     render_session,
     render_session_summary,
 )
+from serverless_sessions.config.selection import default_ttl_hours
 from serverless_sessions.errors import SessionNotFoundError
-from serverless_sessions.manager import ServerlessSessionManager
+from serverless_sessions.listing import expiry_time
+from serverless_sessions.manager import ServerlessSessionManager, require_stored
 from serverless_sessions.storage.base import StoredSession
 
 __all__ = ["cleanup", "create", "delete", "get", "list_sessions", "touch", "update"]

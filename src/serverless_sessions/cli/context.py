@@ -14,12 +14,12 @@ from typing import TypeVar
 
 import click
 
-from serverless_sessions.cli.backends import resolve_settings
 from serverless_sessions.cli.output import Output
+from serverless_sessions.config.selection import resolve_settings
+from serverless_sessions.config.settings import StorageSettings
+from serverless_sessions.factory import open_configured_storage
 from serverless_sessions.manager import ServerlessSessionManager
-from serverless_sessions.settings import StorageSettings
 from serverless_sessions.storage.base import SessionStorage
-from serverless_sessions.storage_urls import open_configured_storage
 
 __all__ = ["AppContext", "json_option", "pass_app"]
 

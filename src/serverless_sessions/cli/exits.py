@@ -19,13 +19,13 @@ from serverless_sessions.errors import (
     ConfigurationError,
     CorruptSessionError,
     InvalidSessionError,
+    MigrationError,
     SessionConflictError,
     SessionError,
     SessionNotFoundError,
     SessionTooLargeError,
     StorageError,
 )
-from serverless_sessions.migration import MigrationError
 
 __all__ = ["CommandFailed", "ExitCode", "exit_code_for"]
 

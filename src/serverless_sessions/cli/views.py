@@ -19,9 +19,8 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.table import Table
 
-from serverless_sessions.cli.stored import expiry_time
+from serverless_sessions.listing import SessionPage, expiry_time
 from serverless_sessions.model import utc_now
-from serverless_sessions.pages import SessionPage
 from serverless_sessions.storage.base import StoredSession
 
 __all__ = [

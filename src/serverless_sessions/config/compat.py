@@ -1,7 +1,7 @@
 """``ServerlessConfigManager``: the original module's config helper, for callers that still use it.
 
-Deprecated — :func:`~serverless_sessions.settings.load_settings` reads the same file (and the
-two newer formats), :func:`~serverless_sessions.storage_urls.open_configured_storage` opens
+Deprecated — :func:`~serverless_sessions.config.settings.load_settings` reads the same file (and the
+two newer formats), :func:`~serverless_sessions.factory.open_configured_storage` opens
 what it names. Every call warns with a :class:`DeprecationWarning` naming its replacement.
 
 The three methods keep the original's names, signatures, kinds and result shapes — all static;
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serverless_sessions.backends import open_legacy_storage
 from serverless_sessions.config.documents import load_documents
 from serverless_sessions.config.formats import interpret
 from serverless_sessions.errors import ConfigurationError
@@ -74,9 +75,6 @@ def _mapping(value: Any, what: str) -> dict[str, Any]:
 
 def _legacy_storage(kind: Any, backend_config: Any) -> SessionStorage:
     """The legacy storage ``kind``; its own DeprecationWarning is left out (the method warned)."""
-    # Imported here: storage_urls builds cache storages, which import settings and codecs.
-    from serverless_sessions.storage_urls import open_legacy_storage
-
     config = dict(_mapping(backend_config, f"backends.{kind}"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -124,7 +122,7 @@ class ServerlessConfigManager:
         """The legacy storage ``config["storage_backend"]`` names, from its ``backends`` entry."""
         _deprecated(
             "create_storage_backend",
-            "serverless_sessions.storage_urls.open_configured_storage(load_settings(path))",
+            "serverless_sessions.factory.open_configured_storage(load_settings(path))",
         )
         kind = _mapping(config, "config").get("storage_backend", "local")
         return _legacy_storage(kind, _mapping(config.get("backends", {}), "backends").get(kind, {}))

@@ -5,7 +5,7 @@
       {"acb": {"cache": {"provider": "redis", "host": ..., "port": ..., "password": ...,
                          "db": ..., "default_ttl": ..., "ssl_enabled": ..., ...}}}
 
-  Keys are :class:`~serverless_sessions.settings.StorageSettings` field names, plus ``path``
+  Keys are :class:`~serverless_sessions.config.settings.StorageSettings` field names, plus ``path``
   for the SQLite file (field ``sqlite_path``).
 * **before** (the plan's "before")::
 

@@ -26,9 +26,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from serverless_sessions.adapters.cache.base import validate_namespace
 from serverless_sessions.config.documents import validation_problems
 from serverless_sessions.errors import ConfigurationError
+from serverless_sessions.ids import validate_namespace
 
 __all__ = [
     "LEGACY_MODELS",

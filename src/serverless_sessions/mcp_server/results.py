@@ -14,9 +14,8 @@ from typing import Any, Self
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from serverless_sessions.cli.stored import expiry_time
+from serverless_sessions.listing import SessionPage, expiry_time
 from serverless_sessions.model import SessionState
-from serverless_sessions.pages import SessionPage
 from serverless_sessions.storage.base import StoredSession
 
 __all__ = [
@@ -178,7 +177,11 @@ class CleanupResult(ToolResult):
 
 
 class StorageConfigured(ToolResult):
-    """The storage the tools now use; ``settings`` has every secret masked."""
+    """The storage the tools of this server process now use; ``settings`` has secrets masked.
+
+    The switch is held in memory: every client of this process sees it, other instances of
+    the server do not, and a restart returns to the configured storage.
+    """
 
     backend: str
     previous_backend: str
@@ -188,5 +191,6 @@ class StorageConfigured(ToolResult):
         where = self.settings.get("url") or "the default SQLite file"
         return (
             f"Session storage switched from {self.previous_backend} to {self.backend} "
-            f"({where}); the new backend answered before the switch."
+            f"({where}); the new backend answered before the switch. This applies to this "
+            "server process only, for all its clients, until it restarts."
         )

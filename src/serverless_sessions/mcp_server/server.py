@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from importlib.metadata import version
+from typing import Annotated, Any
 
-import anyio
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult
-from pydantic import Field
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import Field, ValidationError
 
-from serverless_sessions.cli.backends import configured_settings, default_ttl_hours
-from serverless_sessions.cli.stored import require_stored
+from serverless_sessions.config.selection import configured_settings, default_ttl_hours
 from serverless_sessions.errors import SessionError, SessionNotFoundError
-from serverless_sessions.manager import ServerlessSessionManager
+from serverless_sessions.manager import ServerlessSessionManager, require_stored
+from serverless_sessions.mcp_server.access import Caller, current_caller, owned_session
+from serverless_sessions.mcp_server.http import HttpOptions
 from serverless_sessions.mcp_server.results import (
     CleanupResult,
     SessionCreated,
@@ -36,16 +37,17 @@ from serverless_sessions.mcp_server.results import (
     reply,
 )
 from serverless_sessions.mcp_server.state import StorageHolder
-from serverless_sessions.settings import StorageSettings
+from serverless_sessions.model import validation_problems
 from serverless_sessions.storage.base import SessionStorage
 
-__all__ = ["build_server", "run"]
+__all__ = ["build_server"]
 
 INSTRUCTIONS = (
     "Session state that survives serverless restarts: create a session, keep its id, and "
     "resume it later (from any instance) with get_serverless_session. Sessions expire after "
     "ttl_hours without activity; every update, or touch_serverless_session, is activity and "
-    "restarts that timeout. Reading is not activity."
+    "restarts that timeout. Reading is not activity. Over authenticated HTTP you see and "
+    "create only your own sessions: user_id is the principal of your token."
 )
 
 SessionId = Annotated[str, Field(description="Session id returned by create_serverless_session.")]
@@ -53,6 +55,35 @@ NewTTLHours = Annotated[
     float | None,
     Field(description="New idle timeout in hours; omitted restarts the session's own.", gt=0),
 ]
+UserId = Annotated[
+    str | None,
+    Field(
+        description="The user; over authenticated HTTP it is your principal (omit it or give "
+        "your own), otherwise required."
+    ),
+]
+_VERSION = version("serverless-sessions")
+
+
+class _SessionsServer(MCPServer[Any]):
+    """The SDK's server, with argument errors as one line naming each argument.
+
+    The SDK reports a call whose arguments fail validation with pydantic's multi-line dump,
+    which ends in a documentation URL and repeats the rejected values.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise ToolError(
+                f"Error executing tool {name}: invalid arguments: {validation_problems(cause)}"
+            ) from cause
 
 
 @asynccontextmanager
@@ -67,15 +98,34 @@ async def _using(
         raise ToolError(str(exc)) from exc
 
 
+def build_server(
+    holder: StorageHolder, *, http: HttpOptions | None = None, allow_configure: bool = False
+) -> MCPServer[Any]:
+    """An MCP server whose tools act on ``holder``'s storage (the caller closes ``holder``).
 
-def build_server(holder: StorageHolder) -> MCPServer:
-    """An MCP server whose tools act on ``holder``'s storage (the caller closes ``holder``)."""
-    server = MCPServer("serverless-sessions", instructions=INSTRUCTIONS, log_level="WARNING")
+    With ``http`` carrying authentication, the server checks bearer tokens and each principal
+    sees only its own sessions (:mod:`.access`); serve its ``streamable_http_app`` with
+    ``http.transport_security()``. Without it (stdio, or ``insecure_no_auth``) every caller
+    sees every session. ``configure_serverless_storage`` works only with ``allow_configure``
+    (and then, with authentication, for admin principals only).
+    """
+    auth = None if http is None else http.auth
+    server = _SessionsServer(
+        "serverless-sessions",
+        version=_VERSION,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+        auth=None if http is None else http.auth_settings(),
+        token_verifier=None if auth is None else auth.verifier,
+    )
+
+    def caller() -> Caller:
+        return current_caller(scoped=auth is not None)
 
     @server.tool()
     async def create_serverless_session(
-        user_id: str,
         project_id: str,
+        user_id: UserId = None,
         session_data: Annotated[
             dict[str, Any] | None,
             Field(
@@ -89,11 +139,12 @@ def build_server(holder: StorageHolder) -> MCPServer:
         ] = None,
     ) -> Annotated[CallToolResult, SessionCreated]:
         """Create a session for a user and project; returns its id."""
+        owner = caller().user_for(user_id, tool="create_serverless_session")
         hours = default_ttl_hours(holder.settings) if ttl_hours is None else ttl_hours
         async with _using(holder) as (manager, _):
-            session_id = await manager.create_session(user_id, project_id, session_data, ttl_hours=hours)
+            session_id = await manager.create_session(owner, project_id, session_data, ttl_hours=hours)
         return reply(
-            SessionCreated(session_id=session_id, user_id=user_id, project_id=project_id, ttl_hours=hours)
+            SessionCreated(session_id=session_id, user_id=owner, project_id=project_id, ttl_hours=hours)
         )
 
     @server.tool()
@@ -104,8 +155,9 @@ def build_server(holder: StorageHolder) -> MCPServer:
 
         Reading does not renew the session; see touch_serverless_session.
         """
+        who = caller()
         async with _using(holder) as (manager, _):
-            stored = await require_stored(manager, session_id)
+            stored = await owned_session(manager, who, session_id)
         return reply(SessionResult.of(stored))
 
     @server.tool()
@@ -121,7 +173,9 @@ def build_server(holder: StorageHolder) -> MCPServer:
 
         The update is activity: it restarts the session's idle timeout.
         """
+        who = caller()
         async with _using(holder) as (manager, _):
+            await owned_session(manager, who, session_id)
             await manager.update_session(session_id, updates, ttl_hours=ttl_hours)
             stored = await require_stored(manager, session_id)
         return reply(SessionUpdated.of(stored, updated_fields=sorted(updates)))
@@ -134,7 +188,9 @@ def build_server(holder: StorageHolder) -> MCPServer:
 
         The session's content does not change; a hard deadline, if it has one, still applies.
         """
+        who = caller()
         async with _using(holder) as (manager, _):
+            await owned_session(manager, who, session_id)
             await manager.touch(session_id, ttl_hours=ttl_hours)
             stored = await require_stored(manager, session_id)
         return reply(SessionTouched.of(stored))
@@ -144,22 +200,28 @@ def build_server(holder: StorageHolder) -> MCPServer:
         session_id: SessionId,
     ) -> Annotated[CallToolResult, SessionDeleted]:
         """Delete a session (an error if there is no such session)."""
+        who = caller()
         async with _using(holder) as (manager, _):
+            await owned_session(manager, who, session_id)
             if not await manager.delete_session(session_id):
                 raise SessionNotFoundError(session_id)
         return reply(SessionDeleted(session_id=session_id))
 
     @server.tool()
     async def list_serverless_sessions(
-        user_id: str | None = None,
+        user_id: UserId = None,
         project_id: str | None = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="Page size.")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
     ) -> Annotated[CallToolResult, SessionList]:
-        """List live sessions, optionally of one user and/or project, newest first."""
+        """List live sessions, optionally of one user and/or project, newest first.
+
+        Over authenticated HTTP only your own sessions are listed.
+        """
+        user = caller().user_filter(user_id)
         async with _using(holder) as (manager, _):
             page = await manager.list_sessions(
-                user_id=user_id, project_id=project_id, limit=limit, cursor=cursor
+                user_id=user, project_id=project_id, limit=limit, cursor=cursor
             )
         return reply(SessionList.model_validate(page.model_dump()))
 
@@ -175,7 +237,8 @@ def build_server(holder: StorageHolder) -> MCPServer:
 
     @server.tool()
     async def cleanup_serverless_sessions() -> Annotated[CallToolResult, CleanupResult]:
-        """Remove expired sessions and their index entries."""
+        """Remove expired sessions and their index entries (admin principals only over HTTP)."""
+        caller().require_admin("cleanup_serverless_sessions")
         async with _using(holder) as (manager, _):
             removed = await manager.cleanup_sessions()
         return reply(CleanupResult(removed=removed))
@@ -192,7 +255,17 @@ def build_server(holder: StorageHolder) -> MCPServer:
             ),
         ],
     ) -> Annotated[CallToolResult, StorageConfigured]:
-        """Switch the session storage; the new one must answer before it replaces the old."""
+        """Switch the storage of this server process, for all its clients, until it restarts.
+
+        Only when the server was started with --allow-configure (over authenticated HTTP, by
+        an admin principal); the new storage must answer before it replaces the old.
+        """
+        if not allow_configure:
+            raise ToolError(
+                "configure_serverless_storage is disabled on this server: start it with "
+                "`serverless-sessions serve --allow-configure` to enable it"
+            )
+        caller().require_admin("configure_serverless_storage")
         try:
             settings = configured_settings(holder.settings, backend, config_updates)
             previous = await holder.switch(settings)
@@ -205,26 +278,3 @@ def build_server(holder: StorageHolder) -> MCPServer:
         )
 
     return server
-
-
-def run(
-    settings: StorageSettings,
-    *,
-    transport: Literal["stdio", "http"] = "stdio",
-    host: str = "127.0.0.1",
-    port: int = 8000,
-) -> None:
-    """Serve until the client disconnects (stdio) or the process is stopped (HTTP)."""
-    holder = StorageHolder(settings)
-    server = build_server(holder)
-
-    async def main() -> None:
-        try:
-            if transport == "stdio":
-                await server.run_stdio_async()
-            else:
-                await server.run_streamable_http_async(host=host, port=port)
-        finally:
-            await holder.close()
-
-    anyio.run(main)

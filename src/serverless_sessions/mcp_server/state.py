@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from serverless_sessions.cli.backends import backend_of
+from serverless_sessions.backends import backend_of
+from serverless_sessions.config.settings import StorageSettings
 from serverless_sessions.errors import StorageUnavailableError
+from serverless_sessions.factory import open_configured_storage
 from serverless_sessions.manager import ServerlessSessionManager
-from serverless_sessions.settings import StorageSettings
 from serverless_sessions.storage.base import SessionStorage
-from serverless_sessions.storage_urls import open_configured_storage
 
 __all__ = ["StorageHolder"]
 

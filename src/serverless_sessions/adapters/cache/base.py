@@ -18,15 +18,16 @@ never see each other's keys or indexes.
 
 from __future__ import annotations
 
-import enum
-import re
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from serverless_sessions.errors import InvalidSessionIdError, SessionConflictError
+from serverless_sessions.errors import SessionConflictError
+from serverless_sessions.ids import validate_namespace
 from serverless_sessions.lifecycle import Closable
+from serverless_sessions.ttl import KEEP_TTL, KeepTTL, TTLArg
 
 __all__ = [
     "KEEP_TTL",
@@ -39,37 +40,11 @@ __all__ = [
     "ScannableCache",
     "TTLArg",
     "check_same_indexes",
+    "gather_bounded",
     "validate_namespace",
 ]
 
-_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
-class KeepTTL(enum.Enum):
-    """Marker type: keep the expiry the key already has."""
-
-    KEEP_TTL = "keep-ttl"
-
-
-KEEP_TTL = KeepTTL.KEEP_TTL
-"""Pass as ``ttl`` to keep a key's current expiry (a missing key gets no expiry)."""
-
-TTLArg = float | None | KeepTTL
-"""Seconds until expiry (> 0), ``None`` for no expiry, or :data:`KEEP_TTL`."""
-
-
-def validate_namespace(namespace: str) -> str:
-    """Return ``namespace`` if it is safe as a key prefix; raise a typed error otherwise.
-
-    A colon is refused because it is the separator: ``"a:b" + "c"`` and ``"a" + "b:c"`` would
-    otherwise collide.
-    """
-    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
-        raise InvalidSessionIdError(
-            namespace, "must be 1-64 characters of A-Z a-z 0-9 _ . -", what="namespace"
-        )
-    return namespace
-
+_T = TypeVar("_T")
 
 def check_same_indexes(
     key: str, stored: Collection[str], requested: Collection[str], *, expected: int, actual: int | None
@@ -220,3 +195,22 @@ class PingableCache(ABC):
     @abstractmethod
     async def health(self) -> dict[str, Any]:
         """A JSON-safe health report (backend, latency, version, ...). Never holds secrets."""
+
+
+async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
+    """Run ``calls`` concurrently, at most ``limit`` at a time; results in order.
+
+    Every call runs to its end (none is left running in the background); then the first
+    exception, if any, is raised.
+    """
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(call: Callable[[], Awaitable[_T]]) -> _T:
+        async with semaphore:
+            return await call()
+
+    outcomes = await asyncio.gather(*(run(call) for call in calls), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast(list[_T], outcomes)

@@ -13,7 +13,8 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
+from urllib.parse import urlsplit
 
 from serverless_sessions.adapters.cache.base import (
     CacheBase,
@@ -24,6 +25,7 @@ from serverless_sessions.adapters.cache.base import (
     TTLArg,
     check_same_indexes,
 )
+from serverless_sessions.adapters.cache.urls import parse_query, positive_int
 from serverless_sessions.errors import ConfigurationError, SessionConflictError
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
 
@@ -53,6 +55,15 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
         self._indexes: dict[tuple[str, str], set[str]] = {}
         self._expiry_heap: list[tuple[float, str, str]] = []
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str | None = None) -> Self:
+        """Build from ``memory://[?max_entries=N]`` (each URL is a new, empty cache)."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "memory":
+            raise ConfigurationError(f"not a memory URL (scheme {parts.scheme!r}); use memory://")
+        options = parse_query(parts.query, {"max_entries": positive_int}, what="memory")
+        return cls(namespace=namespace, **options)
 
     def __repr__(self) -> str:
         return f"memory.Cache(entries={len(self._records)}, max_entries={self.max_entries})"

@@ -18,7 +18,6 @@ from typing import Any, ClassVar, TypeVar
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from serverless_sessions.adapters.cache.base import KEEP_TTL, TTLArg
 from serverless_sessions.codec import Codec
 from serverless_sessions.errors import (
     ConfigurationError,
@@ -30,6 +29,7 @@ from serverless_sessions.errors import (
 from serverless_sessions.ids import validate_session_id
 from serverless_sessions.model import SessionState
 from serverless_sessions.storage.base import SessionStorage, StoredSession
+from serverless_sessions.ttl import KEEP_TTL, TTLArg
 from serverless_sessions.ttl import ttl_seconds as validate_ttl
 
 __all__ = [

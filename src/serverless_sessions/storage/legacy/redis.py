@@ -47,8 +47,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ResponseError, WatchError
 
-from serverless_sessions.adapters.cache._redis_errors import BACKEND_ERRORS, translate
-from serverless_sessions.adapters.cache.base import KEEP_TTL
+from serverless_sessions.adapters.cache.redis import BACKEND_ERRORS, translate
 from serverless_sessions.errors import ClosedError, CorruptSessionError, SessionError, StorageError
 from serverless_sessions.model import SessionState
 from serverless_sessions.storage.base import StoredSession
@@ -62,7 +61,7 @@ from serverless_sessions.storage.legacy._common import (
     session_id_from_name,
     ttl_for_write,
 )
-from serverless_sessions.ttl import now
+from serverless_sessions.ttl import KEEP_TTL, now
 
 __all__ = ["RedisStorage"]
 

@@ -31,13 +31,8 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
-from serverless_sessions.adapters.cache._s3_bucket import (
-    ObjectInfo,
-    S3Bucket,
-    S3Settings,
-    S3Timeouts,
-    gather_bounded,
-)
+from serverless_sessions.adapters.cache.base import gather_bounded
+from serverless_sessions.adapters.cache.s3 import ObjectInfo, S3Bucket, S3Settings, S3Timeouts
 from serverless_sessions.errors import CorruptSessionError, SessionConflictError
 from serverless_sessions.model import SessionState
 from serverless_sessions.storage.base import StoredSession

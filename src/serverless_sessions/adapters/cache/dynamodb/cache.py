@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import SecretStr
 
-from serverless_sessions.adapters.cache._s3_bucket import gather_bounded
 from serverless_sessions.adapters.cache.base import (
     CacheBase,
     Entry,
@@ -42,6 +41,7 @@ from serverless_sessions.adapters.cache.base import (
     ScannableCache,
     TTLArg,
     check_same_indexes,
+    gather_bounded,
 )
 from serverless_sessions.adapters.cache.dynamodb import actions
 from serverless_sessions.adapters.cache.dynamodb.config import DynamoDBSettings, DynamoDBTimeouts, parse_url

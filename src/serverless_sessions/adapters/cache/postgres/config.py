@@ -12,7 +12,8 @@ adapter's tables live, default ``serverless_sessions``), ``timeout`` (seconds bo
 call, connecting included), ``pool_size`` (connections per cache) and ``statement_cache_size``
 (0 for a PgBouncer older than 1.21 in transaction mode, which cannot keep prepared statements).
 
-Every setting passes through ONE read-only table of parsers (:data:`_PARSERS`), whether it comes
+Every setting passes through ONE read-only table of parsers (:data:`_PARSERS`, read by the shared
+:func:`~serverless_sessions.adapters.cache.urls.parse_query`), whether it comes
 from a URL, a keyword override or a direct :class:`PostgresSettings` construction, so a bad value
 is always refused the same way: a :class:`~serverless_sessions.errors.ConfigurationError` naming
 the setting and the value. The password is a ``SecretStr`` (``'**********'`` in ``repr``) and
@@ -23,16 +24,27 @@ A missing user or password is left to the driver, which reads ``PGUSER``, ``PGPA
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
+from serverless_sessions.adapters.cache.urls import (
+    Parser,
+    check_fields,
+    integer_in,
+    mask_url,
+    non_empty,
+    optional_text,
+    parse_query,
+    replace_checked,
+    seconds_in,
+    secret,
+)
 from serverless_sessions.errors import ConfigurationError
 
 __all__ = ["DEFAULT_SCHEMA", "SSL_MODES", "PostgresSettings", "parse_url"]
@@ -61,8 +73,7 @@ class PostgresSettings:
     statement_cache_size: int = 100
 
     def __post_init__(self) -> None:
-        for item in fields(self):
-            object.__setattr__(self, item.name, _parse(item.name, getattr(self, item.name)))
+        check_fields(self, _PARSERS, what="postgres")
 
     def describe(self) -> str:
         """A password-free address for messages and reports, e.g. ``postgresql://u@h:5432/db``."""
@@ -72,59 +83,10 @@ class PostgresSettings:
 
     def with_overrides(self, **overrides: object) -> PostgresSettings:
         """A copy with some settings replaced (each checked by its parser)."""
-        unknown = sorted(set(overrides) - set(_PARSERS))
-        if unknown:
-            raise ConfigurationError(f"unknown postgres setting(s): {', '.join(map(repr, unknown))}")
-        return replace(self, **overrides)  # type: ignore[arg-type]
+        return replace_checked(self, _PARSERS, overrides, what="postgres")
 
 
 # -- parsers: each takes a raw value (a URL string or a typed value) and returns it checked ---
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("expected a non-empty string")
-    return value
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None or value == "" else _text(value)
-
-
-def _secret(value: object) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value
-    if isinstance(value, str):
-        return SecretStr(value)
-    raise ValueError(f"expected a string, got a {type(value).__name__}")
-
-
-def _int_in(low: int, high: int) -> Callable[[object], int]:
-    def parse(value: object) -> int:
-        number: int | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and value.strip().isdecimal():
-            number = int(value)
-        if number is None or not low <= number <= high:
-            raise ValueError(f"expected an integer from {low} to {high}")
-        return number
-
-    return parse
-
-
-def _seconds(value: object) -> float:
-    number = math.nan
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-    if not 0 < number <= 600:
-        raise ValueError("expected seconds, more than 0 and at most 600")
-    return number
 
 
 def _sslmode(value: object) -> str:
@@ -140,19 +102,19 @@ def _schema(value: object) -> str:
 
 
 # The one table: setting name -> parser. Read-only so no caller can loosen a check at run time.
-_PARSERS: Mapping[str, Callable[[object], Any]] = MappingProxyType(
+_PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
-        "host": _text,
-        "database": _text,
-        "port": _int_in(1, 65535),
-        "user": _optional_text,
-        "password": _secret,
+        "host": non_empty,
+        "database": non_empty,
+        "port": integer_in(1, 65535),
+        "user": optional_text,
+        "password": secret,
         "sslmode": _sslmode,
-        "sslrootcert": _optional_text,
+        "sslrootcert": optional_text,
         "schema": _schema,
-        "timeout": _seconds,
-        "pool_size": _int_in(1, 1000),
-        "statement_cache_size": _int_in(0, 10_000),
+        "timeout": seconds_in(600),
+        "pool_size": integer_in(1, 1000),
+        "statement_cache_size": integer_in(0, 10_000),
     }
 )
 
@@ -161,25 +123,7 @@ _PARSERS: Mapping[str, Callable[[object], Any]] = MappingProxyType(
 _URL_PART_SETTINGS = frozenset({"host", "database", "port", "user", "password"})
 
 
-def _parse(name: str, value: object) -> Any:
-    try:
-        return _PARSERS[name](value)
-    except ValueError as exc:
-        shown = "" if name == "password" else f" (got {value!r})"
-        raise ConfigurationError(f"invalid postgres setting {name!r}: {exc}{shown}") from None
-
-
 # -- URLs ----------------------------------------------------------------------------------
-
-
-def _masked(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages (works on unparsable URLs)."""
-    scheme, separator, rest = url.partition("://")
-    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    userinfo, at, hostinfo = rest[:end].rpartition("@")
-    if ":" in userinfo:
-        userinfo = userinfo.partition(":")[0] + ":***"
-    return f"{scheme}{separator}{userinfo}{at}{hostinfo}{rest[end:]}"
 
 
 def _host_and_port(hostinfo: str, url: str) -> dict[str, str]:
@@ -188,12 +132,12 @@ def _host_and_port(hostinfo: str, url: str) -> dict[str, str]:
     if hostinfo.startswith("["):
         host, _, rest = hostinfo[1:].partition("]")
         if rest and not rest.startswith(":"):
-            raise ConfigurationError(f"postgres URL {_masked(url)!r} has a bad host {hostinfo!r}")
+            raise ConfigurationError(f"postgres URL {mask_url(url)!r} has a bad host {hostinfo!r}")
         port = rest[1:]
     elif ":" in hostinfo:
         host, _, port = hostinfo.rpartition(":")
     if not host:
-        raise ConfigurationError(f"postgres URL {_masked(url)!r} names no host; write postgresql://HOST/DB")
+        raise ConfigurationError(f"postgres URL {mask_url(url)!r} names no host; write postgresql://HOST/DB")
     return {"host": unquote(host), **({"port": port} if port else {})}
 
 
@@ -206,10 +150,10 @@ def parse_url(url: str, **overrides: object) -> PostgresSettings:
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
-        raise ConfigurationError(f"postgres URL {_masked(url)!r} cannot be parsed: {exc}") from None
+        raise ConfigurationError(f"postgres URL {mask_url(url)!r} cannot be parsed: {exc}") from None
     if parts.scheme.lower() not in SCHEMES:
         raise ConfigurationError(
-            f"not a postgres URL: {_masked(url)!r} (expected postgresql://[user[:password]@]host[:port]/db)"
+            f"not a postgres URL: {mask_url(url)!r} (expected postgresql://[user[:password]@]host[:port]/db)"
         )
     if "@" in parts.path:
         # A "/" inside the password ended the host part early: the rest of it is in the path.
@@ -218,7 +162,7 @@ def parse_url(url: str, **overrides: object) -> PostgresSettings:
             "in the user name and password (the URL is not shown: it may hold the password)"
         )
     if parts.fragment:
-        raise ConfigurationError(f"postgres URL {_masked(url)!r} has a fragment {parts.fragment!r}")
+        raise ConfigurationError(f"postgres URL {mask_url(url)!r} has a fragment {parts.fragment!r}")
     userinfo, _, hostinfo = parts.netloc.rpartition("@")
     raw: dict[str, Any] = _host_and_port(hostinfo, url)
     if userinfo:
@@ -229,16 +173,9 @@ def parse_url(url: str, **overrides: object) -> PostgresSettings:
     path = parts.path[1:]  # split before decoding: %2F is a slash inside the database name
     if not path or "/" in path:
         raise ConfigurationError(
-            f"postgres URL {_masked(url)!r} needs exactly one database name as its path, got {path!r}"
+            f"postgres URL {mask_url(url)!r} needs exactly one database name as its path, got {path!r}"
         )
     raw["database"] = unquote(path)
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name not in _PARSERS or name in _URL_PART_SETTINGS:
-            known = ", ".join(sorted(set(_PARSERS) - _URL_PART_SETTINGS))
-            raise ConfigurationError(
-                f"unknown postgres URL parameter {name!r} in {_masked(url)!r}; known: {known}"
-            )
-        if name in raw:
-            raise ConfigurationError(f"postgres URL parameter {name!r} repeated in {_masked(url)!r}")
-        raw[name] = value
+    where = str(mask_url(url))
+    raw.update(parse_query(parts.query, _PARSERS, what="postgres", refused=_URL_PART_SETTINGS, where=where))
     return PostgresSettings(**raw).with_overrides(**overrides)

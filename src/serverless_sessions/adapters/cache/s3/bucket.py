@@ -25,10 +25,10 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from aiobotocore.config import AioConfig
@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import SecretStr
 
+from serverless_sessions.adapters.cache.base import gather_bounded
 from serverless_sessions.errors import (
     ClosedError,
     ConfigurationError,
@@ -371,22 +372,3 @@ class S3Bucket:
         """``head`` for many objects at once, at most ``max_pool_connections`` in flight."""
         calls = [partial(self.head, name, key=key) for name, key in zip(names, keys, strict=True)]
         return await gather_bounded(calls, self.settings.max_pool_connections)
-
-
-async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
-    """Run ``calls`` concurrently, at most ``limit`` at a time; results in order.
-
-    Every call runs to its end (none is left running in the background); then the first
-    exception, if any, is raised.
-    """
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(call: Callable[[], Awaitable[_T]]) -> _T:
-        async with semaphore:
-            return await call()
-
-    outcomes = await asyncio.gather(*(run(call) for call in calls), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return cast(list[_T], outcomes)

@@ -24,7 +24,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from serverless_sessions.adapters.cache._redis_scripts import (
+from serverless_sessions.adapters.cache.redis.scripts import (
     GENERATION_LENGTH,
     KeyLayout,
     Lua,

@@ -27,12 +27,12 @@ Hash slots: no two keys need to share one. On one server (or behind Sentinel) a 
 updates a data hash, the expiry zset and every index zset atomically, in one round trip. In a
 cluster every script touches ONE key, so ``CROSSSLOT`` cannot occur and data keys spread over all
 masters by their own names; index and expiry entries are written *before* the data (see
-:mod:`._redis_cluster`) so a live key is never missing from its indexes.
+:mod:`.cluster`) so a live key is never missing from its indexes.
 
 Clocks: expiries are absolute, computed from this process's clock; "now" for index reads and
 purges is the server's clock, the same one that expires keys.
 
-Errors: every redis-py exception is translated at this boundary (:mod:`._redis_errors`), with
+Errors: every redis-py exception is translated at this boundary (:mod:`.errors`), with
 the operation, the key and a password-free address. A retried write whose first attempt reached
 the server but lost its reply may report a conflict for its own write; callers re-read, as after
 any conflict.
@@ -49,26 +49,6 @@ from typing import Any, Self, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
 
-from serverless_sessions.adapters.cache import _redis_cluster as cluster
-from serverless_sessions.adapters.cache._redis_client import (
-    AnyClient,
-    Link,
-    acquire,
-    describe_client,
-    wrap,
-)
-from serverless_sessions.adapters.cache._redis_config import RedisSettings, parse_url
-from serverless_sessions.adapters.cache._redis_errors import BACKEND_ERRORS, translate
-from serverless_sessions.adapters.cache._redis_health import server_report
-from serverless_sessions.adapters.cache._redis_scripts import (
-    GENERATION_LENGTH,
-    KeyLayout,
-    Lua,
-    WriteRequest,
-    encode_indexes,
-    new_generation,
-    parse_expiry_member,
-)
 from serverless_sessions.adapters.cache.base import (
     KEEP_TTL,
     CacheBase,
@@ -78,6 +58,26 @@ from serverless_sessions.adapters.cache.base import (
     ScannableCache,
     TTLArg,
     check_same_indexes,
+)
+from serverless_sessions.adapters.cache.redis import cluster
+from serverless_sessions.adapters.cache.redis.client import (
+    AnyClient,
+    Link,
+    acquire,
+    describe_client,
+    wrap,
+)
+from serverless_sessions.adapters.cache.redis.config import RedisSettings, parse_url
+from serverless_sessions.adapters.cache.redis.errors import BACKEND_ERRORS, translate
+from serverless_sessions.adapters.cache.redis.health import server_report
+from serverless_sessions.adapters.cache.redis.scripts import (
+    GENERATION_LENGTH,
+    KeyLayout,
+    Lua,
+    WriteRequest,
+    encode_indexes,
+    new_generation,
+    parse_expiry_member,
 )
 from serverless_sessions.errors import ConfigurationError, SessionConflictError, StorageError
 from serverless_sessions.ttl import expiry_for, now
@@ -138,7 +138,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str | None = None, **overrides: object) -> Self:
-        """A cache for ``url`` (see :mod:`._redis_config` for the accepted forms)."""
+        """A cache for ``url`` (see :mod:`.config` for the accepted forms)."""
         return cls(settings=parse_url(url, **overrides), namespace=namespace)
 
     def __repr__(self) -> str:

@@ -3,7 +3,7 @@
 Why it is built this way:
 
 * **One worker thread per adapter.** Each call is one synchronous function (see
-  :mod:`._sqlite_store`) run on a single-thread executor that owns the connection. File I/O and
+  :mod:`.store`) run on a single-thread executor that owns the connection. File I/O and
   lock waits never block the event loop; calls from concurrent tasks queue in order on the one
   connection; and because a whole transaction is one function, a cancelled caller can never
   leave a transaction open (at worst its result is discarded after it committed).
@@ -36,14 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from serverless_sessions.adapters.cache._sqlite_config import (
-    DEFAULT_TIMEOUT,
-    checked_path,
-    checked_timeout,
-    default_path,
-    parse_url,
-)
-from serverless_sessions.adapters.cache._sqlite_store import SqliteStore
 from serverless_sessions.adapters.cache.base import (
     KEEP_TTL,
     CacheBase,
@@ -53,6 +45,14 @@ from serverless_sessions.adapters.cache.base import (
     ScannableCache,
     TTLArg,
 )
+from serverless_sessions.adapters.cache.sqlite.config import (
+    DEFAULT_TIMEOUT,
+    checked_path,
+    checked_timeout,
+    default_path,
+    parse_url,
+)
+from serverless_sessions.adapters.cache.sqlite.store import SqliteStore
 from serverless_sessions.errors import InvalidSessionError, StorageError, StorageUnavailableError
 from serverless_sessions.ttl import ttl_seconds
 
@@ -109,14 +109,14 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         self._store: SqliteStore | None = None  # touched only on the worker thread
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str | None = None) -> Cache:
-        """Build from ``sqlite:///absolute/path.db[?timeout=SECONDS]``.
+    def from_url(cls, url: str, *, namespace: str | None = None, timeout: float | None = None) -> Cache:
+        """Build from ``sqlite:///absolute/path.db[?timeout=SECONDS]``; a ``timeout`` given wins.
 
         Relative or empty paths, hosts, fragments and unknown or repeated query parameters are
         refused with :class:`~serverless_sessions.errors.ConfigurationError` naming the value.
         """
-        path, timeout = parse_url(url)
-        return cls(path, namespace=namespace, timeout=timeout)
+        path, from_query = parse_url(url)
+        return cls(path, namespace=namespace, timeout=from_query if timeout is None else timeout)
 
     def __repr__(self) -> str:
         return f"sqlite.Cache(path={str(self.path)!r}, namespace={self.namespace!r})"

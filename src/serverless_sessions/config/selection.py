@@ -1,71 +1,29 @@
-"""Storage backends by name, for the CLI's ``--backend`` and MCP ``configure_serverless_storage``.
+"""Settings the front ends choose: the CLI's global options, MCP ``configure_serverless_storage``.
 
-Both front ends let a person name a backend (``memory``, ``sqlite``, ``redis``, ``s3``; the
-original module's ``local`` is the embedded SQLite file) instead of writing a URL. Naming one is
-the settings' ``provider`` field, and its connection fields are the settings' parts
-(:mod:`serverless_sessions.config.urls`), so both front ends only choose *which* values to hand
-to :func:`~serverless_sessions.settings.load_settings`; validation and URL building stay there.
-This module imports neither click nor rich: the MCP server uses it too.
+Both front ends let a person name a backend of the backend table (:mod:`serverless_sessions.
+backends`; the original module's ``local`` is the embedded SQLite file) instead of writing a URL.
+Naming one is the settings' ``provider`` field, and its connection fields are the settings'
+parts (:mod:`serverless_sessions.config.urls`), so both front ends only choose *which* values to
+hand to :func:`~serverless_sessions.config.settings.load_settings`; validation and URL building
+stay there. Shared by the CLI and the MCP server, which never import each other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from serverless_sessions.backends import BACKENDS, backend_of, canonical_backend
 from serverless_sessions.config.formats import ALIASES, to_fields
-from serverless_sessions.config.legacy import LEGACY_MODELS
+from serverless_sessions.config.legacy import LEGACY_MODELS, LegacyConfig
+from serverless_sessions.config.settings import StorageSettings, load_settings
 from serverless_sessions.config.urls import CONNECTION_FIELDS
 from serverless_sessions.errors import ConfigurationError
-from serverless_sessions.settings import StorageSettings, load_settings, mask_url
 
-__all__ = [
-    "BACKENDS",
-    "backend_of",
-    "canonical_backend",
-    "configured_settings",
-    "default_ttl_hours",
-    "resolve_settings",
-]
-
-BACKENDS = ("memory", "sqlite", "redis", "s3")
-_ALIASES = MappingProxyType({"local": "sqlite"})
-_BACKEND_OF_SCHEME = MappingProxyType(
-    {
-        "memory": "memory",
-        "sqlite": "sqlite",
-        "redis": "redis",
-        "rediss": "redis",
-        "redis+sentinel": "redis",
-        "unix": "redis",
-        "s3": "s3",
-    }
-)
-
-
-def canonical_backend(name: str) -> str:
-    """``name`` as one of :data:`BACKENDS` (``local`` is SQLite); anything else is refused."""
-    backend = _ALIASES.get(name.lower(), name.lower())
-    if backend not in BACKENDS:
-        raise ConfigurationError(
-            f"unknown backend {name!r}: use {', '.join(BACKENDS)} (or 'local' for sqlite)"
-        )
-    return backend
-
-
-def backend_of(url: str | None) -> str:
-    """The backend a storage URL selects; no URL means the embedded SQLite default."""
-    if url is None:
-        return "sqlite"
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in _BACKEND_OF_SCHEME:
-        raise ConfigurationError(f"unknown storage URL scheme {scheme!r} in {mask_url(url)!r}")
-    return _BACKEND_OF_SCHEME[scheme]
+__all__ = ["configured_settings", "default_ttl_hours", "resolve_settings"]
 
 
 def default_ttl_hours(settings: StorageSettings) -> float | None:
@@ -97,6 +55,12 @@ def resolve_settings(
     return load_settings(config_file, provider=canonical_backend(backend), namespace=namespace)
 
 
+def _legacy_model(backend: str) -> type[LegacyConfig] | None:
+    """The original module's config model for ``backend``'s data, if it had one."""
+    kind = BACKENDS[backend].legacy
+    return None if kind is None else LEGACY_MODELS[kind]
+
+
 def _connection(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Connection fields in settings names, from new-format or original-module key names.
 
@@ -105,7 +69,7 @@ def _connection(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
     because such a dict is read as that original config and converted like an old config file.
     """
     fields = to_fields(options)
-    legacy = LEGACY_MODELS.get("local" if backend == "sqlite" else backend)
+    legacy = _legacy_model(backend)
     if legacy is None or set(fields) <= CONNECTION_FIELDS:
         return fields
     try:
@@ -132,7 +96,7 @@ def configured_settings(
         raise ConfigurationError(
             f"config_updates provider {updates['provider']!r} contradicts backend {name!r}"
         )
-    legacy = LEGACY_MODELS.get("local" if name == "sqlite" else name)
+    legacy = _legacy_model(name)
     connection_keys = CONNECTION_FIELDS | set(ALIASES) | (set(legacy.model_fields) if legacy else set())
     options = {key: value for key, value in updates.items() if key in connection_keys}
     others = {key: value for key, value in updates.items() if key not in connection_keys}

@@ -4,7 +4,7 @@ Precedence, highest first:
 
 1. explicit keyword arguments (``load_settings(url=...)``, ``create_session_storage(...)``);
 2. environment variables ``SERVERLESS_SESSIONS_<FIELD>`` (``..._URL``, ``..._PASSWORD``, ...);
-3. config files, in any of the three formats (:mod:`serverless_sessions.config_files`);
+3. config files, in any of the three formats (:mod:`serverless_sessions.config.files`);
    several files are deep-merged first, later files winning. Files named by the caller, else
    by ``SERVERLESS_SESSIONS_CONFIG`` (``os.pathsep``-separated), else the original module's
    ``~/.claude/data/serverless_config.json`` when it exists;
@@ -39,7 +39,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from serverless_sessions.backends import BACKENDS
 from serverless_sessions.codec import BODY_CEILING
+from serverless_sessions.config.files import read_config_files
 from serverless_sessions.config.layers import Layer, merge_layers
 from serverless_sessions.config.legacy import parse_legacy_url
 from serverless_sessions.config.urls import (
@@ -50,7 +52,6 @@ from serverless_sessions.config.urls import (
     mask_url,
     with_password,
 )
-from serverless_sessions.config_files import read_config_files
 from serverless_sessions.errors import ConfigurationError
 
 __all__ = ["ENV_PREFIX", "StorageSettings", "load_settings", "mask_url"]
@@ -75,11 +76,13 @@ class StorageSettings(BaseSettings):
     url: SecretStr | None = Field(
         default=None,
         description="Storage URL: memory://, sqlite:///abs/path.db, redis://, rediss://, "
-        "redis+sentinel://, s3://bucket/prefix. Unset: built from provider and its parts, "
-        "else SQLite under the user data directory.",
+        "redis+sentinel://, s3://bucket/prefix, postgresql://, dynamodb://TABLE. Unset: built "
+        "from provider and its parts, else SQLite under the user data directory.",
     )
-    provider: Literal["memory", "sqlite", "redis", "s3"] | None = Field(
-        default=None, description="The plan's acb.cache.provider; builds the URL from parts."
+    provider: str | None = Field(
+        default=None,
+        description="The plan's acb.cache.provider; builds the URL from parts.",
+        json_schema_extra={"enum": [*BACKENDS, None]},
     )
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -139,6 +142,13 @@ class StorageSettings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        if value is not None and value not in BACKENDS:
+            raise ValueError(f"unknown provider {value!r}: use {', '.join(BACKENDS)}")
+        return value
+
     @field_validator("legacy_url")
     @classmethod
     def _legacy_url_parses(cls, value: SecretStr | None) -> SecretStr | None:
@@ -168,7 +178,7 @@ class StorageSettings(BaseSettings):
         return mask_url(self.url_value())
 
     def legacy_url_value(self) -> str | None:
-        """The ``legacy+...`` URL in clear (for :func:`serverless_sessions.storage_urls.open_storage`)."""
+        """The ``legacy+...`` URL in clear (for :func:`serverless_sessions.factory.open_storage`)."""
         return None if self.legacy_url is None else self.legacy_url.get_secret_value()
 
     def public_dict(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ client closes it.
 
 Retries happen here, at the application level, not inside redis-py (its own retry is switched
 off): only transient errors, a bounded number of times, with exponential backoff and full
-jitter (:class:`~._redis_errors.RetryPolicy`), all within one call's time budget
+jitter (:class:`~.errors.RetryPolicy`), all within one call's time budget
 (``RedisSettings.call_timeout``), so a server that never answers cannot hold a caller for
 several timeouts in a row. Between attempts idle pooled connections are dropped,
 since after a restart they are all dead, and in Sentinel mode the master is looked up again:
@@ -38,8 +38,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from serverless_sessions.adapters.cache._redis_config import RedisSettings
-from serverless_sessions.adapters.cache._redis_errors import RetryPolicy
+from serverless_sessions.adapters.cache.redis.config import RedisSettings
+from serverless_sessions.adapters.cache.redis.errors import RetryPolicy
+from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import ClosedError, ConfigurationError
 
 __all__ = ["AnyClient", "Link", "acquire", "describe_client", "wrap"]
@@ -108,14 +109,15 @@ class Link:
         self.owned = owned
         self._sentinel = sentinel
         self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
-        self._retry = RetryPolicy(settings.retry_attempts, settings.retry_backoff, settings.retry_backoff_cap)
+        backoff = Backoff(settings.retry_backoff, settings.retry_backoff_cap)
+        self._retry = RetryPolicy(settings.retry_attempts, backoff)
         self._ready = not self.cluster
         self._ready_lock = asyncio.Lock()
         self._master: Any = None
         self._checked_at = -float("inf")
         self._refs = 0
         self._closed = False
-        self.answered = False  # has the server ever answered? (see _redis_errors.translate)
+        self.answered = False  # has the server ever answered? (see errors.translate)
 
     @property
     def where(self) -> str:

@@ -1,57 +1,45 @@
 """``s3://bucket/prefix?param=value`` URLs for the S3 cache adapter.
 
-Query parameters go through one read-only table of parsers; an unknown parameter or a bad value
+Query parameters go through one read-only table of parsers (read by the shared
+:func:`~serverless_sessions.adapters.cache.urls.parse_query`); an unknown parameter or a bad value
 is a :class:`~serverless_sessions.errors.ConfigurationError` naming it. Credentials are refused in
 the URL (URLs end up in logs): they come from arguments or the standard AWS variables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from serverless_sessions.adapters.cache._s3_bucket import S3Timeouts
+from serverless_sessions.adapters.cache.s3.bucket import S3Timeouts
+from serverless_sessions.adapters.cache.urls import (
+    Parser,
+    non_empty,
+    parse_query,
+    positive_float,
+    positive_int,
+)
 from serverless_sessions.errors import ConfigurationError
 
 __all__ = ["QUERY_PARSERS", "parse_url"]
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _addressing_style(text: str) -> str:
-    if text not in ("auto", "path", "virtual"):
+def _addressing_style(text: object) -> str:
+    if not isinstance(text, str) or text not in ("auto", "path", "virtual"):
         raise ValueError("must be auto, path or virtual")
     return text
 
 
-def _non_empty(text: str) -> str:
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
-QUERY_PARSERS: Mapping[str, Callable[[str], Any]] = MappingProxyType(
+QUERY_PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
-        "endpoint_url": _non_empty,
-        "region": _non_empty,
+        "endpoint_url": non_empty,
+        "region": non_empty,
         "addressing_style": _addressing_style,
-        "connect_timeout": _positive_float,
-        "read_timeout": _positive_float,
-        "max_attempts": _positive_int,
+        "connect_timeout": positive_float,
+        "read_timeout": positive_float,
+        "max_attempts": positive_int,
     }
 )
 """``s3://`` URL query parameters and how each is parsed (read-only)."""
@@ -74,22 +62,7 @@ def parse_url(url: str) -> dict[str, Any]:
         raise ConfigurationError("S3 URL must not have a #fragment")
     kwargs: dict[str, Any] = {"bucket": parts.netloc, "prefix": unquote(parts.path)}
     timeouts: dict[str, Any] = {}
-    seen: set[str] = set()
-    for name, raw in parse_qsl(parts.query, keep_blank_values=True):
-        parser = QUERY_PARSERS.get(name)
-        if parser is None:
-            raise ConfigurationError(
-                f"unknown S3 URL query parameter {name!r}; known: {', '.join(QUERY_PARSERS)}"
-            )
-        if name in seen:
-            raise ConfigurationError(f"S3 URL query parameter {name!r} is given twice")
-        seen.add(name)
-        try:
-            value = parser(raw)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"S3 URL query parameter {name!r} has a bad value {raw!r}: {exc}"
-            ) from exc
+    for name, value in parse_query(parts.query, QUERY_PARSERS, what="S3").items():
         if name in _TIMEOUT_PARAMS:
             timeouts[_TIMEOUT_PARAMS[name]] = value
         else:

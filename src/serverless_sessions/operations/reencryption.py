@@ -27,14 +27,12 @@ import asyncio
 import bisect
 import json
 import logging
-import os
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from serverless_sessions.adapters.cache.base import KEEP_TTL, AtomicCache, Entry
+from serverless_sessions.adapters.cache.base import AtomicCache, Entry
+from serverless_sessions.backoff import CONFLICT_BACKOFF
 from serverless_sessions.encryption import KeyRing, key_id_of
 from serverless_sessions.errors import (
     CapabilityNotSupportedError,
@@ -44,7 +42,9 @@ from serverless_sessions.errors import (
     SessionConflictError,
     SessionTooLargeError,
 )
+from serverless_sessions.operations.checkpoint import CheckpointFile
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
+from serverless_sessions.ttl import KEEP_TTL
 
 __all__ = ["ReencryptReport", "reencrypt"]
 
@@ -94,21 +94,29 @@ class _Checkpoint:
     last_id: str | None = None
     tally: _Tally = field(default_factory=_Tally)
 
+    def _file(self) -> CheckpointFile | None:
+        if self.path is None:
+            return None
+        where = self.path
+        return CheckpointFile(
+            where, lambda problem: ConfigurationError(f"re-encryption checkpoint {where}: {problem}")
+        )
+
     def load(self) -> None:
-        if self.path is None or not self.path.exists():
+        file = self._file()
+        text = None if file is None else file.read()
+        if text is None:
             return
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
+            document = json.loads(text)
             if document["format"] != _CHECKPOINT_FORMAT:
                 raise ValueError(f"unsupported format {document['format']!r}")
             saved = {name: document[name] for name in self.identity}
             last_id, tally = document["last_id"], _Tally(**document["tally"])
             if not isinstance(last_id, str | None):
                 raise TypeError("last_id must be a string or null")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError(
-                f"cannot read re-encryption checkpoint {self.path}: {exc}"
-            ) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"re-encryption checkpoint {self.path}: cannot be read: {exc}") from exc
         ours = (self.identity["backend"], self.identity["namespace"])
         if (saved["backend"], saved["namespace"]) != ours:
             raise ConfigurationError(
@@ -127,29 +135,15 @@ class _Checkpoint:
 
     def save(self) -> None:
         """Write atomically: a crash leaves the previous checkpoint or this one, never half."""
-        if self.path is None:
-            return
-        document: dict[str, Any] = {
-            "format": _CHECKPOINT_FORMAT,
-            **self.identity,
-            "last_id": self.last_id,
-            "tally": asdict(self.tally),
-        }
-        partial = self.path.with_name(self.path.name + ".partial")
-        try:
-            with partial.open("w", encoding="utf-8") as handle:
-                json.dump(document, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            partial.replace(self.path)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot write re-encryption checkpoint {self.path}: {exc}"
-            ) from exc
+        file = self._file()
+        if file is not None:
+            document = {"format": _CHECKPOINT_FORMAT, **self.identity, "last_id": self.last_id}
+            file.replace(json.dumps({**document, "tally": asdict(self.tally)}))
 
     def remove(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        file = self._file()
+        if file is not None:
+            file.remove()
 
 
 async def reencrypt(
@@ -248,7 +242,7 @@ class _Rewriter:
                 await self.storage.write(state, ttl=KEEP_TTL)
             except SessionConflictError:
                 self.tally.conflicts += 1
-                await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                await CONFLICT_BACKOFF.wait(attempt)
                 entry = await self.cache.get_entry(session_id, namespace=self.storage.namespace)
                 continue
             except (CorruptSessionError, InvalidSessionError, SessionTooLargeError) as exc:

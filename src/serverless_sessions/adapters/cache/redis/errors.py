@@ -24,7 +24,6 @@ failure comes before the server ever answered, the message suggests the other sc
 from __future__ import annotations
 
 import asyncio
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import TypeVar
 
 from redis import exceptions as rx
 
+from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import StorageError, StorageUnavailableError
 
 __all__ = ["BACKEND_ERRORS", "RetryPolicy", "is_retryable", "translate"]
@@ -150,19 +150,10 @@ def translate(
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Up to ``attempts`` retries of transient failures, exponential backoff with full jitter.
-
-    The n-th retry waits a uniform random time in ``[0, min(cap, base * 2**n)]``: jitter keeps
-    many clients that failed together from retrying together.
-    """
+    """Up to ``attempts`` retries of transient failures, waiting by ``backoff`` (full jitter)."""
 
     attempts: int
-    base: float
-    cap: float
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th consecutive failure."""
-        return random.uniform(0.0, min(self.cap, self.base * 2**failures))
+    backoff: Backoff
 
     async def run(
         self,
@@ -192,7 +183,7 @@ class RetryPolicy:
                         last = exc
                         failures += 1
                         await recover(exc)
-                        await asyncio.sleep(self.delay(failures))
+                        await self.backoff.wait(failures)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise

@@ -3,7 +3,7 @@
 :func:`migrate` works between any two :class:`~serverless_sessions.storage.base.SessionStorage`
 — the original layouts (legacy local/Redis/S3) and cache storages (SQLite/Redis/S3/memory), in
 either direction. Open both ends from URLs or config files with
-:func:`serverless_sessions.storage_urls.open_storage`.
+:func:`serverless_sessions.factory.open_storage`.
 
 Why it is built this way:
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,13 +41,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from serverless_sessions.errors import (
-    CorruptSessionError,
     InvalidSessionError,
+    MigrationError,
+    MigrationVerificationError,
     SessionConflictError,
-    SessionError,
 )
 from serverless_sessions.ids import validate_session_id
+from serverless_sessions.listing import Loaded, Unreadable, load_each
 from serverless_sessions.model import SessionState
+from serverless_sessions.operations.checkpoint import CheckpointFile
 from serverless_sessions.storage.base import SessionStorage, StoredSession
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 from serverless_sessions.ttl import now
@@ -117,46 +118,11 @@ class MigrationProgress:
     counts: MigrationCounts
 
 
-class MigrationError(SessionError):
-    """A migration could not finish; ``report`` (when known) says how far it got."""
-
-    def __init__(self, message: str, report: MigrationReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-class MigrationVerificationError(MigrationError):
-    """After copying, the destination does not hold every live source session unchanged."""
-
-
 def session_digest(state: SessionState) -> str:
     """sha256 of the session's canonical JSON without ``revision`` (a storage-local counter)."""
     data = state.model_dump(mode="json", exclude={"revision"})
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class _Unreadable:
-    reason: str
-
-
-Loaded = StoredSession | _Unreadable | None
-
-
-async def _load_each(storage: SessionStorage, ids: Sequence[str]) -> list[Loaded]:
-    """Batch-load ``ids``; if the batch holds an unreadable session, find which one by one."""
-    try:
-        return list(await storage.load_sessions(ids))
-    except (CorruptSessionError, InvalidSessionError):
-        pass
-    loaded: list[Loaded] = []
-    for session_id in ids:
-        try:
-            loaded.append(await storage.load_session(session_id))
-        except (CorruptSessionError, InvalidSessionError) as exc:
-            loaded.append(_Unreadable(str(exc)))
-    return loaded
 
 
 def _left(stored: StoredSession) -> float | None:
@@ -208,6 +174,7 @@ class _Checkpoint:
     """
 
     def __init__(self, path: Path | None, source: SessionStorage, destination: SessionStorage) -> None:
+        self.file = None if path is None else CheckpointFile(path, self._fail)
         self.path = path
         self.header = json.dumps(
             {
@@ -223,16 +190,13 @@ class _Checkpoint:
 
     def open(self, *, create: bool) -> set[str]:
         """The ids done by earlier runs; ``create`` writes the header if there is no file yet."""
-        if self.path is None:
+        if self.file is None:
             return set()
-        try:
-            if not self.path.exists():
-                if create:
-                    self._create(self.path)
-                return set()
-            text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise self._fail(f"cannot be read or created: {exc.strerror}") from exc
+        text = self.file.read()
+        if text is None:
+            if create:
+                self.file.replace(self.header + "\n")
+            return set()
         header, _, body = text.partition("\n")
         if header != self.header:
             raise self._fail(f"belongs to another migration ({header[:200]}), expected {self.header}")
@@ -244,32 +208,17 @@ class _Checkpoint:
             except InvalidSessionError as exc:
                 raise self._fail(f"line {number} is not a session id: {exc}") from exc
         if torn and create:
-            os.truncate(self.path, len(text.encode("utf-8")) - len(torn.encode("utf-8")))
+            self.file.truncate(len(text.encode("utf-8")) - len(torn.encode("utf-8")))
         return set(ids)
-
-    def _create(self, path: Path) -> None:
-        partial = path.with_name(path.name + ".partial")
-        with partial.open("w", encoding="utf-8") as handle:
-            handle.write(self.header + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)
 
     def append(self, ids: Sequence[str]) -> None:
         """Record ``ids`` as settled, durably, in one write."""
-        if self.path is None or not ids:
-            return
-        try:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write("".join(f"{session_id}\n" for session_id in ids))
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            raise self._fail(f"cannot be written: {exc.strerror}") from exc
+        if self.file is not None and ids:
+            self.file.append("".join(f"{session_id}\n" for session_id in ids))
 
     def remove(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        if self.file is not None:
+            self.file.remove()
 
 
 def _identity(storage: SessionStorage) -> dict[str, str]:
@@ -291,7 +240,7 @@ class _Copier:
 
     def _settle(self, session_id: str, original: StoredSession, existing: Loaded) -> bool:
         """Compare with what the destination already holds; ``True`` if it is the same session."""
-        if isinstance(existing, _Unreadable):
+        if isinstance(existing, Unreadable):
             self.tally.mismatches[session_id] = f"unreadable in the destination: {existing.reason}"
         elif existing is not None and session_digest(existing.state) == session_digest(original.state):
             self.tally.counts.already_present += 1
@@ -315,7 +264,7 @@ class _Copier:
                 await _store(self.destination, state, left)
             except SessionConflictError:
                 # Created since we looked (a concurrent run, or a writer): compare, never overwrite.
-                (existing,) = await _load_each(self.destination, [session_id])
+                (existing,) = await load_each(self.destination, [session_id])
                 return self._settle(session_id, original, existing)
         self.tally.counts.migrated += 1
         self.tally.counts.bytes += original.size
@@ -328,14 +277,14 @@ class _Copier:
         the others settled and ready for the checkpoint; the caller raises the error after.
         """
         live: list[tuple[str, StoredSession]] = []
-        for session_id, loaded in zip(ids, await _load_each(self.source, ids), strict=True):
-            if isinstance(loaded, _Unreadable):
+        for session_id, loaded in zip(ids, await load_each(self.source, ids), strict=True):
+            if isinstance(loaded, Unreadable):
                 self.tally.failed[session_id] = loaded.reason
             elif loaded is None or _expires_within(loaded, 0):
                 self.tally.counts.skipped_expired += 1
             else:
                 live.append((session_id, loaded))
-        present = await _load_each(self.destination, [session_id for session_id, _ in live])
+        present = await load_each(self.destination, [session_id for session_id, _ in live])
         settled: list[str] = []
         writes: list[tuple[str, Awaitable[bool]]] = []
         for (session_id, original), existing in zip(live, present, strict=True):
@@ -371,11 +320,11 @@ async def _verify(
     async for batch in _batches(source.iter_session_ids(), batch_size):
         checked += len(batch)
         ids = [session_id for session_id in batch if session_id not in tally.failed]
-        originals = await _load_each(source, ids)
+        originals = await load_each(source, ids)
         live = [(i, o) for i, o in zip(ids, originals, strict=True) if isinstance(o, StoredSession)]
-        copies = await _load_each(destination, [session_id for session_id, _ in live])
+        copies = await load_each(destination, [session_id for session_id, _ in live])
         for (session_id, original), copy in zip(live, copies, strict=True):
-            if isinstance(copy, _Unreadable):
+            if isinstance(copy, Unreadable):
                 tally.mismatches[session_id] = f"unreadable in the destination: {copy.reason}"
             elif copy is None:
                 if not _expires_within(original, _EXPIRY_SLACK):

@@ -5,15 +5,15 @@ Every refusal is a :class:`~serverless_sessions.errors.ConfigurationError` namin
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 
+from serverless_sessions.adapters.cache.urls import Parser, parse_query, positive_float
 from serverless_sessions.errors import ConfigurationError
 
 __all__ = ["DEFAULT_TIMEOUT", "checked_path", "checked_timeout", "default_path", "parse_url"]
@@ -40,28 +40,19 @@ def checked_path(path: str | os.PathLike[str]) -> Path:
 
 
 def checked_timeout(value: object) -> float:
-    """``value`` as seconds if it is a positive, finite number."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"sqlite timeout must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _timeout_from_query(raw: str) -> float:
+    """``value`` as seconds if it is a positive, finite number (not text: that is the URL's job)."""
     try:
-        return checked_timeout(float(raw))
-    except ValueError as exc:
+        if isinstance(value, str):
+            raise ValueError("text")
+        return positive_float(value)
+    except ValueError:
         raise ConfigurationError(
-            f"sqlite URL parameter timeout={raw!r} is not a positive number of seconds"
-        ) from exc
+            f"sqlite timeout must be a positive number of seconds, got {value!r}"
+        ) from None
 
 
 # Query parameters a sqlite URL may carry, each with its parser; anything else is refused.
-_QUERY_PARSERS: Mapping[str, Callable[[str], float]] = MappingProxyType({"timeout": _timeout_from_query})
+_QUERY_PARSERS: Mapping[str, Parser] = MappingProxyType({"timeout": positive_float})
 
 
 def parse_url(url: str) -> tuple[str, float]:
@@ -83,15 +74,5 @@ def parse_url(url: str) -> tuple[str, float]:
     path = unquote(parts.path)
     if not path.startswith("/") or path.endswith("/"):
         raise ConfigurationError(f"sqlite URL {url!r} needs an absolute file path, got {path!r}")
-    settings: dict[str, float] = {}
-    for name, raw in parse_qsl(parts.query, keep_blank_values=True):
-        parser = _QUERY_PARSERS.get(name)
-        if parser is None:
-            raise ConfigurationError(
-                f"unknown sqlite URL parameter {name!r} in {url!r}; "
-                f"known: {', '.join(sorted(_QUERY_PARSERS))}"
-            )
-        if name in settings:
-            raise ConfigurationError(f"sqlite URL parameter {name!r} repeated in {url!r}")
-        settings[name] = parser(raw)
+    settings = parse_query(parts.query, _QUERY_PARSERS, what="sqlite", where=url)
     return path, settings.get("timeout", DEFAULT_TIMEOUT)

@@ -50,9 +50,6 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import SecretStr
 
-from serverless_sessions.adapters.cache._s3_bucket import S3Bucket, S3Settings, S3Timeouts, gather_bounded
-from serverless_sessions.adapters.cache._s3_layout import Layout, Record, live, metadata
-from serverless_sessions.adapters.cache._s3_url import parse_url
 from serverless_sessions.adapters.cache.base import (
     CacheBase,
     Entry,
@@ -61,7 +58,11 @@ from serverless_sessions.adapters.cache.base import (
     ScannableCache,
     TTLArg,
     check_same_indexes,
+    gather_bounded,
 )
+from serverless_sessions.adapters.cache.s3.bucket import S3Bucket, S3Settings, S3Timeouts
+from serverless_sessions.adapters.cache.s3.layout import Layout, Record, live, metadata
+from serverless_sessions.adapters.cache.s3.url import parse_url
 from serverless_sessions.errors import SessionConflictError, StorageError
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
 

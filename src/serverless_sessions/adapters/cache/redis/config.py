@@ -7,8 +7,9 @@ Accepted URLs (the forms redis-py users already write)::
     unix://[[user]:password@]/path/to/socket[?db=N&...]
     redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER_NAME[/db][?query]
 
-Every setting passes through ONE read-only table of parsers (:data:`_PARSERS`), whether it comes
-from a URL query, a keyword override or a direct :class:`RedisSettings` construction, so a bad
+Every setting passes through ONE read-only table of parsers (:data:`_PARSERS`, read by the shared
+:func:`~serverless_sessions.adapters.cache.urls.parse_query`), whether it comes from a URL
+query, a keyword override or a direct :class:`RedisSettings` construction, so a bad
 value is always refused the same way: a :class:`~serverless_sessions.errors.ConfigurationError`
 naming the setting. The password is held as a ``SecretStr``: it shows as ``'**********'`` in
 ``repr``/``str`` and never reaches error messages or health reports (those use :meth:`describe`).
@@ -16,17 +17,29 @@ naming the setting. The password is held as a ``SecretStr``: it shows as ``'****
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
-from serverless_sessions.adapters.cache.base import validate_namespace
+from serverless_sessions.adapters.cache.urls import (
+    Parser,
+    boolean,
+    check_fields,
+    integer_in,
+    non_empty,
+    optional_text,
+    parse_query,
+    parse_setting,
+    replace_checked,
+    seconds_in,
+    secret,
+)
 from serverless_sessions.errors import ConfigurationError, InvalidSessionIdError
+from serverless_sessions.ids import validate_namespace
 
 __all__ = ["RedisSettings", "parse_url"]
 
@@ -72,8 +85,7 @@ class RedisSettings:
     index_grace: float = 3600.0
 
     def __post_init__(self) -> None:
-        for item in fields(self):
-            object.__setattr__(self, item.name, _parse(item.name, getattr(self, item.name)))
+        check_fields(self, _PARSERS, what="Redis")
         if self.sentinels and not self.service_name:
             raise ConfigurationError("Redis setting 'service_name' is required with sentinels")
         if self.sentinels and self.cluster:
@@ -110,73 +122,10 @@ class RedisSettings:
 
     def with_overrides(self, **overrides: object) -> RedisSettings:
         """A copy with some settings replaced (each checked by its parser)."""
-        unknown = sorted(set(overrides) - set(_PARSERS))
-        if unknown:
-            raise ConfigurationError(f"unknown Redis setting(s): {', '.join(unknown)}")
-        return replace(self, **overrides)  # type: ignore[arg-type]
+        return replace_checked(self, _PARSERS, overrides, what="Redis")
 
 
 # -- parsers: each takes a raw value (a URL string or a typed value) and returns it checked ---
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("expected a non-empty string")
-    return value
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None or value == "" else _text(value)
-
-
-def _secret(value: object) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value
-    if isinstance(value, str):
-        return SecretStr(value)
-    # Show only the type: the value may be a secret.
-    raise ValueError(f"expected a string, got a {type(value).__name__}")
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _int_in(low: int, high: int) -> Callable[[object], int]:
-    def parse(value: object) -> int:
-        if isinstance(value, bool):
-            raise ValueError("expected an integer")
-        try:
-            number = int(value) if isinstance(value, int | str) else None
-        except ValueError:
-            number = None
-        if number is None or not low <= number <= high:
-            raise ValueError(f"expected an integer from {low} to {high}")
-        return number
-
-    return parse
-
-
-def _seconds_in(low: float, high: float, *, zero: bool = False) -> Callable[[object], float]:
-    def parse(value: object) -> float:
-        if isinstance(value, bool):
-            raise ValueError("expected a number of seconds")
-        try:
-            number = float(value) if isinstance(value, int | float | str) else math.nan
-        except ValueError:
-            number = math.nan
-        if not (low <= number <= high and (zero or number > 0)):
-            lowest = "0" if zero else f"more than {low:g}"
-            raise ValueError(f"expected seconds from {lowest} to {high:g}")
-        return number
-
-    return parse
 
 
 def _cert_reqs(value: object) -> str:
@@ -193,41 +142,41 @@ def _prefix(value: object) -> str:
 
 
 def _sentinels(value: object) -> tuple[tuple[str, int], ...]:
-    checked_port = _int_in(1, 65535)
+    checked_port = integer_in(1, 65535)
     if isinstance(value, tuple | list):
         pairs = [pair for pair in value if isinstance(pair, tuple | list) and len(pair) == 2]
         if len(pairs) == len(value):
-            return tuple((_text(host), checked_port(port)) for host, port in pairs)
+            return tuple((non_empty(host), checked_port(port)) for host, port in pairs)
     raise ValueError("expected a sequence of (host, port) pairs")
 
 
 # The one table: setting name -> parser. Read-only so no caller can loosen a check at run time.
-_PARSERS: Mapping[str, Callable[[object], Any]] = MappingProxyType(
+_PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
-        "host": _text,
-        "port": _int_in(1, 65535),
-        "db": _int_in(0, 65535),
-        "username": _optional_text,
-        "password": _secret,
-        "unix_socket_path": _optional_text,
-        "ssl": _bool,
-        "ssl_ca_certs": _optional_text,
-        "ssl_certfile": _optional_text,
-        "ssl_keyfile": _optional_text,
+        "host": non_empty,
+        "port": integer_in(1, 65535),
+        "db": integer_in(0, 65535),
+        "username": optional_text,
+        "password": secret,
+        "unix_socket_path": optional_text,
+        "ssl": boolean,
+        "ssl_ca_certs": optional_text,
+        "ssl_certfile": optional_text,
+        "ssl_keyfile": optional_text,
         "ssl_cert_reqs": _cert_reqs,
-        "ssl_check_hostname": _bool,
-        "cluster": _bool,
+        "ssl_check_hostname": boolean,
+        "cluster": boolean,
         "sentinels": _sentinels,
-        "service_name": _optional_text,
-        "socket_timeout": _seconds_in(0.0, 300.0),
-        "socket_connect_timeout": _seconds_in(0.0, 60.0),
-        "max_connections": _int_in(1, 10_000),
-        "retry_attempts": _int_in(0, 10),
-        "retry_backoff": _seconds_in(0.0, 10.0, zero=True),
-        "retry_backoff_cap": _seconds_in(0.0, 60.0, zero=True),
-        "sentinel_check_interval": _seconds_in(0.0, 60.0, zero=True),
+        "service_name": optional_text,
+        "socket_timeout": seconds_in(300.0),
+        "socket_connect_timeout": seconds_in(60.0),
+        "max_connections": integer_in(1, 10_000),
+        "retry_attempts": integer_in(0, 10),
+        "retry_backoff": seconds_in(10.0, zero=True),
+        "retry_backoff_cap": seconds_in(60.0, zero=True),
+        "sentinel_check_interval": seconds_in(60.0, zero=True),
         "key_prefix": _prefix,
-        "index_grace": _seconds_in(0.0, 30 * 86400.0, zero=True),
+        "index_grace": seconds_in(30 * 86400.0, zero=True),
     }
 )
 
@@ -239,11 +188,7 @@ _URL_PART_SETTINGS = frozenset(
 
 
 def _parse(name: str, value: object) -> Any:
-    try:
-        return _PARSERS[name](value)
-    except ValueError as exc:
-        shown = "" if name == "password" else f" (got {value!r})"
-        raise ConfigurationError(f"invalid Redis setting {name!r}: {exc}{shown}") from None
+    return parse_setting(_PARSERS, name, value, what="Redis")
 
 
 # -- URLs ----------------------------------------------------------------------------------
@@ -298,14 +243,9 @@ def parse_url(url: str, **overrides: object) -> RedisSettings:
         if len(path) > 1:
             raise ConfigurationError("Redis URL path must be at most one database number")
         raw.update({"db": path[0]} if path else {})
-    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
-        if name not in _PARSERS or name in _URL_PART_SETTINGS:
-            raise ConfigurationError(f"unknown Redis URL query argument {name!r}")
-        if name in raw and name != "ssl":
-            raise ConfigurationError(f"Redis URL query argument {name!r} given twice")
-        raw[name] = value
-    unknown = sorted(set(overrides) - set(_PARSERS))
-    if unknown:
-        raise ConfigurationError(f"unknown Redis setting(s): {', '.join(unknown)}")
-    raw.update(overrides)
-    return RedisSettings(**raw)
+    query = parse_query(parts.query, _PARSERS, what="Redis", refused=_URL_PART_SETTINGS)
+    twice = sorted(set(query) & set(raw) - {"ssl"})
+    if twice:
+        raise ConfigurationError(f"Redis URL parameter {twice[0]!r} is given by the path and the query")
+    raw.update(query)
+    return RedisSettings(**raw).with_overrides(**overrides)

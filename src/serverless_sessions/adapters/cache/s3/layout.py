@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from serverless_sessions.adapters.cache._s3_bucket import ObjectInfo
+from serverless_sessions.adapters.cache.s3.bucket import ObjectInfo
 from serverless_sessions.errors import CorruptSessionError, InvalidSessionIdError
 from serverless_sessions.ttl import is_expired
 

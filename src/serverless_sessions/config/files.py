@@ -66,7 +66,7 @@ def _warn_deprecated(found: FormatLayer) -> None:
             "Until you switch, sessions are served from the original layout at "
             f"{mask_url(found.legacy.url())}. To switch: serverless-sessions config migrate "
             f"{old} -o NEW.json, then serverless-sessions migrate --from {old} --to NEW.json "
-            "(or serverless_sessions.migration.migrate)."
+            "(or serverless_sessions.operations.migrate)."
         )
     if s3_keys_dropped(found.legacy):
         lines.append(_AWS_KEYS_NOTE)
@@ -98,7 +98,7 @@ def _check_loads(path: Path) -> None:
     new-format sections and how the values combine, so no file that would not load is converted.
     """
     # Imported here: settings imports this module.
-    from serverless_sessions.settings import load_settings
+    from serverless_sessions.config.settings import load_settings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the caller is converting it

@@ -90,6 +90,32 @@ def test_plan_after_example_in_mcp_json(tmp_path: Path) -> None:
             "s3://archive/team/a?region=eu-west-1&endpoint_url=http://127.0.0.1:9000",
         ),
         ({"provider": "s3", "bucket": "archive"}, "s3://archive/"),
+        ({"provider": "postgres"}, "postgresql://localhost:5432/postgres"),
+        (
+            {
+                "provider": "postgres",
+                "host": "db.internal",
+                "port": 6432,
+                "database": "app db",
+                "username": "app",
+                "password": "p@ss",
+                "ssl_enabled": True,
+                "ssl_cert_path": "/ca.pem",
+            },
+            "postgresql://app:p%40ss@db.internal:6432/app%20db?sslmode=verify-full&sslrootcert=/ca.pem",
+        ),
+        (
+            {"provider": "postgres", "ssl_enabled": True},
+            "postgresql://localhost:5432/postgres?sslmode=require",
+        ),
+        (
+            {"provider": "dynamodb", "table": "sessions", "region": "eu-west-1"},
+            "dynamodb://sessions?region=eu-west-1",
+        ),
+        (
+            {"provider": "dynamodb", "table": "t", "endpoint_url": "http://127.0.0.1:8000", "region": "x"},
+            "dynamodb://t?region=x&endpoint_url=http://127.0.0.1:8000",
+        ),
         ({"url": "redis://cache:6380/2", "password": "pw"}, "redis://:pw@cache:6380/2"),
         ({"url": "redis://cache:6380/2", "provider": "redis"}, "redis://cache:6380/2"),
     ],

@@ -78,25 +78,46 @@ def _sqlite_url(parts: Mapping[str, Any]) -> str | None:
     return None if path is None else "sqlite://" + quote(str(Path(path).absolute()))
 
 
-def _redis_url(parts: Mapping[str, Any]) -> str:
-    scheme = "rediss" if parts.get("ssl_enabled") else "redis"
-    host = str(parts.get("host") or "localhost")
-    host = f"[{host}]" if ":" in host else host
+def _userinfo(parts: Mapping[str, Any]) -> str:
     user = quote(str(parts.get("username") or ""), safe="")
     password = parts.get("password")
-    userinfo = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    return f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+
+
+def _host(parts: Mapping[str, Any]) -> str:
+    host = str(parts.get("host") or "localhost")
+    return f"[{host}]" if ":" in host else host
+
+
+def _query(options: Mapping[str, Any]) -> str:
+    return urlencode({name: str(value) for name, value in options.items() if value is not None}, safe="/:")
+
+
+def _redis_url(parts: Mapping[str, Any]) -> str:
+    scheme = "rediss" if parts.get("ssl_enabled") else "redis"
     options = {"ssl_ca_certs": parts.get("ssl_cert_path"), "key_prefix": parts.get("key_prefix")}
-    query = urlencode({name: str(value) for name, value in options.items() if value is not None}, safe="/:")
-    netloc = f"{userinfo}{host}:{parts.get('port') or 6379}"
-    return urlunsplit((scheme, netloc, f"/{parts.get('db') or 0}", query, ""))
+    netloc = f"{_userinfo(parts)}{_host(parts)}:{parts.get('port') or 6379}"
+    return urlunsplit((scheme, netloc, f"/{parts.get('db') or 0}", _query(options), ""))
 
 
 def _s3_url(parts: Mapping[str, Any]) -> str:
     prefix = quote(str(parts.get("prefix") or "").strip("/"))
-    query = urlencode(
-        {name: str(parts[name]) for name in ("region", "endpoint_url") if parts.get(name)}, safe="/:"
-    )
-    return urlunsplit(("s3", str(parts["bucket"]), f"/{prefix}", query, ""))
+    options = {name: parts.get(name) or None for name in ("region", "endpoint_url")}
+    return urlunsplit(("s3", str(parts["bucket"]), f"/{prefix}", _query(options), ""))
+
+
+def _postgres_url(parts: Mapping[str, Any]) -> str:
+    ca_file = parts.get("ssl_cert_path")
+    sslmode = "verify-full" if ca_file else ("require" if parts.get("ssl_enabled") else None)
+    netloc = f"{_userinfo(parts)}{_host(parts)}:{parts.get('port') or 5432}"
+    database = quote(str(parts.get("database") or "postgres"))
+    query = _query({"sslmode": sslmode, "sslrootcert": ca_file})
+    return urlunsplit(("postgresql", netloc, f"/{database}", query, ""))
+
+
+def _dynamodb_url(parts: Mapping[str, Any]) -> str:
+    options = {name: parts.get(name) for name in ("region", "endpoint_url")}
+    return urlunsplit(("dynamodb", str(parts["table"]), "", _query(options), ""))
 
 
 _ADAPTERS = "serverless_sessions.adapters.cache"
@@ -148,10 +169,22 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType(
                 ("postgresql", "postgres"),
                 f"{_ADAPTERS}.postgres",
                 extra="postgres",
+                parts=frozenset(
+                    {"host", "port", "username", "password", "database", "ssl_enabled", "ssl_cert_path"}
+                ),
+                build_url=_postgres_url,
                 timeout=lambda seconds: {"timeout": seconds},
                 timeout_query=frozenset({"timeout"}),
             ),
-            Backend("dynamodb", ("dynamodb",), f"{_ADAPTERS}.dynamodb", extra="s3"),
+            Backend(
+                "dynamodb",
+                ("dynamodb",),
+                f"{_ADAPTERS}.dynamodb",
+                extra="s3",
+                parts=frozenset({"table", "region", "endpoint_url"}),
+                required_parts=frozenset({"table"}),
+                build_url=_dynamodb_url,
+            ),
         )
     }
 )

@@ -88,7 +88,8 @@ class StorageSettings(BaseSettings):
     port: int | None = Field(default=None, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = Field(
-        default=None, description="Redis password; may also complete a url that has none."
+        default=None,
+        description="Redis or PostgreSQL password; may also complete a Redis url that has none.",
     )
     db: int | None = Field(default=None, ge=0)
     ssl_enabled: bool | None = Field(default=None, description="Redis over TLS (rediss://).")
@@ -96,6 +97,8 @@ class StorageSettings(BaseSettings):
     key_prefix: str | None = Field(
         default=None, description="Redis key prefix, so deployments sharing a server stay apart."
     )
+    database: str | None = Field(default=None, description="PostgreSQL database name.")
+    table: str | None = Field(default=None, description="DynamoDB table name.")
     bucket: str | None = None
     prefix: str | None = None
     region: str | None = None

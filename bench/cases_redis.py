@@ -1,52 +1,42 @@
-"""Redis store and retrieve of a 5 KB session against raw redis-py commands on the same server.
+"""Redis: store and retrieve of a 5 KB session against raw redis-py on the same bytes.
 
-* Store (50 in flight): ``store_session`` of new sessions (encode + one Lua compare-and-set
-  that also maintains the user, project and expiry indexes) against ``SET key bytes EX ttl`` of
-  the already-encoded bytes.
-* Retrieve (50 in flight): ``retrieve_session`` (read + decode + validate) against ``GET``.
-* Store against the original module's store: ``SET EX`` + ``SADD`` x2 + ``EXPIRE`` x2 as
-  separate awaited commands; one session at a time and 50 in flight on loopback, and one at a
-  time through a proxy adding a network-like round trip (see ``latency_proxy``).
-
-The raw side never encodes or decodes (it gets the bytes ready-made), so every ratio also
-charges the candidate for its codec. Both sides use the shared server, db 13, keys containing
-this run's token.
+The raw side gets the session already encoded (it never encodes or decodes), so every ratio
+also charges the candidate for its codec. litestar's ``RedisStore`` runs beside as a peer (plain
+``SET``/``GET`` of pydantic JSON: no index, no compare-and-set), measured in the same rotation.
+The shared server is used (db 13, keys containing this run's token), except for the server-CPU
+row, which needs a private server whose ``INFO commandstats`` nobody else moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
-import notes
-from backends import open_cache, storage
+from backends import TTL, open_cache, storage
 from context import Context
-from harness import Case, Side, Target, ladder, timed_concurrent
-from latency_proxy import latency_proxy
-from redis_env import measured_rtt_ms, raw_client
+from harness import Case, Side, Target, clock, timed_concurrent
+from redis_env import private_server, raw_client, server_usec
 from serverless_sessions import ACBCacheStorage, SessionState
 from sessions import SessionFactory
 
 CASE_IDS = [
     "redis-store-50",
     "redis-retrieve-50",
-    "redis-store-vs-original-1",
+    "redis-store-1",
+    "redis-retrieve-1",
     "redis-store-vs-original-50",
-    "redis-store-vs-original-1-rtt",
+    "redis-store-sessions-1000",
+    "redis-server-cpu-per-write",
 ]
-TTL = 86400
-ONE_WAY_DELAY_MS = 0.1
+SCRIPT_COMMANDS = ("evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro")
+Write = Callable[[SessionState], Awaitable[object]]
 
 
-def _side(
-    label: str,
-    factory: SessionFactory,
-    ops: int,
-    flight: int,
-    write: Callable[[SessionState], Awaitable[object]],
-) -> Side:
+def writes(label: str, factory: SessionFactory, ops: int, flight: int, write: Write) -> Side:
+    """``write`` of ``ops`` new sessions (built before the clock starts), ``flight`` at once."""
+
     async def run() -> float:
         states = factory.batch(ops)
         return await timed_concurrent(lambda i: write(states[i]), ops, flight)
@@ -54,7 +44,16 @@ def _side(
     return Side(label, ops, run)
 
 
-def _original_store(raw: Redis, token: str, blob: bytes) -> Callable[[SessionState], Awaitable[None]]:
+def reads(label: str, ids: Sequence[str], flight: int, read: Callable[[str], Awaitable[object]]) -> Side:
+    async def run() -> float:
+        return await timed_concurrent(lambda i: read(ids[i]), len(ids), flight)
+
+    return Side(label, len(ids), run)
+
+
+def _original(raw: Redis, token: str, blob: bytes) -> Write:
+    """The original module's ``RedisStorage.store_session``: five commands, each awaited."""
+
     async def store(state: SessionState) -> None:
         user_key = f"{token}:orig:index:user:{state.user_id}"
         project_key = f"{token}:orig:index:project:{state.project_id}"
@@ -67,170 +66,123 @@ def _original_store(raw: Redis, token: str, blob: bytes) -> Callable[[SessionSta
     return store
 
 
-def _versus_original(
-    case_id: str, title: str, st: ACBCacheStorage, raw: Redis, ctx: Context, ops: int, flight: int
-) -> Case:
-    factory = SessionFactory(f"orig-{case_id}", 5_000)
-    blob = st.encode(factory.template)
-    return Case(
-        case_id=case_id,
-        title=title,
-        baseline=_side(
-            "SET EX + SADD x2 + EXPIRE x2, each awaited",
-            factory,
-            ops,
-            flight,
-            _original_store(raw, ctx.token, blob),
-        ),
-        candidate=_side("store_session", factory, ops, flight, st.store_session),
-        target=Target("speedup", 3.0),
-        unit="sessions/s",
-        on_miss=notes.ORIGINAL_MISS,
-    )
+def _batch(st: ACBCacheStorage, factory: SessionFactory, ops: int, flight: int) -> Side:
+    """``store_sessions`` where the storage has it; otherwise ``gather`` of single stores."""
+    batch = getattr(st, "store_sessions", None)
+
+    async def run() -> float:
+        states = factory.batch(ops)
+        if batch is None:
+            return await timed_concurrent(lambda i: st.store_session(states[i]), ops, flight)
+        start = clock()
+        await batch(states)
+        return clock() - start
+
+    label = "store_sessions (batch API)" if batch else f"no store_sessions yet: gather, {flight} in flight"
+    return Side(label, ops, run)
+
+
+def _server_cpu(label: str, raw: Redis, factory: SessionFactory, ops: int, write: Write) -> Side:
+    """Server CPU seconds for ``ops`` writes, from ``INFO commandstats`` (a private server).
+
+    Commands a script runs are also counted under their own names; when a script ran, only the
+    script's own figure (which includes them) is taken, otherwise every command but INFO.
+    """
+
+    async def run() -> float:
+        states = factory.batch(ops)
+        before = await server_usec(raw)
+        await timed_concurrent(lambda i: write(states[i]), ops, 50)
+        spent = {k: v - before.get(k, 0) for k, v in (await server_usec(raw)).items() if k != "info"}
+        scripted = sum(spent.get(name, 0) for name in SCRIPT_COMMANDS)
+        return (scripted or sum(spent.values())) / 1e6
+
+    return Side(label, ops, run)
 
 
 async def cases(ctx: Context) -> AsyncIterator[Case]:
-    sizes = ctx.sizes
-    token = ctx.token
-    n, flight = sizes.redis_ops, sizes.in_flight
+    sizes, token = ctx.sizes, ctx.token
     factory = SessionFactory("redis", 5_000)
-    async with open_cache("redis", ctx, "redis") as cache, raw_client(ctx.redis_url) as raw:
+    async with (
+        open_cache("redis", ctx, "redis") as cache,
+        raw_client(ctx.redis_url) as raw,
+        raw_client(ctx.redis_url) as peer_client,
+    ):
+        peer = RedisStore(peer_client, namespace=f"{token}-litestar")
         st = storage(cache, ctx.namespace("redis"))
         blob = st.encode(factory.template)
+        stored = factory.batch(sizes.redis_ops)
+        for state in stored:
+            await st.store_session(state)
+            await raw.set(f"{token}:raw:{state.session_id}", st.encode(state), ex=TTL)
+            await peer.set(state.session_id, state.model_dump_json(), expires_in=TTL)
 
         async def raw_set(state: SessionState) -> None:
             await raw.set(f"{token}:raw:{state.session_id}", blob, ex=TTL)
 
-        store_case = Case(
-            case_id="redis-store-50",
-            title=f"Redis store, 5 KB session, {flight} in flight",
-            baseline=_side("raw redis-py SET EX of the encoded bytes", factory, n, flight, raw_set),
-            candidate=_side("store_session (encode + 1 Lua CAS)", factory, n, flight, st.store_session),
-            target=Target("speedup", 0.9),
-            unit="ops/s",
-            on_miss=notes.STORE_MISS,
-        )
-        yield store_case
-        noop = raw.register_script("return 1")
-        layout_keys = 5  # data hash, expiry zset, user and project index zsets (+1 spare)
+        async def peer_set(state: SessionState) -> None:
+            await peer.set(state.session_id, state.model_dump_json(), expires_in=TTL)
 
-        async def noop_script(state: SessionState) -> None:
-            keys = [f"{token}:noop:{state.session_id}:{k}" for k in range(layout_keys)]
-            await noop(keys, ["set", state.session_id, 0, blob, "1", "g" * 16, "[]", "1", ""])
+        async def peer_get(session_id: str) -> SessionState:
+            data = await peer.get(session_id)
+            assert data is not None
+            return SessionState.model_validate_json(data)
 
-        async def adapter_cas(state: SessionState) -> None:
-            indexes = (f"user:{state.user_id}", f"project:{state.project_id}")
-            await cache.compare_and_set(
-                state.session_id,
-                blob,
-                expected_version=0,
-                ttl=TTL,
-                indexes=indexes,
-                namespace=ctx.namespace("redis-cas"),
+        targets = {sizes.in_flight: (0.9, 0.9, sizes.redis_ops), 1: (0.45, 0.7, sizes.redis_serial_ops)}
+        for flight, (store_bound, read_bound, ops) in targets.items():
+            ids = [state.session_id for state in stored[:ops]]
+            yield Case(
+                case_id=f"redis-store-{50 if flight > 1 else 1}",
+                title=f"Redis store, 5 KB session, {flight} in flight",
+                baseline=writes("raw redis-py SET EX of the encoded bytes", factory, ops, flight, raw_set),
+                candidate=writes("store_session", factory, ops, flight, st.store_session),
+                target=Target("speedup", store_bound),
+                peers=[writes("litestar RedisStore.set of pydantic JSON", factory, ops, flight, peer_set)],
             )
-
-        async def encode_and_set(state: SessionState) -> None:
-            await raw.set(f"{token}:raw:{state.session_id}", st.encode(state), ex=TTL)
-
-        steps = [
-            store_case.baseline,
-            _side("encode + SET EX", factory, n, flight, encode_and_set),
-            _side("no-op EVALSHA with the same keys and args", factory, n, flight, noop_script),
-            _side("adapter compare_and_set of encoded bytes", factory, n, flight, adapter_cas),
-            _side("store_session", factory, n, flight, st.store_session),
-        ]
-        store_case.notes.append(await ladder("Decomposition", steps, sizes.ladder_reps, warmup=False))
-
-        readable = factory.batch(n)
-        for state in readable:
-            await st.store_session(state)
-            await raw.set(f"{token}:get:{state.session_id}", st.encode(state), ex=TTL)
-
-        async def get_raw() -> float:
-            return await timed_concurrent(
-                lambda i: raw.get(f"{token}:get:{readable[i].session_id}"), n, flight
+            yield Case(
+                case_id=f"redis-retrieve-{50 if flight > 1 else 1}",
+                title=f"Redis retrieve, 5 KB session, {flight} in flight",
+                baseline=reads("raw redis-py GET", ids, flight, lambda sid: raw.get(f"{token}:raw:{sid}")),
+                candidate=reads("retrieve_session", ids, flight, st.retrieve_session),
+                target=Target("speedup", read_bound),
+                peers=[reads("litestar RedisStore.get + model_validate_json", ids, flight, peer_get)],
             )
-
-        async def get_session() -> float:
-            return await timed_concurrent(lambda i: st.retrieve_session(readable[i].session_id), n, flight)
-
-        retrieve_case = Case(
-            case_id="redis-retrieve-50",
-            title=f"Redis retrieve, 5 KB session, {flight} in flight",
-            baseline=Side("raw redis-py GET of the same bytes", n, get_raw),
-            candidate=Side("retrieve_session (read + decode + validate)", n, get_session),
-            target=Target("speedup", 0.9),
-            unit="ops/s",
-            on_miss=notes.RETRIEVE_MISS,
-        )
-        yield retrieve_case
-        hashes = [f"{token}:hash:{state.session_id}" for state in readable]
-        for key in hashes:
-            await raw.hset(key, mapping={"v": blob, "n": 1, "e": 1})
-
-        async def piped_hmget(i: int) -> object:
-            pipe = raw.pipeline(transaction=False)
-            pipe.hmget(hashes[i], ["v", "n", "e"])
-            return await pipe.execute()
-
-        def reads(label: str, op: Callable[[int], Awaitable[object]]) -> Side:
-            async def run() -> float:
-                return await timed_concurrent(op, n, flight)
-
-            return Side(label, n, run)
-
-        async def get_and_decode(i: int) -> object:
-            session_id = readable[i].session_id
-            data = await raw.get(f"{token}:get:{session_id}")
-            assert isinstance(data, bytes)
-            return st.decode(session_id, data, 1)
-
-        steps = [
-            retrieve_case.baseline,
-            reads("GET + decode", get_and_decode),
-            reads("raw HMGET v n e", lambda i: raw.hmget(hashes[i], ["v", "n", "e"])),
-            reads("raw pipeline of that one HMGET", piped_hmget),
-            reads(
-                "adapter get_entry", lambda i: cache.get_entry(readable[i].session_id, namespace=st.namespace)
+        n, flight = sizes.redis_ops, sizes.in_flight
+        yield Case(
+            case_id="redis-store-vs-original-50",
+            title=f"Redis store vs the original module's RedisStorage, {flight} in flight",
+            baseline=writes(
+                "SET EX + SADD x2 + EXPIRE x2, each awaited", factory, n, flight, _original(raw, token, blob)
             ),
-            retrieve_case.candidate,
-        ]
-        retrieve_case.notes.append(await ladder("Decomposition", steps, sizes.ladder_reps, warmup=False))
-        yield _versus_original(
-            "redis-store-vs-original-1",
-            "Redis store vs the original module's store, 1 in flight",
-            st,
-            raw,
-            ctx,
-            sizes.redis_serial_ops,
-            1,
+            candidate=writes("store_session", factory, n, flight, st.store_session),
+            target=Target("speedup", 4.0),
+            unit="sessions/s",
         )
-        yield _versus_original(
-            "redis-store-vs-original-50",
-            f"Redis store vs the original module's store, {flight} in flight",
-            st,
-            raw,
-            ctx,
-            n,
-            flight,
+        yield Case(
+            case_id="redis-store-sessions-1000",
+            title=f"batch store of {sizes.bulk_ops:,} sessions vs as many single stores",
+            baseline=writes("store_session one at a time", factory, sizes.bulk_ops, 1, st.store_session),
+            candidate=_batch(st, factory, sizes.bulk_ops, sizes.bulk_in_flight),
+            target=Target("speedup", 5.0),
+            unit="sessions/s",
         )
 
-    parts = urlsplit(ctx.redis_url)
-    async with latency_proxy(parts.port or 6379, ONE_WAY_DELAY_MS) as port:
-        url = parts._replace(netloc=f"127.0.0.1:{port}").geturl()
-        async with open_cache("redis", ctx, "redis-rtt", url=url) as cache, raw_client(url) as raw:
-            rtt = await measured_rtt_ms(raw)
-            case = _versus_original(
-                "redis-store-vs-original-1-rtt",
-                f"Redis store vs the original module's store, 1 in flight, {rtt:.2f} ms round trip",
-                storage(cache, ctx.namespace("redis-rtt")),
-                raw,
-                ctx,
-                sizes.rtt_ops,
-                1,
-            )
-            case.notes.append(
-                f"Through latency_proxy ({ONE_WAY_DELAY_MS} ms each way): PING round trip "
-                f"{rtt:.2f} ms median (loopback without the proxy: ~0.1 ms)."
-            )
-            yield case
+    async with (
+        private_server(ctx.tmp / "redis-cpu") as url,
+        open_cache("redis", ctx, "cpu", url=url) as cache,
+        raw_client(url) as raw,
+    ):
+        st = storage(cache, "cpu")
+        blob = st.encode(factory.template)
+
+        async def plain_set(state: SessionState) -> None:
+            await raw.set(f"raw:{state.session_id}", blob, ex=TTL)
+
+        yield Case(
+            case_id="redis-server-cpu-per-write",
+            title="Redis server CPU per new-session write (INFO commandstats, private server)",
+            baseline=_server_cpu("SET EX", raw, factory, sizes.cpu_ops, plain_set),
+            candidate=_server_cpu("store_session's write", raw, factory, sizes.cpu_ops, st.store_session),
+            target=Target("limit", 25e-6),
+            unit="µs/write",
+        )

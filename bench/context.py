@@ -3,83 +3,53 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """Work per repetition and population sizes; ``--smoke`` shrinks all of them."""
+    """Work per repetition and population sizes of a full run; ``--smoke`` shrinks all of them."""
 
-    reps: int
-    ladder_reps: int
-    warmup: bool
-    codec_ops: int
-    brotli_ops: int
-    memory_ops: int
-    sqlite_ops: int
-    redis_ops: int
-    redis_serial_ops: int
-    in_flight: int
-    list_small: int
-    list_large: int
-    list_huge: int
-    list_reps: int
-    cleanup_small: int
-    cleanup_large: int
-    cleanup_fixed_expired: int
-    bulk_ops: int
-    bulk_in_flight: int
-    rtt_ops: int
-    coldstart_reps: int
+    reps: int = 11
+    warmup: bool = True
+    codec_ops: int = 200
+    brotli_ops: int = 6
+    redis_ops: int = 1500
+    redis_serial_ops: int = 300
+    in_flight: int = 50
+    cpu_ops: int = 1000
+    list_small: int = 1_000
+    list_large: int = 100_000
+    list_ops: int = 2
+    list_reps: int = 5
+    bulk_ops: int = 1000
+    bulk_in_flight: int = 100
+    rtt_ops: int = 200
+    coldstart_reps: int = 11
+    pg_ops: int = 1000
 
 
-FULL = Sizes(
-    reps=11,
-    ladder_reps=7,
-    warmup=True,
-    codec_ops=200,
-    brotli_ops=6,
-    memory_ops=1000,
-    sqlite_ops=200,
-    redis_ops=1500,
-    redis_serial_ops=300,
-    in_flight=50,
-    list_small=1_000,
-    list_large=100_000,
-    list_huge=1_000_000,
-    list_reps=10,
-    cleanup_small=10_000,
-    cleanup_large=100_000,
-    cleanup_fixed_expired=100,
-    bulk_ops=1000,
-    bulk_in_flight=100,
-    rtt_ops=200,
-    coldstart_reps=11,
-)
-
-SMOKE = Sizes(
+FULL = Sizes()
+SMOKE = replace(
+    FULL,
     reps=1,
-    ladder_reps=1,
     warmup=False,
     codec_ops=5,
     brotli_ops=1,
-    memory_ops=20,
-    sqlite_ops=10,
-    redis_ops=50,
+    redis_ops=40,
     redis_serial_ops=10,
     in_flight=10,
-    list_small=100,
-    list_large=300,
-    list_huge=500,
-    list_reps=2,
-    cleanup_small=200,
-    cleanup_large=400,
-    cleanup_fixed_expired=2,
+    cpu_ops=20,
+    list_small=60,
+    list_large=120,
+    list_ops=1,
+    list_reps=1,
     bulk_ops=20,
     bulk_in_flight=10,
     rtt_ops=5,
     coldstart_reps=1,
+    pg_ops=40,
 )
 
 
@@ -96,14 +66,8 @@ class Context:
 
     @classmethod
     def create(cls, *, smoke: bool, tmp: Path, redis_url: str, only: tuple[str, ...] = ()) -> Context:
-        return cls(
-            sizes=SMOKE if smoke else FULL,
-            smoke=smoke,
-            tmp=tmp,
-            redis_url=redis_url,
-            token=f"bench-{uuid.uuid4().hex[:10]}",
-            only=only,
-        )
+        sizes = SMOKE if smoke else FULL
+        return cls(sizes, smoke, tmp, redis_url, f"bench-{uuid.uuid4().hex[:10]}", only)
 
     def wants(self, *case_ids: str) -> bool:
         """Whether any of ``case_ids`` is selected (``--only`` prefixes; none = all)."""

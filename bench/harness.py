@@ -1,16 +1,16 @@
 """The one measurement harness every case uses.
 
-A :class:`Case` pairs a baseline :class:`Side` with a candidate :class:`Side`. Each side's ``run``
-performs ``ops`` operations and returns the seconds its measured part took (set-up that must not
-be timed happens inside ``run``, before its clock starts). :func:`measure` runs the two sides in
-alternating order (B C, C B, B C, ...) so drift and noise on this 2-core machine hit both, and
-compares the medians of the per-operation times.
+A :class:`Case` pairs a baseline :class:`Side` with a candidate :class:`Side` (and optionally
+peers: other systems doing the same work). Each side's ``run`` performs ``ops`` operations and
+returns the seconds its measured part took (untimed set-up happens inside ``run`` before its
+clock starts). :func:`measure` runs all sides in rotating order (B C, C B, B C, ...) so drift and
+noise on this 2-core machine hit every side, and compares the medians of per-operation times.
 
-Ratios always compare the same amount of work:
-
-* ``speedup`` targets: ratio = baseline time / candidate time (= candidate ops/s / baseline ops/s);
-  the target is a lower bound.
-* ``cost`` targets: ratio = candidate time / baseline time; the target is an upper bound.
+* ``speedup`` targets: ratio = baseline time / candidate time (candidate ops/s ÷ baseline
+  ops/s); the bound is a lower bound.
+* ``cost`` targets: ratio = candidate time / baseline time; the bound is an upper bound.
+* ``limit`` targets: an upper bound on the candidate's own per-operation figure (in seconds);
+  the ratio is reported as for ``cost``.
 """
 
 from __future__ import annotations
@@ -24,29 +24,29 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Runner = Callable[[], Awaitable[float]]
-TIMES = "\u00d7"  # the multiplication sign of "2.5x" ratios in the results file
 Profiler = Callable[[], Awaitable[str]]
+TIMES = "\u00d7"
 
 
 @dataclass(frozen=True)
 class Target:
-    """A bound on a ratio: ``speedup`` must reach ``bound``, ``cost`` must not exceed it."""
+    """What a case must reach (see the module docstring for the three kinds)."""
 
-    kind: Literal["speedup", "cost"]
+    kind: Literal["speedup", "cost", "limit"]
     bound: float
 
     def text(self) -> str:
-        return f"≥ {self.bound:g}{TIMES}" if self.kind == "speedup" else f"≤ {self.bound:g}{TIMES}"
+        if self.kind == "limit":
+            return f"≤ {self.bound * 1e6:g} µs"
+        return f"{'≥' if self.kind == 'speedup' else '≤'} {self.bound:g}{TIMES}"
 
     def ratio(self, baseline: float, candidate: float) -> float:
         return baseline / candidate if self.kind == "speedup" else candidate / baseline
 
-    def met(self, ratio: float) -> bool:
+    def met(self, ratio: float, candidate: float) -> bool:
+        if self.kind == "limit":
+            return candidate <= self.bound
         return ratio >= self.bound if self.kind == "speedup" else ratio <= self.bound
-
-    def headroom(self, ratio: float) -> float:
-        """How far past the bound (>1 passes, <1 misses), for the chart."""
-        return ratio / self.bound if self.kind == "speedup" else self.bound / ratio
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Side:
 
 @dataclass
 class Case:
-    """A row of the results table."""
+    """A row of the results table; ``peers`` are measured in the same rotation, reported beside."""
 
     case_id: str
     title: str
@@ -72,6 +72,7 @@ class Case:
     on_miss: str = ""
     profile: Profiler | None = None
     reps: int | None = None
+    peers: list[Side] = field(default_factory=list)
 
 
 @dataclass
@@ -85,26 +86,21 @@ class Result:
     ratio_range: tuple[float, float] = (float("nan"), float("nan"))
     reps: int = 0
     seconds: float = 0.0
+    peers: list[tuple[str, float]] = field(default_factory=list)
     profile: str = ""
     error: str = ""
 
     @property
     def passed(self) -> bool:
-        return not self.error and self.case.target.met(self.ratio)
+        return not self.error and self.case.target.met(self.ratio, self.candidate_s)
 
     @property
     def status(self) -> str:
-        if self.error:
-            return "error"
-        return "pass" if self.passed else "miss"
+        return "error" if self.error else "pass" if self.passed else "miss"
 
 
 async def alternate(sides: Sequence[Side], reps: int, *, warmup: bool) -> list[list[float]]:
-    """Run every side ``reps`` times, rotating the order each round; per-operation seconds.
-
-    With two sides the rounds go A B, B A, A B, ...; with more, each round starts one side
-    later, so no side always runs first (or always after the same neighbour).
-    """
+    """Run every side ``reps`` times, each round starting one side later; per-operation seconds."""
     if warmup:
         for side in sides:
             await side.run()
@@ -118,13 +114,10 @@ async def alternate(sides: Sequence[Side], reps: int, *, warmup: bool) -> list[l
 
 
 async def measure(case: Case, reps: int, *, warmup: bool) -> Result:
-    """Alternate baseline and candidate ``reps`` times each; compare per-operation medians.
-
-    ``case.reps``, when set, overrides ``reps`` (cases whose repetitions are cheap or costly).
-    """
+    """Rotate baseline, candidate and peers ``reps`` times each (``case.reps`` overrides)."""
     reps = case.reps or reps
     started = time.perf_counter()
-    base, cand = await alternate([case.baseline, case.candidate], reps, warmup=warmup)
+    base, cand, *peers = await alternate([case.baseline, case.candidate, *case.peers], reps, warmup=warmup)
     paired = [case.target.ratio(b, c) for b, c in zip(base, cand, strict=True)]
     baseline_s, candidate_s = statistics.median(base), statistics.median(cand)
     return Result(
@@ -135,42 +128,21 @@ async def measure(case: Case, reps: int, *, warmup: bool) -> Result:
         ratio_range=(min(paired), max(paired)),
         reps=reps,
         seconds=time.perf_counter() - started,
+        peers=[
+            (side.label, case.target.ratio(baseline_s, statistics.median(times)))
+            for side, times in zip(case.peers, peers, strict=True)
+        ],
     )
 
 
-async def ladder(title: str, steps: Sequence[Side], reps: int, *, warmup: bool) -> str:
-    """A cost decomposition: each step adds one layer; median µs per operation of each.
-
-    Returned as one markdown line for a case's notes, e.g. ``SET 70 µs → script 75 µs``.
-    """
-    times = await alternate(steps, reps, warmup=warmup)
-    parts = [
-        f"{side.label} {statistics.median(per_op) * 1e6:,.0f} µs"
-        for side, per_op in zip(steps, times, strict=True)
-    ]
-    return f"{title} (median per operation, {reps} rotating repetitions): " + " → ".join(parts)
-
-
 def clock() -> float:
-    """Wall time: for anything that waits on I/O (Redis, SQLite, files, child processes)."""
+    """Wall time: for anything that waits on I/O (Redis, PostgreSQL, files, child processes)."""
     return time.perf_counter()
 
 
 def cpu_clock() -> float:
-    """This thread's CPU time: for in-process CPU-only work (codec, memory adapter).
-
-    Other processes on this shared 2-core machine steal wall time unevenly from one repetition
-    to the next; they cannot add CPU time to ours (they still share caches, so some noise stays).
-    """
+    """This thread's CPU time: for in-process CPU-only work, which other processes cannot inflate."""
     return time.thread_time()
-
-
-async def timed_loop(op: Callable[[int], Awaitable[object]], ops: int) -> float:
-    """Seconds to await ``op(i)`` for ``i`` in ``range(ops)``, one after another."""
-    start = clock()
-    for i in range(ops):
-        await op(i)
-    return clock() - start
 
 
 def timed_sync(op: Callable[[int], object], ops: int) -> float:
@@ -182,10 +154,11 @@ def timed_sync(op: Callable[[int], object], ops: int) -> float:
 
 
 async def timed_concurrent(op: Callable[[int], Awaitable[object]], ops: int, in_flight: int) -> float:
-    """Seconds to run ``op(i)`` for ``i`` in ``range(ops)`` with ``in_flight`` tasks at once.
+    """Seconds to run ``op(i)`` for ``i`` in ``range(ops)`` with ``in_flight`` outstanding at once.
 
-    Each worker task takes the next index when its previous operation finishes, so exactly
-    ``in_flight`` operations are outstanding until the tail (the redis-benchmark model).
+    Each worker takes the next index when its previous operation finishes, so exactly
+    ``in_flight`` operations are outstanding until the tail (the redis-benchmark model);
+    ``in_flight=1`` is one at a time.
     """
     indexes: Iterable[int] = iter(range(ops))
 

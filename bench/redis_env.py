@@ -1,25 +1,21 @@
-"""Redis for the benchmark: the shared server (our keys only) and a private throw-away server.
+"""Redis for the benchmark: the shared server (this run's keys only) and private servers.
 
-On the shared server every key this run writes contains the run's token, and :func:`unlink_token`
-removes exactly those with SCAN + UNLINK; nothing here ever flushes a database or calls KEYS.
-The private server (for the 10^6-session listing) runs from a temporary directory on a free
-loopback port, without persistence, and is shut down by the process that started it.
+On the shared server every key a run writes contains the run's token, and :func:`unlink_token`
+removes exactly those with SCAN + UNLINK; nothing here flushes a database or calls KEYS. Private
+servers (for populations and server-side CPU figures nobody else may disturb) are the tests' own
+(``tests/redis_servers.py``): loopback, free port, no persistence, stopped on exit.
 """
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import socket
 import statistics
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from tests.redis_servers import running_redis
 
 SHARED_URL = "redis://127.0.0.1:6379/13"
 
@@ -32,6 +28,13 @@ async def raw_client(url: str) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@asynccontextmanager
+async def private_server(directory: Path) -> AsyncIterator[str]:
+    """A private ``redis-server`` (started and stopped by the tests' helper); yields its URL."""
+    with running_redis(directory) as server:
+        yield server.url
 
 
 async def server_version(url: str) -> str:
@@ -66,47 +69,7 @@ async def measured_rtt_ms(client: aioredis.Redis, samples: int = 60) -> float:
     return statistics.median(times) * 1e3
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@asynccontextmanager
-async def private_server() -> AsyncIterator[str]:
-    """Start a private ``redis-server`` on loopback; yield its URL; stop it and remove its dir."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not on PATH (needed for the 10^6 listing case)")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
-    port = _free_port()
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
-    args += ["--save", "", "--appendonly", "no", "--protected-mode", "yes"]
-    process = await asyncio.create_subprocess_exec(
-        binary, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        await _wait_ready(url, process)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> None:
-    async with raw_client(url) as client:
-        for _ in range(200):
-            if process.returncode is not None:
-                raise RuntimeError(f"private redis-server exited with {process.returncode}")
-            try:
-                await client.ping()
-                return
-            except (RedisConnectionError, OSError):
-                await asyncio.sleep(0.025)
-        raise RuntimeError("private redis-server did not answer within 5 s")
+async def server_usec(client: aioredis.Redis) -> dict[str, int]:
+    """Server CPU µs spent so far per command (``INFO commandstats``)."""
+    stats = await client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(row["usec"]) for name, row in stats.items()}

@@ -1,13 +1,21 @@
-"""The results file: a markdown table, per-case notes, misses with profiles, machine facts; a chart."""
+"""The results file: the command first, the table, misses with profiles, case notes and the
+machine; then the findings, which are prose maintained by hand and kept across runs."""
 
 from __future__ import annotations
 
 import math
+import os
+import platform
+import subprocess
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from harness import TIMES, Result
 
+FINDINGS_MARK = "<!-- Findings: maintained by hand; bench/run.py keeps everything below this line. -->"
+PACKAGES: tuple[str, ...] = ("serverless-sessions", "pydantic", "pydantic-core", "zstandard", "redis")
+PACKAGES += ("hiredis", "asyncpg", "psycopg", "litestar")
 _SCALES = {"s": 1.0, "ms": 1e3, "µs": 1e6}
 
 
@@ -21,25 +29,37 @@ def absolute(per_op: float, unit: str) -> str:
     return f"{value:,.3g} {unit}" if value < 100 else f"{value:,.0f} {unit}"
 
 
-def _ratio(result: Result) -> str:
-    if result.error:
-        return "—"
-    low, high = result.ratio_range
-    spread = f" ({low:.2f} to {high:.2f})" if result.reps > 1 else ""
-    return f"**{result.ratio:.2f}{TIMES}**{spread}"
-
-
 def _row(result: Result) -> str:
     case = result.case
+    low, high = result.ratio_range
+    ratio = "—" if result.error else f"**{result.ratio:.2f}{TIMES}**"
+    if result.reps > 1:
+        ratio += f" ({low:.2f} to {high:.2f})"
     cells = [
         f"`{case.case_id}` {case.title}",
         f"{case.baseline.label}: {absolute(result.baseline_s, case.unit)}",
         f"{case.candidate.label}: {absolute(result.candidate_s, case.unit)}",
-        _ratio(result),
+        ratio,
         case.target.text(),
         {"pass": "pass", "miss": "**MISS**", "error": "**ERROR**"}[result.status],
+        "; ".join(f"{label}: {value:.2f}{TIMES}" for label, value in result.peers),
     ]
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _misses(results: Sequence[Result]) -> list[str]:
+    lines = []
+    for result in (r for r in results if r.status != "pass"):
+        case = result.case
+        lines += [f"### `{case.case_id}`: {result.status}", ""]
+        if result.error:
+            lines += [f"Could not run: `{result.error}`", ""]
+            continue
+        lines += [f"Measured {result.ratio:.2f}{TIMES} against {case.target.text()}.", ""]
+        lines += [case.on_miss, ""] if case.on_miss else []
+        if result.profile:
+            lines += ["Profile of the candidate:", "", "```text", result.profile, "```", ""]
+    return ["## Misses and errors", "", *(lines or ["None: every target was met in this run.", ""])]
 
 
 def _details(results: Sequence[Result]) -> list[str]:
@@ -47,95 +67,78 @@ def _details(results: Sequence[Result]) -> list[str]:
     for result in results:
         case = result.case
         lines.append(
-            f"- `{case.case_id}`: {result.reps} alternating repetitions per side "
-            f"({case.baseline.ops:,} baseline / {case.candidate.ops:,} candidate operations "
-            f"each), {result.seconds:.1f} s."
+            f"- `{case.case_id}`: {result.reps} rotating repetitions per side ({case.baseline.ops:,} "
+            f"baseline / {case.candidate.ops:,} candidate operations each), {result.seconds:.1f} s."
         )
-        lines.extend(f"  {note}" for note in case.notes)
+        lines += [f"  {note}" for note in case.notes]
     return [*lines, ""]
 
 
-def _misses(results: Sequence[Result]) -> list[str]:
-    missed = [r for r in results if r.status != "pass"]
-    if not missed:
-        return ["## Misses", "", "None: every target was met in this run.", ""]
-    lines = ["## Misses and errors", ""]
-    for result in missed:
-        case = result.case
-        lines.append(f"### `{case.case_id}` — {result.status}")
-        lines.append("")
-        if result.error:
-            lines.extend([f"Could not run: `{result.error}`", ""])
-            continue
-        lines.append(f"Measured {result.ratio:.2f}{TIMES} against a target of {case.target.text()}.")
-        lines.extend(["", case.on_miss or "No analysis recorded for this case.", ""])
-        if result.profile:
-            lines.extend(["Profile of the candidate:", ""])
-            lines.extend(["```text", result.profile, "```", ""])
-    return lines
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_facts(root: Path, servers: dict[str, str]) -> dict[str, str]:
+    """CPU, cores, OS, Python, the git commit, the servers and the measured packages' versions."""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    dirty = subprocess.run([*git, "status", "--porcelain", "-uno"], capture_output=True, text=True).stdout
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} cores",
+        "OS": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "git commit": commit.strip() + (" (uncommitted changes)" if dirty.strip() else ""),
+        **servers,
+        **{name: _version(name) for name in PACKAGES},
+    }
+
+
+def kept_findings(path: Path) -> str:
+    """The maintained part of ``path`` (from the mark on), or an empty findings section."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    _, mark, rest = text.partition(FINDINGS_MARK)
+    return mark + rest if mark else f"{FINDINGS_MARK}\n\n## Findings\n\n(none recorded yet)\n"
 
 
 def write_markdown(
-    path: Path,
-    results: Sequence[Result],
-    *,
-    command: str,
-    header: Sequence[str],
-    findings: Sequence[str],
-    facts: dict[str, str],
-    chart: Path | None,
+    path: Path, results: Sequence[Result], *, command: str, header: str, facts: dict[str, str], findings: str
 ) -> None:
-    """Write the results file."""
-    lines = ["# Benchmark results", "", *header, "", f"Command: `{command}`", ""]
-    lines += [
-        "Every ratio compares two sides measured in this run, in alternating repetitions, "
-        "using the median time per operation of each side. For `≥` targets the ratio is "
-        "baseline time / candidate time (candidate ops/s ÷ baseline ops/s, higher is better); "
-        "for `≤` targets it is candidate time / baseline time (lower is better). The range in "
-        "brackets is the spread of the per-repetition ratios. Absolute figures are this "
-        "machine's and are not targets.",
+    """Write the results file: generated sections, then ``findings`` unchanged."""
+    lines = [
+        "# Benchmark results",
         "",
-        "| case | baseline | candidate | ratio | target | result |",
-        "|---|---|---|---|---|---|",
+        f"Command: `{command}`",
+        "",
+        header,
+        "",
+        "Every ratio compares two sides measured in this run, in rotating repetitions, using the "
+        "median time per operation of each side. For `≥` targets the ratio is baseline time / "
+        "candidate time (higher is better); for `≤` targets candidate time / baseline time "
+        "(lower is better); a `≤ N µs` target bounds the candidate's own figure. Brackets: the "
+        "spread of the per-repetition ratios. Peers are other systems doing the same work, "
+        "measured in the same rotation, as ratios to the same baseline. Absolute figures are "
+        "this machine's and are not targets.",
+        "",
+        "| case | baseline | candidate | ratio | target | result | peers (same run) |",
+        "|---|---|---|---|---|---|---|",
         *(_row(result) for result in results),
         "",
+        *_misses(results),
+        *_details(results),
+        "## Machine",
+        "",
+        "| what | value |",
+        "|---|---|",
+        *(f"| {name} | {value} |" for name, value in facts.items()),
+        "",
+        findings,
     ]
-    if chart is not None:
-        lines += [f"![ratio against target per case]({chart.name})", ""]
-    lines += _misses(results)
-    lines += ["## Proposed src fixes", "", *findings, ""]
-    lines += _details(results)
-    lines += ["## Machine", "", "| what | value |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in facts.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def write_chart(path: Path, results: Sequence[Result], *, title: str) -> bool:
-    """A bar per case: how far past (green) or short of (red) its target; log scale."""
-    import matplotlib  # the plot extra is only needed here
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    measured = [r for r in results if not r.error]
-    if not measured:
-        return False
-    names = [r.case.case_id for r in measured]
-    headroom = [r.case.target.headroom(r.ratio) for r in measured]
-    colors = ["#2a9d4b" if r.passed else "#d1495b" for r in measured]
-    fig, ax = plt.subplots(figsize=(10, 0.42 * len(measured) + 1.6))
-    ax.barh(names, headroom, color=colors)
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_xscale("log")
-    ax.invert_yaxis()
-    for y, result in enumerate(measured):
-        label = f" {result.ratio:.2f}{TIMES} (target {result.case.target.text()})"
-        ax.text(headroom[y], y, label, va="center", fontsize=8)
-    ax.set_xlabel("ratio ÷ target bound (≥ 1 meets the target; log scale)")
-    ax.set_title(title, fontsize=10)
-    right = max(max(headroom) * 3, 2.0)
-    ax.set_xlim(min(min(headroom) / 1.5, 0.5), right)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

@@ -1,10 +1,11 @@
-"""Run the benchmark suite and write the results file and chart.
+"""Run the benchmark suite and write the results file.
 
     .venv/bin/python bench/run.py [--smoke] [--out bench/RESULTS.md] [--only PREFIX,...] [--list]
 
-``--smoke`` runs every case with tiny sizes and one repetition (CI keeps the suite alive with
-it); the full run takes a few minutes on 2 cores. The exit status is 1 if any case could not
-run (a missed target is a result, not an error).
+``--smoke`` runs every case with tiny sizes and one repetition (the test suite and CI keep the
+bench alive with it); a full run takes a few minutes on 2 cores. The findings part of the
+results file (from its mark on) is maintained by hand and carried over from ``bench/RESULTS.md``.
+The exit status is 1 if any case could not run (a missed target is a result, not an error).
 """
 
 from __future__ import annotations
@@ -23,28 +24,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from context import Context
-from findings import findings
-from harness import Case, Result, Side, Target, measure
-from machine import load_average, machine_facts
-from profiling import pyinstrument_summary
-from redis_env import SHARED_URL, server_version, unlink_token
-from report import write_chart, write_markdown
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(1, str(ROOT))  # the tests' private-server helpers: tests/redis_servers.py, ...
 
-ROOT = Path(__file__).resolve().parent.parent
-MODULES = (
-    "cases_codec",
-    "cases_memory",
-    "cases_sqlite",
-    "cases_redis",
-    "cases_scale",
-    "cases_bulk",
-    "cases_coldstart",
-)
+from context import Context  # noqa: E402
+from harness import Case, Result, Side, Target, measure  # noqa: E402
+from profiling import pyinstrument_summary  # noqa: E402
+from redis_env import SHARED_URL, server_version, unlink_token  # noqa: E402
+from report import kept_findings, machine_facts, write_markdown  # noqa: E402
+
+ORDER = ("cases_codec", "cases_redis", "cases_postgres", "cases_listing", "cases_bulk", "cases_coldstart")
 
 
 def _modules() -> list[ModuleType]:
-    return [importlib.import_module(name) for name in MODULES]
+    """The case modules: those in ``ORDER`` first, then any other ``cases_*.py``."""
+    found = sorted(path.stem for path in BENCH.glob("cases_*.py"))
+    names = [name for name in ORDER if name in found] + [name for name in found if name not in ORDER]
+    return [importlib.import_module(name) for name in names]
 
 
 def all_case_ids() -> list[str]:
@@ -57,8 +54,7 @@ def _error_result(case_id: str, error: str) -> Result:
         raise RuntimeError(error)
 
     side = Side("—", 1, never)
-    case = Case(case_id, "(did not run)", side, side, Target("speedup", 1.0))
-    return Result(case=case, error=error)
+    return Result(case=Case(case_id, "(did not run)", side, side, Target("speedup", 1.0)), error=error)
 
 
 async def _run_module(module: ModuleType, ctx: Context) -> list[Result]:
@@ -76,8 +72,8 @@ async def _run_module(module: ModuleType, ctx: Context) -> list[Result]:
                 profile = case.profile or (lambda run=case.candidate.run: pyinstrument_summary(run))
                 result.profile = await profile()
             print(
-                f"[bench]   {result.ratio:.2f}x target {case.target.text()} "
-                f"{result.status} ({result.seconds:.1f} s)",
+                f"[bench]   {result.ratio:.2f}x target {case.target.text()} {result.status} "
+                f"({result.seconds:.1f} s)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -96,53 +92,39 @@ def _command() -> str:
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     parser.add_argument("--only", default="", help="comma-separated case-id prefixes")
     parser.add_argument("--list", action="store_true", help="print the case ids and exit")
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(all_case_ids()))
         return 0
-    only = [prefix for prefix in args.only.split(",") if prefix]
-    load_before = load_average()
+    load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        ctx = Context.create(smoke=args.smoke, tmp=Path(tmp), redis_url=SHARED_URL, only=tuple(only))
-        versions = {"Redis server (shared, db 13)": await server_version(SHARED_URL)}
+        only = tuple(prefix for prefix in args.only.split(",") if prefix)
+        ctx = Context.create(smoke=args.smoke, tmp=Path(tmp), redis_url=SHARED_URL, only=only)
+        servers = {"Redis server (shared, db 13)": await server_version(SHARED_URL)}
         results: list[Result] = []
         try:
             for module in _modules():
                 results += await _run_module(module, ctx)
-            print("[bench] findings ...", file=sys.stderr, flush=True)
-            found = await findings(ctx, results) if not only else ["(skipped: --only)"]
         finally:
             removed = await unlink_token(SHARED_URL, ctx.token)
             print(f"[bench] removed {removed} keys of {ctx.token}", file=sys.stderr)
-    order = {case_id: i for i, case_id in enumerate(all_case_ids())}
-    results.sort(key=lambda result: order.get(result.case.case_id, len(order)))
     elapsed = time.perf_counter() - started
-    mode = "smoke (tiny sizes, 1 repetition)" if args.smoke else "full"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    passed = sum(result.passed for result in results)
-    header = [
-        f"Run {stamp}; mode: {mode}; wall time {elapsed:.0f} s; {passed} of {len(results)} targets met. "
-        f"Load average (1/5/15 min) at start {load_before}, at end {load_average()}, on "
-        f"{os.cpu_count()} cores: other work shared this machine (see the per-repetition ranges)."
-    ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    chart = args.out.parent / f"{args.out.stem.lower()}.png"
-    drawn = write_chart(chart, results, title=f"serverless-sessions benchmark ({mode}, {stamp})")
-    write_markdown(
-        args.out,
-        results,
-        command=_command(),
-        header=header,
-        findings=found,
-        facts=machine_facts(ROOT, versions),
-        chart=chart if drawn else None,
+    load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    header = (
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; mode: {'smoke' if args.smoke else 'full'}; wall time "
+        f"{elapsed:.0f} s; {sum(r.passed for r in results)} of {len(results)} targets met. Load average "
+        f"(1/5/15 min) at start {load_before}, at end {load_after}, on {os.cpu_count()} cores."
     )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    findings = kept_findings(BENCH / "RESULTS.md")
+    facts = machine_facts(ROOT, servers)
+    write_markdown(args.out, results, command=_command(), header=header, facts=facts, findings=findings)
     print(f"[bench] wrote {args.out} in {elapsed:.1f} s", file=sys.stderr)
     return 1 if any(result.error for result in results) else 0
 

@@ -135,6 +135,12 @@ def test_bad_urls_are_configuration_errors_naming_the_value(url: str, named: str
     assert named in str(caught.value)
 
 
+def test_table_wait_is_checked_like_the_other_timeouts() -> None:
+    with pytest.raises(ConfigurationError, match="'table_wait'"):
+        dynamodb.DynamoDBTimeouts(table_wait=-5)
+    assert dynamodb.Cache.from_url("dynamodb://sessions?create_table=on").settings.create_table is True
+
+
 def test_credentials_in_the_url_are_refused_without_repeating_them() -> None:
     with pytest.raises(ConfigurationError) as caught:
         dynamodb.Cache.from_url("dynamodb://AKIAEXAMPLE:hunter2-secret@sessions")

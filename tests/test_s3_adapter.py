@@ -98,6 +98,7 @@ def test_from_url_overrides_win_and_secrets_are_masked() -> None:
         ("s3://b-1/p?region=", "region"),
         ("s3://b-1/p?colour=blue", "colour"),
         ("s3://b-1/p?region=a&region=b", "region"),
+        ("s3://b-1/p?region=eu_west", "eu_west"),
         ("s3://b-1/p?endpoint_url=ftp://x", "endpoint_url"),
         ("s3://AB/p", "bucket"),
         ("s3://key:secret@b-1/p", "credentials"),
@@ -108,6 +109,16 @@ def test_bad_urls_are_configuration_errors_naming_the_part(url: str, named: str)
     with pytest.raises(ConfigurationError, match=named) as caught:
         s3.Cache.from_url(url)
     assert "secret" not in str(caught.value).replace("secret_access_key", "")
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "named"),
+    [({"connect": 0}, "'connect'"), ({"read": "soon"}, "'soon'"), ({"max_attempts": True}, "'max_attempts'")],
+)
+def test_bad_timeouts_are_configuration_errors_naming_them(timeouts: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        S3Timeouts(**timeouts)  # type: ignore[arg-type]
+    assert named in str(caught.value)
 
 
 def test_credentials_must_come_in_pairs() -> None:

@@ -140,7 +140,8 @@ class CapabilityNotSupportedError(StorageError, NotImplementedError):
     def __init__(self, cache: object, capability: str, operation: str) -> None:
         super().__init__(
             f"{type(cache).__name__} does not offer the {capability!r} capability "
-            f"needed by {operation}; use a built-in adapter (memory, sqlite, redis, s3)"
+            f"needed by {operation}; every built-in adapter offers it "
+            f"(serverless_sessions.adapters.cache.<name>.Cache)"
         )
         self.capability = capability
         self.operation = operation

@@ -133,6 +133,23 @@ async def test_indexes_list_live_members_only(cache: CacheBase) -> None:
     assert await cache.index_members("user:nobody") == []
 
 
+async def test_a_key_written_without_indexes_gains_them_on_a_later_write(cache: CacheBase) -> None:
+    # A session saved before it had an owner is listed under the owner once one is recorded.
+    assert isinstance(cache, IndexedCache)
+    await cache.compare_and_set("late", b"v1", expected_version=0, ttl=60)
+    await cache.compare_and_set("late", b"v2", expected_version=1, ttl=KEEP_TTL, indexes=["user:late"])
+    assert await cache.index_members("user:late") == ["late"]
+    await cache.compare_and_set("late", b"v3", expected_version=2, ttl=KEEP_TTL)
+    assert await cache.index_members("user:late") == ["late"]
+    with pytest.raises(SessionConflictError, match="other indexes"):
+        await cache.compare_and_set("late", b"x", expected_version=3, ttl=60, indexes=["user:other"])
+    entry = await cache.get_entry("late")
+    assert entry is not None and (entry.value, entry.version) == (b"v3", 3)
+    assert await cache.index_members("user:other") == []
+    assert await cache.compare_and_delete("late", expected_version=3)
+    assert await cache.index_members("user:late") == []
+
+
 async def test_purge_expired_removes_keys_and_index_entries(cache: CacheBase) -> None:
     assert isinstance(cache, IndexedCache)
     await cache.compare_and_set("gone", b"v", expected_version=0, ttl=0.5, indexes=["user:a"])

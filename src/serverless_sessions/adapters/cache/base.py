@@ -116,7 +116,8 @@ class AtomicCache(ABC):
     list the key; the adapter records the key in each of them in the same atomic step as the
     write, or — where the backend cannot span keys atomically — *before* the write, so a live key
     is never missing from its indexes (an index may briefly name a key that is not written yet;
-    readers filter those). A key's index names are fixed by its first write.
+    readers filter those). A key's index names are fixed by its first indexed write; a write
+    naming none keeps them.
     """
 
     @abstractmethod

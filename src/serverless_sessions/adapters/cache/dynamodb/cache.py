@@ -64,6 +64,7 @@ from serverless_sessions.adapters.cache.dynamodb.layout import (
     number,
     shard_pk,
 )
+from serverless_sessions.adapters.cache.urls import secret
 from serverless_sessions.errors import (
     ConfigurationError,
     InvalidSessionError,
@@ -111,8 +112,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             table=table,
             region=region,
             endpoint_url=endpoint_url,
-            access_key_id=_secret(access_key_id),
-            secret_access_key=_secret(secret_access_key),
+            access_key_id=secret(access_key_id),
+            secret_access_key=secret(secret_access_key),
             timeouts=timeouts or DynamoDBTimeouts(),
             create_table=create_table,
         )
@@ -373,7 +374,3 @@ def _entry(item: dict[str, Any] | None, key: str, at: float | None = None) -> En
         return None
     record = live(Record.parse(item, key), at)
     return None if record is None else Entry(Record.value(item, key), record.version, record.expires_at)
-
-
-def _secret(value: str | SecretStr | None) -> SecretStr | None:
-    return value if value is None or isinstance(value, SecretStr) else SecretStr(value)

@@ -16,18 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
 
+from serverless_sessions.adapters.cache.aws import ClientHolder, session
 from serverless_sessions.adapters.cache.dynamodb.actions import Action
 from serverless_sessions.adapters.cache.dynamodb.config import DynamoDBSettings
 from serverless_sessions.adapters.cache.dynamodb.errors import lost_condition, translate_error
 from serverless_sessions.adapters.cache.dynamodb.table import ensure_table
-from serverless_sessions.errors import ClosedError, StorageUnavailableError
+from serverless_sessions.errors import SessionError, StorageUnavailableError
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
@@ -36,99 +35,43 @@ __all__ = ["Connection"]
 
 _BATCH_GET = 100
 _UNPROCESSED_ROUNDS = 8
-_shared_session: AioSession | None = None
 
 
-def _session() -> AioSession:
-    """The process's botocore session: it caches the service model across clients."""
-    global _shared_session
-    if _shared_session is None:
-        _shared_session = AioSession()
-    return _shared_session
-
-
-class Connection:
+class Connection(ClientHolder["DynamoDBClient"]):
     """Item operations on one table, each inside the error boundary."""
 
     def __init__(
         self, settings: DynamoDBSettings, *, backend: str, client: DynamoDBClient | None = None
     ) -> None:
+        super().__init__(backend=backend, client=client, checked=False, resource=f"table {settings.table!r}")
         self.settings = settings
-        self.backend = backend
-        self._client = client
-        self._ready = False
-        self._owned = contextlib.AsyncExitStack()
-        self._lock = asyncio.Lock()
-        self._closed = False
 
     @property
     def table(self) -> str:
         """The table name."""
         return self.settings.table
 
-    @contextlib.contextmanager
-    def errors(self, operation: str, key: str | None) -> Iterator[None]:
-        """Translate botocore exceptions raised inside the block."""
-        try:
-            yield
-        except (BotoCoreError, ClientError) as exc:
-            raise translate_error(
-                exc, backend=self.backend, operation=operation, table=self.table, key=key
-            ) from exc
-
-    async def client(self) -> DynamoDBClient:
-        """The client, created (and the table checked or created) on first use."""
-        if self._client is not None and self._ready and not self._closed:
-            return self._client
-        async with self._lock:
-            client = await self._connect()
-            if not self._ready:
-                await self._ensure(client, self.settings.may_create_table)
-        return client
+    def _translate(self, exc: BotoCoreError | ClientError, operation: str, key: str | None) -> SessionError:
+        return translate_error(exc, backend=self.backend, operation=operation, table=self.table, key=key)
 
     async def ensure_table(self, *, create: bool) -> Mapping[str, Any]:
         """Check the table, creating it first if missing and ``create``; its description."""
         async with self._lock:
             return await self._ensure(await self._connect(), create)
 
-    async def _connect(self) -> DynamoDBClient:
-        if self._closed:
-            raise ClosedError(f"{self.backend} table {self.table!r}")
-        if self._client is None:
-            with self.errors("connect", None):
-                self._client = await self._owned.enter_async_context(self._create())
-        return self._client
+    async def _check(self, client: DynamoDBClient) -> None:
+        await self._ensure(client, self.settings.may_create_table)
 
     async def _ensure(self, client: DynamoDBClient, create: bool) -> Mapping[str, Any]:
         with self.errors("check table", None):
             described = await ensure_table(
                 client, self.table, create=create, wait=self.settings.timeouts.table_wait
             )
-        self._ready = True
+        self._checked = True
         return described
 
     def _create(self) -> contextlib.AbstractAsyncContextManager[DynamoDBClient]:
-        s = self.settings
-        config = AioConfig(
-            connect_timeout=s.timeouts.connect,
-            read_timeout=s.timeouts.read,
-            retries={"max_attempts": s.timeouts.max_attempts, "mode": "standard"},
-            max_pool_connections=s.max_pool_connections,
-        )
-        return _session().create_client(
-            "dynamodb",
-            region_name=s.region,
-            endpoint_url=s.endpoint_url,
-            aws_access_key_id=s.access_key_id.get_secret_value() if s.access_key_id else None,
-            aws_secret_access_key=(s.secret_access_key.get_secret_value() if s.secret_access_key else None),
-            config=config,
-        )
-
-    async def close(self) -> None:
-        """Close the client if this object created it. Idempotent."""
-        self._closed = True
-        await self._owned.aclose()
-        self._client = None
+        return session().create_client("dynamodb", **self.settings.client_arguments())
 
     async def ping(self) -> float:
         """Seconds for one ``GetItem`` of an item that never exists."""

@@ -21,26 +21,22 @@ Contracts:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from pydantic import SecretStr
 
+from serverless_sessions.adapters.cache.aws import AWSSettings, AWSTimeouts, ClientHolder, session
 from serverless_sessions.adapters.cache.base import gather_bounded
 from serverless_sessions.errors import (
-    ClosedError,
     ConfigurationError,
+    SessionError,
     StorageError,
     StorageUnavailableError,
 )
@@ -59,41 +55,18 @@ _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _DELETE_BATCH = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class S3Timeouts:
-    """Connect and read timeouts (seconds) and botocore's total attempts per request."""
-
-    connect: float = 5.0
-    read: float = 10.0
-    max_attempts: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "read"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigurationError(f"S3 timeout {name!r} must be > 0 seconds, got {value!r}")
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigurationError(f"S3 max_attempts must be an integer, got {self.max_attempts!r}")
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"S3 max_attempts must be >= 1, got {self.max_attempts!r}")
+S3Timeouts = AWSTimeouts
+"""The S3 adapter's timeouts: the ones every AWS adapter has."""
 
 
-@dataclass(frozen=True, slots=True)
-class S3Settings:
-    """Where the bucket is and how to reach it. Secrets are ``SecretStr``, masked in ``repr``.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class S3Settings(AWSSettings):
+    """Which bucket, and how to reach it: :class:`~serverless_sessions.adapters.cache.aws.AWSSettings`."""
 
-    Credentials left ``None`` come from botocore's standard chain (``AWS_ACCESS_KEY_ID`` /
-    ``AWS_SECRET_ACCESS_KEY`` environment variables, shared files, instance roles).
-    """
+    WHAT: ClassVar[str] = "S3"
 
     bucket: str
-    region: str | None = None
-    endpoint_url: str | None = None
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    timeouts: S3Timeouts = field(default_factory=S3Timeouts)
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    max_pool_connections: int = 32
 
     def __post_init__(self) -> None:
         if not isinstance(self.bucket, str) or not _BUCKET_RE.fullmatch(self.bucket):
@@ -101,36 +74,15 @@ class S3Settings:
                 f"S3 bucket {self.bucket!r} is not a valid bucket name "
                 "(3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit)"
             )
-        if self.endpoint_url is not None:
-            parts = urlsplit(self.endpoint_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigurationError(
-                    f"S3 endpoint_url must be an http(s) URL with a host, got {self.endpoint_url!r}"
-                )
-            if parts.username or parts.password:
-                raise ConfigurationError(
-                    "S3 endpoint_url must not carry credentials; pass access_key_id and "
-                    "secret_access_key or use the AWS environment variables"
-                )
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ConfigurationError(
-                "S3 access_key_id and secret_access_key must be given together (or neither)"
-            )
+        AWSSettings.__post_init__(self)
         if self.addressing_style not in ("auto", "path", "virtual"):
             raise ConfigurationError(
                 f"S3 addressing_style must be auto, path or virtual, got {self.addressing_style!r}"
             )
-        if self.max_pool_connections < 1:
-            raise ConfigurationError("S3 max_pool_connections must be >= 1")
 
     def public(self) -> dict[str, Any]:
         """JSON-safe facts for health and stats output: no credentials, only their source."""
-        return {
-            "bucket": self.bucket,
-            "region": self.region,
-            "endpoint": self.endpoint_url,
-            "credentials": "explicit" if self.access_key_id is not None else "default chain",
-        }
+        return {"bucket": self.bucket, **AWSSettings.public(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,87 +130,30 @@ def translate_error(
     return StorageError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-_shared_session: AioSession | None = None
-
-
-def _session() -> AioSession:
-    """The process's botocore session, shared by every client this module creates.
-
-    It caches the S3 service model, so a further client takes ~4 ms to create instead of
-    ~100 ms. Clients given explicit credentials never use the session's own credentials.
-    """
-    global _shared_session
-    if _shared_session is None:
-        _shared_session = AioSession()
-    return _shared_session
-
-
-class S3Bucket:
+class S3Bucket(ClientHolder["S3Client"]):
     """Object operations on one bucket, with the error boundary applied to each of them."""
 
     def __init__(self, settings: S3Settings, *, backend: str, client: S3Client | None = None) -> None:
+        super().__init__(
+            backend=backend, client=client, checked=client is not None, resource=f"bucket {settings.bucket!r}"
+        )
         self.settings = settings
-        self.backend = backend
-        self._client: S3Client | None = client
-        self._checked = client is not None
-        self._owned = contextlib.AsyncExitStack()
-        self._lock = asyncio.Lock()
-        self._closed = False
 
     @property
     def name(self) -> str:
         """The bucket name."""
         return self.settings.bucket
 
-    @contextlib.contextmanager
-    def errors(self, operation: str, key: str | None) -> Iterator[None]:
-        """Translate botocore exceptions raised inside the block (see module docstring)."""
-        try:
-            yield
-        except (BotoCoreError, ClientError) as exc:
-            raise translate_error(
-                exc, backend=self.backend, operation=operation, bucket=self.name, key=key
-            ) from exc
-
-    async def client(self) -> S3Client:
-        """The client, created (and the bucket checked) on first use."""
-        if self._closed:
-            raise ClosedError(f"{self.backend} bucket {self.name!r}")
-        if self._client is not None and self._checked:
-            return self._client
-        async with self._lock:
-            if self._client is None:
-                with self.errors("connect", None):
-                    self._client = await self._owned.enter_async_context(self._create())
-            if not self._checked:
-                with self.errors("check bucket", None):
-                    await self._client.head_bucket(Bucket=self.name)
-                self._checked = True
-        return self._client
+    def _translate(self, exc: BotoCoreError | ClientError, operation: str, key: str | None) -> SessionError:
+        return translate_error(exc, backend=self.backend, operation=operation, bucket=self.name, key=key)
 
     def _create(self) -> contextlib.AbstractAsyncContextManager[S3Client]:
-        s = self.settings
-        config = AioConfig(
-            connect_timeout=s.timeouts.connect,
-            read_timeout=s.timeouts.read,
-            retries={"max_attempts": s.timeouts.max_attempts, "mode": "standard"},
-            max_pool_connections=s.max_pool_connections,
-            s3={"addressing_style": s.addressing_style},
-        )
-        return _session().create_client(
-            "s3",
-            region_name=s.region,
-            endpoint_url=s.endpoint_url,
-            aws_access_key_id=s.access_key_id.get_secret_value() if s.access_key_id else None,
-            aws_secret_access_key=(s.secret_access_key.get_secret_value() if s.secret_access_key else None),
-            config=config,
-        )
+        config = {"s3": {"addressing_style": self.settings.addressing_style}}
+        return session().create_client("s3", **self.settings.client_arguments(**config))
 
-    async def close(self) -> None:
-        """Close the client if this object created it. Idempotent."""
-        self._closed = True
-        await self._owned.aclose()
-        self._client = None
+    async def _check(self, client: S3Client) -> None:
+        with self.errors("check bucket", None):
+            await client.head_bucket(Bucket=self.name)
 
     async def ping(self) -> float:
         """Seconds for one ``HeadBucket`` round trip."""

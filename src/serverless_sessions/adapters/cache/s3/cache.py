@@ -27,16 +27,18 @@ and the ``PUT`` both succeed and one update is lost; a purge racing with a rewri
 A server that *rejects* the headers makes every write raise
 :class:`~serverless_sessions.errors.StorageError`. Use Redis or SQLite where that matters.
 
-**Indexes.** A key's markers are written *before* its first data object, so a live key is never
+**Indexes.** A key's indexes are fixed by its first indexed write (a key first written without
+indexes gains them on a later write that names some; a write naming none keeps them). Their
+markers are written *before* the data object that first lists them, so a live key is never
 missing from an index; a marker whose key is absent, expired, or does not list that index in its
 metadata is filtered by :meth:`Cache.index_members`. Markers are deleted after their key (by
 ``delete`` or ``purge_expired``). Two known leftovers, both filtered and harmless: markers of a
-create that lost its race to a writer with other indexes, and markers of an expired key
+write that lost its race to a writer with other indexes, and markers of an expired key
 re-created with other indexes. One remaining race: deleting a key while another writer
 re-creates the same key can remove the new key's marker.
 
-**Costs.** ``get``/``exists``/``compare_and_set`` take one or two requests plus one per index on
-creation. S3 has no expiry index: :meth:`Cache.purge_expired` lists every data object of the
+**Costs.** ``get``/``exists``/``compare_and_set`` take one or two requests plus one per index when
+a key gets its indexes. S3 has no expiry index: :meth:`Cache.purge_expired` lists every data object of the
 namespace and reads each one's metadata — O(objects), the one exception to the contract's
 O(expired). ``index_members`` and ``scan_keys`` issue one ``HEAD`` per listed key. Listings follow
 ``ListObjectsV2`` continuation tokens past 1,000 objects.
@@ -63,6 +65,7 @@ from serverless_sessions.adapters.cache.base import (
 from serverless_sessions.adapters.cache.s3.bucket import S3Bucket, S3Settings, S3Timeouts
 from serverless_sessions.adapters.cache.s3.layout import Layout, Record, live, metadata
 from serverless_sessions.adapters.cache.s3.url import parse_url
+from serverless_sessions.adapters.cache.urls import secret
 from serverless_sessions.errors import SessionConflictError, StorageError
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
 
@@ -104,8 +107,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             bucket=bucket,
             region=region,
             endpoint_url=endpoint_url,
-            access_key_id=_secret(access_key_id),
-            secret_access_key=_secret(secret_access_key),
+            access_key_id=secret(access_key_id),
+            secret_access_key=secret(secret_access_key),
             timeouts=timeouts or S3Timeouts(),
             addressing_style=addressing_style,
         )
@@ -235,8 +238,10 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
                 check_same_indexes(
                     key, found.indexes, indexes, expected=expected or 0, actual=found.version
                 )
-            names = found.indexes if found else tuple(dict.fromkeys(indexes))
-            if found is None:
+            # A key's indexes are fixed by its first indexed write; a write naming none keeps them.
+            listed_in = found.indexes if found else ()
+            names = listed_in or tuple(dict.fromkeys(indexes))
+            if names != listed_in:
                 # Markers first: a live key must never be missing from its indexes.
                 markers = self._layout.markers(ns, key, names)
                 calls = [partial(self._bucket.put, marker, b"", key=key) for marker in markers]
@@ -339,7 +344,3 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         except StorageError as exc:
             return {**report, "available": False, "error": str(exc)}
         return {**report, "available": True, "latency_ms": round(latency * 1000, 3)}
-
-
-def _secret(value: str | SecretStr | None) -> SecretStr | None:
-    return value if value is None or isinstance(value, SecretStr) else SecretStr(value)

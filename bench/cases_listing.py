@@ -1,0 +1,78 @@
+"""Listing: does one page of 50 cost the same among 10^5 sessions as among 10^3?
+
+Two namespaces on a private Redis (the tests' helper: no persistence, nobody else's keys), one
+of ``list_small`` and one of ``list_large`` small sessions, all of one user and spread over 97
+projects, written through the public API (``store_sessions`` where it exists). Each row times
+``ServerlessSessionManager.list_sessions`` for the newest page of 50: the user's page (the
+user owns every session) and the global page. A page read by range from an activity-ordered
+index costs O(page); one that reads the whole owner first costs O(owner) and shows here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from backends import open_cache, storage
+from context import Context
+from harness import Case, Side, Target, clock, timed_concurrent
+from redis_env import private_server
+from serverless_sessions import ACBCacheStorage, ServerlessSessionManager, SessionState
+from sessions import SessionFactory
+
+CASE_IDS = ["list-user", "list-global"]
+PAGE = 50
+CHUNK = 1000
+USER = "user-0"
+
+
+async def populate(st: ACBCacheStorage, total: int) -> float:
+    """Store ``total`` small sessions of ``USER``, ``CHUNK`` at a time; return the seconds taken."""
+    factory = SessionFactory(f"fill-{st.namespace}", 300, users=1, projects=97)
+    batch = getattr(st, "store_sessions", None)
+    start = clock()
+    for done in range(0, total, CHUNK):
+        states = factory.batch(min(CHUNK, total - done))
+        if batch is not None:
+            await batch(states)
+            continue
+
+        async def store(i: int, states: list[SessionState] = states) -> None:
+            await st.store_session(states[i])
+
+        await timed_concurrent(store, len(states), 64)
+    return clock() - start
+
+
+def _listing(manager: ServerlessSessionManager, total: int, user: str | None, ops: int) -> Side:
+    async def run() -> float:
+        start = clock()
+        for _ in range(ops):
+            page = await manager.list_sessions(user_id=user, limit=PAGE)
+            if len(page.sessions) != PAGE:
+                raise AssertionError(f"listed {len(page.sessions)} of {PAGE} sessions")
+        return clock() - start
+
+    return Side(f"among {total:,}", ops, run)
+
+
+async def cases(ctx: Context) -> AsyncIterator[Case]:
+    sizes = ctx.sizes
+    async with (
+        private_server(ctx.tmp / "redis-listing") as url,
+        open_cache("redis", ctx, "list", url=url) as cache,
+    ):
+        small, large = storage(cache, "small"), storage(cache, "large")
+        filled = [await populate(small, sizes.list_small), await populate(large, sizes.list_large)]
+        managers = ServerlessSessionManager(small), ServerlessSessionManager(large)
+        note = f"Populations written in {filled[0]:.1f} s and {filled[1]:.1f} s (private redis-server)."
+        for case_id, user, title in (("list-user", USER, "one user's"), ("list-global", None, "global")):
+            yield Case(
+                case_id=case_id,
+                title=f"list a page of {PAGE}, {title}, among {sizes.list_large:,} vs {sizes.list_small:,}",
+                baseline=_listing(managers[0], sizes.list_small, user, sizes.list_ops),
+                candidate=_listing(managers[1], sizes.list_large, user, sizes.list_ops),
+                target=Target("cost", 1.5),
+                unit="ms/page",
+                notes=[note],
+                reps=sizes.list_reps,
+            )

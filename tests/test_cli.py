@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import stat
 import subprocess
@@ -158,6 +160,57 @@ def test_cleanup_and_stats(sqlite_env: dict[str, str], tmp_path: Path) -> None:
     assert ok("get", keeper["session_id"], env=env)["user_id"] == "eve"
 
 
+def test_erase_deletes_one_users_sessions_and_rehearses_with_dry_run(sqlite_env: dict[str, str]) -> None:
+    env = sqlite_env
+    eves = sorted(ok("create", "eve", "proj", env=env)["session_id"] for _ in range(2))
+    franks = ok("create", "frank", "proj", env=env)["session_id"]
+
+    rehearsal = ok("erase", "--user", "eve", "--dry-run", env=env)
+    assert rehearsal == {"user_id": "eve", "dry_run": True, "count": 2, "session_ids": eves}
+    assert len(ok("list", "--user", "eve", env=env)["sessions"]) == 2
+
+    assert ok("erase", "--user", "eve", env=env) == {
+        "user_id": "eve", "dry_run": False, "count": 2, "session_ids": eves
+    }  # fmt: skip
+    assert ok("list", "--user", "eve", env=env)["sessions"] == []
+    assert [item["session_id"] for item in ok("list", env=env)["sessions"]] == [franks]
+
+    nobody = run_cli("erase", "--user", "eve", env=env, stdin="")  # not a terminal: no question
+    assert (nobody.code, nobody.stdout.strip()) == (0, "Erased 0 session(s) of user 'eve'")
+    blank = run_cli("erase", "--user", " ", env=env, stdin="")
+    assert blank.code == ExitCode.USAGE and "user id" in blank.stderr
+
+
+def _erase_on_a_terminal(env: dict[str, str], answer: str) -> tuple[int, str, str]:
+    """``erase --user frank`` with a terminal as stdin, answering its question with ``answer``."""
+    controller, terminal = pty.openpty()
+    with subprocess.Popen(
+        [str(SCRIPT), "erase", "--user", "frank"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    ) as process:
+        os.close(terminal)
+        os.write(controller, f"{answer}\n".encode())
+        out, err = process.communicate(timeout=60)
+    os.close(controller)
+    return process.returncode, out, err
+
+
+def test_erase_on_a_terminal_asks_first(sqlite_env: dict[str, str]) -> None:
+    env = sqlite_env
+    kept = ok("create", "frank", "proj", env=env)["session_id"]
+    code, _, err = _erase_on_a_terminal(env, "n")
+    assert code == ExitCode.NOTHING_DONE
+    assert "Erase 1 session(s) of user 'frank'? This cannot be undone" in err and "nothing erased" in err
+    assert ok("get", kept, env=env)["user_id"] == "frank"
+    code, out, _ = _erase_on_a_terminal(env, "y")
+    assert code == 0 and "Erased 1 session(s) of user 'frank'" in out
+    assert ok("list", "--user", "frank", env=env)["sessions"] == []
+
+
 def test_config_show_masks_secrets(tmp_path: Path) -> None:
     env = base_env(
         tmp_path,
@@ -269,7 +322,9 @@ def test_entry_points_and_light_import(tmp_path: Path) -> None:
     assert loaded.returncode == 0, loaded.stderr
 
 
-@pytest.mark.parametrize("args", [("--help",), ("create", "--help"), ("config", "--help")])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("create", "--help"), ("config", "--help"), ("erase", "--help")]
+)
 def test_help(args: tuple[str, ...], tmp_path: Path) -> None:
     result = run_cli(*args, env=base_env(tmp_path))
     assert result.code == 0 and "Usage:" in result.stdout

@@ -237,6 +237,24 @@ async def test_only_an_admin_cleans_up_and_reconfiguration_needs_the_flag(tmp_pa
             assert (await call(root, "test_serverless_storage"))["backend"] == "sqlite"
 
 
+async def test_only_an_admin_erases_a_user(tmp_path: Path) -> None:
+    with serving(tmp_path, "--tokens-file", str(tokens_file(tmp_path))) as server:
+        async with client(server, ALICE) as alice, client(server, BOB) as bob, client(server, ROOT) as root:
+            doomed = (await call(alice, "create_serverless_session", project_id="p"))["session_id"]
+            kept = (await call(bob, "create_serverless_session", project_id="p"))["session_id"]
+            for user in ("alice", "bob"):  # not even oneself: erasure is an admin's act
+                for dry_run in (True, False):
+                    message = await fails(alice, "erase_user_sessions", user_id=user, dry_run=dry_run)
+                    assert "erase_user_sessions needs an admin principal; 'alice' is not one" in message
+            untouched = await call(alice, "get_serverless_session", session_id=doomed)
+            assert untouched["session"]["revision"] == 1
+
+            erased = await call(root, "erase_user_sessions", user_id="alice")
+            assert (erased["user_id"], erased["count"], erased["session_ids"]) == ("alice", 1, [doomed])
+            assert (await call(alice, "list_serverless_sessions"))["sessions"] == []
+            assert (await call(bob, "get_serverless_session", session_id=kept))["session"]["revision"] == 1
+
+
 async def test_with_the_flag_an_admin_reconfigures_this_server_process(tmp_path: Path) -> None:
     tokens = tokens_file(tmp_path)
     with serving(tmp_path, "--allow-configure", SERVERLESS_SESSIONS_MCP_TOKENS_FILE=str(tokens)) as server:

@@ -39,6 +39,7 @@ TOOLS = {
     "cleanup_serverless_sessions": (set(), set()),
     "configure_serverless_storage": ({"backend", "config_updates"}, set()),
     "touch_serverless_session": ({"session_id"}, {"ttl_hours"}),
+    "erase_user_sessions": ({"user_id"}, {"dry_run"}),
 }
 
 
@@ -183,6 +184,13 @@ async def test_without_authentication_the_one_local_user_has_every_right(sqlite_
         listed = await call(session, "list_serverless_sessions")
         assert {item["session_id"] for item in listed["sessions"]} == {first, second}
         assert (await call(session, "cleanup_serverless_sessions"))["removed"] == 0
+        rehearsal = await call(session, "erase_user_sessions", user_id="ann", dry_run=True)
+        assert (rehearsal["count"], rehearsal["session_ids"]) == (1, [first])
+        erased = await call(session, "erase_user_sessions", user_id="ann")
+        assert (erased["dry_run"], erased["count"], erased["session_ids"]) == (False, 1, [first])
+        assert "not found" in await fails(session, "get_serverless_session", session_id=first)
+        kept = await call(session, "get_serverless_session", session_id=second)
+        assert kept["session"]["user_id"] == "ben"
         assert await fails(session, "configure_serverless_storage", backend="memory", config_updates={}) == (
             "Error executing tool configure_serverless_storage: configure_serverless_storage is disabled on "
             "this server: start it with `serverless-sessions serve --allow-configure` to enable it"

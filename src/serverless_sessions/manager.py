@@ -20,6 +20,11 @@ creation) and, when the manager has ``max_lifetime_hours``, an absolute deadline
 * A session created with ``ttl_hours=None`` has no idle timeout: its first write gets the
   storage's default TTL and later writes keep whatever TTL remains (``store_session``'s own rule
   for ``ttl_seconds=None``), still capped by the deadline.
+
+Erasure. :meth:`ServerlessSessionManager.erase_user` deletes every session of one user (the
+right to be forgotten) through the storage's own delete, which drops the session's index
+entries with it, then purges expired sessions so that none of the user's expired-but-unpurged
+data or index entries is left behind either.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
+from pydantic import BaseModel, ConfigDict
 
+from serverless_sessions.adapters.cache.base import gather_bounded
 from serverless_sessions.backoff import CONFLICT_BACKOFF
 from serverless_sessions.errors import (
     InvalidSessionUpdateError,
@@ -39,7 +47,7 @@ from serverless_sessions.errors import (
 )
 from serverless_sessions.ids import new_session_id, validate_owner_id, validate_session_id
 from serverless_sessions.lifecycle import Closable
-from serverless_sessions.listing import SessionPage, iter_live, list_page, live
+from serverless_sessions.listing import BATCH, SessionPage, iter_live, list_page, live
 from serverless_sessions.model import (
     CONTENTS_CHECKED,
     MUTABLE_FIELDS,
@@ -53,10 +61,29 @@ from serverless_sessions.ttl import ttl_seconds
 if TYPE_CHECKING:
     from serverless_sessions.config.settings import StorageSettings
 
-__all__ = ["ServerlessSessionManager", "require_stored"]
+__all__ = ["ServerlessSessionManager", "UserErasure", "require_stored"]
 
 Mutator = Callable[[SessionState], SessionState | Awaitable[SessionState | None] | None]
 StorageType = Literal["acb", "redis", "s3", "local"]
+
+_ERASE_CONCURRENCY = 16
+"""Deletes in flight at once while erasing a user: enough to hide round trips, not a flood."""
+
+
+class UserErasure(BaseModel):
+    """What :meth:`ServerlessSessionManager.erase_user` deleted (with ``dry_run``: would delete).
+
+    ``session_ids`` are the user's live sessions that this call removed (sorted); ``count`` is
+    their number. Sessions that had already expired are not counted: they were invisible, and
+    the erase purged them with the storage's other expired sessions.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    dry_run: bool
+    count: int
+    session_ids: list[str]
 
 
 def _hours(value: float | None, what: str) -> float | None:
@@ -230,6 +257,49 @@ class ServerlessSessionManager(Closable):
         """Remove expired sessions and their index entries; return how many."""
         self._check_open()
         return await self.storage.cleanup_expired_sessions()
+
+    async def erase_user(self, user_id: str, *, dry_run: bool = False) -> UserErasure:
+        """Delete every session of ``user_id`` and leave no index entry of it behind.
+
+        Rounds: read the user's index, delete what it lists (:data:`~.listing.BATCH` at a time,
+        a few deletes in flight), read it again, until a read finds nothing. A session the user
+        creates while the erase runs is erased if a later round sees it; one created after the
+        last read survives (erasing is not a ban). Then expired sessions are purged -- the whole
+        namespace's, since storages purge by expiry, not by owner -- so none of the user's
+        expired, not yet purged sessions or index entries remains; everyone else's live
+        sessions are untouched.
+
+        ``dry_run`` only reads: it reports the user's live sessions and changes nothing. A
+        storage that cannot list by user (a foreign cache) raises
+        :class:`~serverless_sessions.errors.CapabilityNotSupportedError` before deleting anything.
+        """
+        self._check_open()
+        validate_owner_id(user_id, what="user id")
+        listed = await self.storage.list_sessions(user_id=user_id)
+        if dry_run:
+            return UserErasure(user_id=user_id, dry_run=True, count=len(listed), session_ids=sorted(listed))
+        erased: dict[str, None] = {}
+        while listed:
+            removed = [
+                session_id
+                for start in range(0, len(listed), BATCH)
+                for session_id in await self._delete_each(listed[start : start + BATCH])
+            ]
+            if not removed:
+                break  # all of them vanished under us (expired, or deleted elsewhere)
+            erased.update(dict.fromkeys(removed))
+            listed = await self.storage.list_sessions(user_id=user_id)
+        await self.storage.cleanup_expired_sessions()
+        ids = sorted(erased)
+        return UserErasure(user_id=user_id, dry_run=False, count=len(ids), session_ids=ids)
+
+    async def _delete_each(self, session_ids: list[str]) -> list[str]:
+        """Delete ``session_ids``; return those that existed (a vanished one is not an error)."""
+        deleted = await gather_bounded(
+            [partial(self.storage.delete_session, session_id) for session_id in session_ids],
+            _ERASE_CONCURRENCY,
+        )
+        return [session_id for session_id, done in zip(session_ids, deleted, strict=True) if done]
 
     def get_session_stats(self) -> dict[str, Any]:
         """The original module's synchronous stats: backend facts, no I/O, never a secret.

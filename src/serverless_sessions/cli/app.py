@@ -11,6 +11,7 @@ import click
 from serverless_sessions.backends import BACKENDS
 from serverless_sessions.cli.commands_config import config
 from serverless_sessions.cli.commands_demo import demo
+from serverless_sessions.cli.commands_erase import erase
 from serverless_sessions.cli.commands_ops import health, migrate, reencrypt, serve, stats
 from serverless_sessions.cli.commands_sessions import (
     cleanup,
@@ -76,6 +77,7 @@ for command in (
     delete,
     list_sessions,
     cleanup,
+    erase,
     stats,
     health,
     config,

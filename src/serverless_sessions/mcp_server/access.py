@@ -4,7 +4,7 @@ Over HTTP with authentication every call has a *principal*, taken from the acces
 SDK's bearer middleware verified for the request: the token's ``subject`` if the verifier set
 one, else its ``client_id``. A principal owns the sessions whose ``user_id`` is its name and
 sees no others; it is an *admin* when the token carries :data:`ADMIN_SCOPE`, which admin-only
-tools (cleanup, reconfiguration) require. Stdio and ``--insecure-no-auth`` have no principal:
+tools (cleanup, erasing a user, reconfiguration) require. Stdio and ``--insecure-no-auth`` have no principal:
 the caller is unscoped and may do everything, as before authentication existed.
 
 A session the caller does not own is reported exactly as a missing one (same error, same
@@ -26,7 +26,7 @@ from serverless_sessions.storage.base import StoredSession
 __all__ = ["ADMIN_SCOPE", "Caller", "current_caller", "owned_session"]
 
 ADMIN_SCOPE = "serverless-sessions:admin"
-"""The scope that makes a token's principal an admin (cleanup, reconfiguration)."""
+"""The scope that makes a token's principal an admin (cleanup, erasing a user, reconfiguration)."""
 
 
 @dataclass(frozen=True, slots=True)

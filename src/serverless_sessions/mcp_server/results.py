@@ -15,6 +15,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
 from serverless_sessions.listing import SessionPage, expiry_time
+from serverless_sessions.manager import UserErasure
 from serverless_sessions.model import SessionState
 from serverless_sessions.storage.base import StoredSession
 
@@ -29,6 +30,7 @@ __all__ = [
     "StorageConfigured",
     "StorageStatus",
     "ToolResult",
+    "UserErased",
     "reply",
 ]
 
@@ -174,6 +176,15 @@ class CleanupResult(ToolResult):
 
     def text(self) -> str:
         return f"Removed {self.removed} expired session(s)."
+
+
+class UserErased(UserErasure, ToolResult):
+    """The sessions of one user that an erase deleted (with ``dry_run``: would delete)."""
+
+    def text(self) -> str:
+        if self.dry_run:
+            return f"Dry run: erasing user {self.user_id} would delete {self.count} session(s)."
+        return f"Erased {self.count} session(s) of user {self.user_id}; nothing of theirs is left."
 
 
 class StorageConfigured(ToolResult):

@@ -1,4 +1,4 @@
-"""The MCP server: the original eight tools plus ``touch``, on the official SDK, over the manager.
+"""The MCP server: the original eight tools plus ``touch`` and ``erase``, on the official SDK.
 
 Names, parameters and meanings are the original module's, so existing prompts keep working
 (``session_data`` of the create tool is the session's metadata; listing gained optional
@@ -34,6 +34,7 @@ from serverless_sessions.mcp_server.results import (
     SessionUpdated,
     StorageConfigured,
     StorageStatus,
+    UserErased,
     reply,
 )
 from serverless_sessions.mcp_server.state import StorageHolder
@@ -242,6 +243,23 @@ def build_server(
         async with _using(holder) as (manager, _):
             removed = await manager.cleanup_sessions()
         return reply(CleanupResult(removed=removed))
+
+    @server.tool()
+    async def erase_user_sessions(
+        user_id: Annotated[str, Field(description="The user whose sessions are all deleted.")],
+        dry_run: Annotated[
+            bool, Field(description="Only count the user's sessions; delete nothing.")
+        ] = False,
+    ) -> Annotated[CallToolResult, UserErased]:
+        """Delete every session of a user, index entries included (right to be forgotten).
+
+        Admin principals only over HTTP. Also purges the storage's expired sessions, so none
+        of the user's is left; it cannot be undone.
+        """
+        caller().require_admin("erase_user_sessions")
+        async with _using(holder) as (manager, _):
+            erased = await manager.erase_user(user_id, dry_run=dry_run)
+        return reply(UserErased.model_validate(erased.model_dump()))
 
     @server.tool()
     async def configure_serverless_storage(

@@ -151,14 +151,21 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         if self._link is None:
             self._link = acquire(self.settings)  # needs the running loop, so not in __init__
         if self._lua is None:
-            self._lua = Lua(self._link.client, self._run, self._grace)
+            self._lua = Lua(self._command, self._run, self._grace)
         return self._link, self._lua
 
     async def _run(self, operation: str, key: str | None, call: Callable[[Any], Awaitable[T]]) -> T:
         """``call(client)`` with retries; every backend exception leaves as a StorageError."""
+        return await self._guard(operation, key, lambda link: link.call(lambda: call(link.client)))
+
+    async def _command(self, operation: str, key: str | None, *args: Any) -> Any:
+        """One command, auto-pipelined with concurrent ones; errors as in :meth:`_run`."""
+        return await self._guard(operation, key, lambda link: link.execute(*args))
+
+    async def _guard(self, operation: str, key: str | None, call: Callable[[Link], Awaitable[T]]) -> T:
         link = self._connected()[0]
         try:
-            return await link.call(lambda: call(link.client))
+            return await call(link)
         except BACKEND_ERRORS as exc:
             raise translate(
                 exc,
@@ -199,7 +206,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
 
     async def get(self, key: str, default: Any = None, namespace: str | None = None) -> Any:
         data = self._layout.data(self._namespace(namespace), key)
-        value = await self._run("get", key, lambda c: c.hget(data, "v"))
+        value = await self._command("get", key, "HGET", data, "v")
         return default if value is None else bytes(value)
 
     async def set(
@@ -214,7 +221,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
         data = self._layout.data(self._namespace(namespace), key)
-        return bool(await self._run("exists", key, lambda c: c.exists(data)))
+        return bool(await self._command("exists", key, "EXISTS", data))
 
     async def close(self) -> None:
         """Release this cache's share of the pool; the last user of a pool closes it."""
@@ -225,9 +232,9 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     # -- AtomicCache ---------------------------------------------------------------------------
 
     async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
-        """One HMGET: the common read path, without a pipeline's overhead."""
+        """One HMGET: the common read path, auto-pipelined with concurrent calls."""
         data = self._layout.data(self._namespace(namespace), key)
-        row = await self._run("get_entry", key, lambda c: c.hmget(data, ["v", "n", "e"]))
+        row = await self._command("get_entry", key, "HMGET", data, "v", "n", "e")
         return None if row[1] is None else _entry(*row)
 
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:

@@ -40,6 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serverless_sessions.adapters.cache.redis.config import RedisSettings
 from serverless_sessions.adapters.cache.redis.errors import RetryPolicy
+from serverless_sessions.adapters.cache.redis.pipeline import AutoPipeline
 from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import ClosedError, ConfigurationError
 
@@ -56,7 +57,9 @@ def _connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "username": settings.username,
         "password": settings.password.get_secret_value() if settings.password else None,
-        "socket_timeout": settings.socket_timeout,
+        # No per-read timeout: redis-py would wrap every send and read in its own timer, while
+        # the link already bounds each whole call (``RedisSettings.call_timeout``).
+        "socket_timeout": None,
         "socket_connect_timeout": settings.socket_connect_timeout,
         "max_connections": settings.max_connections,
     }
@@ -109,6 +112,16 @@ class Link:
         self.owned = owned
         self._sentinel = sentinel
         self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
+        self._pipeline = (
+            None
+            if self.cluster or not isinstance(client, Redis)
+            else AutoPipeline(
+                client.connection_pool,
+                self._slots,
+                budget=settings.call_timeout,
+                exchange_timeout=settings.socket_timeout,
+            )
+        )
         backoff = Backoff(settings.retry_backoff, settings.retry_backoff_cap)
         self._retry = RetryPolicy(settings.retry_attempts, backoff)
         self._ready = not self.cluster
@@ -127,36 +140,63 @@ class Link:
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation`` with the retry policy; backend errors propagate untranslated.
 
-        ``operation`` must talk to the server: its success sets :attr:`answered`. A call that
-        spends its whole budget waiting for a pooled connection fails with redis-py's
-        ``MaxConnectionsError``, so the message blames the pool, not the server.
+        ``operation`` must talk to the server: its success sets :attr:`answered`. It holds
+        one of the link's connection slots while it runs (pipelines, SCAN, cluster commands).
         """
-        if self._closed:
-            raise ClosedError(f"Redis client for {self.where}")
-        budget = self.settings.call_timeout
-        queued = False
 
-        async def attempt() -> T:
-            nonlocal queued
-            if not self._ready:
-                await self._initialize_cluster()
-            await self._follow_master(force=False)
+        async def attempt(waiting: list[bool]) -> T:
             if self._slots is None:
                 return await operation()
             # The pool raises instead of waiting when it is exhausted; waiting here instead
             # keeps the bound without failing bursts of concurrent calls.
-            queued = True
-            await self._slots.acquire()
-            queued = False
-            try:
+            waiting[0] = True
+            async with self._slots:
+                waiting[0] = False
                 return await operation()
-            finally:
-                self._slots.release()
+
+        return await self._guarded(attempt)
+
+    async def execute(self, *args: Any) -> Any:
+        """One command, with the retry policy; its reply is not post-processed by redis-py.
+
+        Outside a cluster, commands that callers issue concurrently leave in one write and
+        their replies come back in one read (:mod:`.pipeline`).
+        """
+        if self._pipeline is None:
+            return await self.call(lambda: self.client.execute_command(*args))
+        pipeline = self._pipeline
+
+        async def attempt(waiting: list[bool]) -> Any:
+            pending = pipeline.submit(args)
+            try:
+                return await pending.future
+            finally:  # mostly spent queued for a slot: the pool, not the server, was slow
+                waiting[0] = pending.queued_for() > self.settings.call_timeout / 2
+
+        return await self._guarded(attempt)
+
+    async def _guarded(self, attempt: Callable[[list[bool]], Awaitable[T]]) -> T:
+        """``attempt(waiting)`` under one time budget and the retry policy.
+
+        ``attempt`` sets ``waiting[0]`` while it waits for a connection: a call whose budget runs
+        out so fails with redis-py's ``MaxConnectionsError``, so the message blames the pool,
+        not the server.
+        """
+        if self._closed:
+            raise ClosedError(f"Redis client for {self.where}")
+        budget = self.settings.call_timeout
+        waiting = [False]
+
+        async def once() -> T:
+            if not self._ready:
+                await self._initialize_cluster()
+            await self._follow_master(force=False)
+            return await attempt(waiting)
 
         try:
-            result = await self._retry.run(attempt, self._recover, budget=budget)
+            result = await self._retry.run(once, self._recover, budget=budget)
         except RedisTimeoutError:
-            if queued:
+            if waiting[0]:
                 raise MaxConnectionsError(
                     f"all {self.settings.max_connections} connections stayed busy for {budget:g}s"
                 ) from None

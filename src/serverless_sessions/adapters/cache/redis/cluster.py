@@ -24,6 +24,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from serverless_sessions.adapters.cache.base import check_same_indexes
 from serverless_sessions.adapters.cache.redis.scripts import (
     GENERATION_LENGTH,
     KeyLayout,
@@ -54,6 +55,9 @@ async def mutate(run: Runner, lua: Lua, layout: KeyLayout, request: WriteRequest
     generation = new_generation() if fresh else str(stored_gen)
     keep_list = stored_list is not None and not fresh and (op == "del" or stored_list != "[]")
     index_list = str(stored_list) if keep_list else encode_indexes(request.indexes)
+    if op == "set" and keep_list:  # a key's index names never change (as on one server)
+        stored = tuple(json.loads(index_list))
+        check_same_indexes(key, stored, request.indexes, expected=request.expected or 0, actual=None)
     members = {layout.index(ns, name): generation + key for name in json.loads(index_list)}
     members[layout.expiry(ns)] = expiry_member(generation, index_list, key)
     bound = "inf"

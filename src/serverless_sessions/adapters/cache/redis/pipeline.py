@@ -1,0 +1,151 @@
+"""Auto-pipelining: commands issued concurrently on one link share one write and one read.
+
+Each command is queued with a future; the first command queued after a quiet spell schedules
+one flush with ``loop.call_soon``, so it leaves on the next turn of the event loop (no timer, no
+added latency for a lone caller) together with every command other tasks queued in the same
+turn. A flush takes one pooled connection, writes the whole batch at once and reads the replies
+in order, resolving each command's future as its reply arrives.
+
+Error delivery:
+
+* an error reply (``WRONGTYPE``, ``NOSCRIPT``, a Lua error...) fails only its own command;
+* a connection failure or the batch's deadline fails every command of the batch still without
+  a reply, and the connection is dropped (never returned with replies left unread);
+* a caller that gives up (its own deadline, a cancellation) only abandons its future: the
+  flush still reads that command's reply, so the connection stays in step for the others.
+
+A batch may take the link's call budget to get a connection (connecting, TLS, handshake) and
+then ``socket_timeout`` for its exchange, so a server that stops answering cannot hold a flush
+(and its connection) longer than its callers wait for it. No other timer runs: redis-py's own
+per-send and per-read timeouts are off (``socket_timeout=None`` on its connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio.connection import ConnectionPool
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+try:  # hiredis packs a command in C; redis-py's asyncio client packs in Python
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis comes with the ``redis`` extra
+    _hiredis_pack = None  # type: ignore[assignment]
+
+__all__ = ["AutoPipeline", "Pending"]
+
+Command = tuple[Any, ...]
+
+
+class Pending:
+    """One queued command: its arguments, its future, and when its batch got a connection slot."""
+
+    __slots__ = ("args", "future", "queued_at", "started_at")
+
+    def __init__(self, args: Command, future: asyncio.Future[Any], queued_at: float) -> None:
+        self.args = args
+        self.future = future
+        self.queued_at = queued_at
+        self.started_at: float | None = None
+
+    def queued_for(self) -> float:
+        """Seconds this command waited for a connection slot (so far, if it still waits)."""
+        end = asyncio.get_running_loop().time() if self.started_at is None else self.started_at
+        return end - self.queued_at
+
+
+def _pack(connection: Any, commands: Sequence[Command]) -> list[bytes]:
+    if _hiredis_pack is None:  # pragma: no cover
+        return list(connection.pack_commands(commands))
+    return [b"".join(map(_hiredis_pack, commands))]
+
+
+class AutoPipeline:
+    """Batches of concurrent commands over one pool, each batch on one connection."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        slots: asyncio.Semaphore | None,
+        *,
+        budget: float,
+        exchange_timeout: float,
+    ) -> None:
+        self._pool = pool
+        self._slots = slots
+        self._budget = budget
+        self._exchange_timeout = exchange_timeout
+        self._queue: list[Pending] = []
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    def submit(self, args: Command) -> Pending:
+        """Queue ``args``; the returned entry's future gets the reply or the error."""
+        loop = asyncio.get_running_loop()
+        pending = Pending(args, loop.create_future(), loop.time())
+        if not self._queue:
+            loop.call_soon(self._flush)
+        self._queue.append(pending)
+        return pending
+
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._flushing.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._flushing.discard)
+
+    async def _send(self, batch: list[Pending]) -> None:
+        try:
+            async with asyncio.timeout(self._budget) as deadline:
+                if self._slots is None:
+                    await self._exchange(batch, deadline)
+                    return
+                async with self._slots:
+                    await self._exchange(batch, deadline)
+        except TimeoutError:
+            _fail(batch, RedisTimeoutError("no reply in time"))
+        except BaseException as exc:  # every caller must hear of it, whatever it is
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout) -> None:
+        if all(pending.future.done() for pending in batch):
+            return  # every caller gave up while the batch waited for a connection
+        started_at = asyncio.get_running_loop().time()
+        for pending in batch:
+            pending.started_at = started_at
+        pool = self._pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        # Connecting had the call's budget; the exchange itself gets the socket timeout.
+        deadline.reschedule(asyncio.get_running_loop().time() + self._exchange_timeout)
+        try:
+            await connection.send_packed_command(_pack(connection, [p.args for p in batch]), False)
+            for pending in batch:
+                try:
+                    reply = await connection.read_response()
+                except ResponseError as error:
+                    _settle(pending.future, error=error)
+                else:
+                    _settle(pending.future, reply)
+        except BaseException:
+            await connection.disconnect(nowait=True)  # replies may be left unread
+            raise
+        finally:
+            await pool.release(connection)
+
+
+def _settle(future: asyncio.Future[Any], reply: Any = None, *, error: BaseException | None = None) -> None:
+    if future.done():  # its caller gave up; the reply was read all the same
+        return
+    if error is None:
+        future.set_result(reply)
+    else:
+        future.set_exception(error)
+
+
+def _fail(batch: list[Pending], error: BaseException) -> None:
+    for pending in batch:
+        _settle(pending.future, error=error)

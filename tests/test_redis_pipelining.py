@@ -1,0 +1,111 @@
+"""Auto-pipelining of the Redis adapter, observed from a real server (a private redis-server).
+
+Concurrent calls on one cache must share a connection and a write; each caller must get its
+own reply or its own error, whatever happens to the others in the same batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from serverless_sessions.adapters.cache import redis
+from serverless_sessions.errors import StorageError, StorageUnavailableError
+from tests.redis_servers import RedisProcess, running_redis
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as process:
+        yield process
+
+
+@pytest.fixture
+async def raw(server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis(port=server.port)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def cache(server: RedisProcess) -> AsyncIterator[redis.Cache]:
+    prefix = f"p{uuid.uuid4().hex[:12]}"
+    async with redis.Cache.from_url(server.url, namespace="ns", key_prefix=prefix, retry_attempts=0) as made:
+        yield made
+
+
+async def fill(cache: redis.Cache, count: int) -> dict[str, bytes]:
+    values = {f"k{i}": f"value-{i}".encode() for i in range(count)}
+    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
+    return values
+
+
+async def counter(raw: aioredis.Redis, field: str) -> int:
+    return int((await raw.info("stats"))[field])
+
+
+async def test_concurrent_calls_share_one_connection_and_write(
+    cache: redis.Cache, raw: aioredis.Redis
+) -> None:
+    values = await fill(cache, 50)
+    connections = await counter(raw, "total_connections_received")
+    reads = await counter(raw, "total_reads_processed")
+    got = await asyncio.gather(*(cache.get(key) for key in values))
+    assert got == list(values.values())
+    assert await counter(raw, "total_connections_received") == connections  # no new connection
+    # 50 commands (and the INFO in between) reached the server in a handful of socket reads.
+    assert await counter(raw, "total_reads_processed") - reads <= 5
+
+
+async def test_a_failing_command_fails_only_its_caller(cache: redis.Cache, raw: aioredis.Redis) -> None:
+    values = await fill(cache, 20)
+    await raw.set(f"{cache.settings.key_prefix}:ns:d:wrong", b"a string, not a hash")
+    keys = [*values, "wrong", *values]
+    results: list[Any] = await asyncio.gather(*(cache.get(key) for key in keys), return_exceptions=True)
+    error = results.pop(len(values))
+    assert isinstance(error, StorageError) and "WRONGTYPE" in str(error) and "'wrong'" in str(error)
+    assert results == [*values.values(), *values.values()]
+
+
+async def test_a_caller_giving_up_does_not_shift_the_replies_of_others(
+    cache: redis.Cache, raw: aioredis.Redis
+) -> None:
+    values = await fill(cache, 30)
+    await raw.client_pause(200)  # replies wait, so the cancellations land while in flight
+    tasks = {key: asyncio.create_task(cache.get(key)) for key in values}
+    await asyncio.sleep(0.05)
+    for key in list(values)[::3]:
+        tasks.pop(key).cancel()
+    got = await asyncio.gather(*tasks.values())
+    assert got == [values[key] for key in tasks]
+    # The connection the cancelled callers used is still in step with its replies.
+    assert await asyncio.gather(*(cache.get(key) for key in values)) == list(values.values())
+
+
+async def test_a_lost_connection_fails_its_batch_then_calls_recover(
+    cache: redis.Cache, raw: aioredis.Redis
+) -> None:
+    values = await fill(cache, 10)
+    await raw.client_pause(300)
+    tasks = [asyncio.create_task(cache.get(key)) for key in values]
+    await asyncio.sleep(0.05)
+    await raw.client_kill_filter(_type="normal", skipme=True)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(result, StorageUnavailableError) for result in results), results
+    await raw.client_unpause()
+    assert await asyncio.gather(*(cache.get(key) for key in values)) == list(values.values())
+
+
+async def test_writes_survive_a_flushed_script_cache(cache: redis.Cache, raw: aioredis.Redis) -> None:
+    await cache.compare_and_set("k", b"1", expected_version=0, ttl=60, indexes=["u"])
+    await raw.script_flush()  # as after a restart or a failover: the server forgot the scripts
+    entries = await asyncio.gather(
+        *(cache.compare_and_set(f"n{i}", b"v", expected_version=0, ttl=60, indexes=["u"]) for i in range(5))
+    )
+    assert [entry.version for entry in entries] == [1] * 5
+    assert await cache.index_members("u") == ["k", "n0", "n1", "n2", "n3", "n4"]

@@ -141,7 +141,7 @@ async def cases(ctx: Context) -> AsyncIterator[Case]:
                 "import serverless_sessions + create_session_storage + first retrieve",
                 "candidate",
             ),
-            target=Target("cost", 1.5),
+            target=Target("cost", 1.3),
             unit="ms",
             profile=profile,
             on_miss=notes.COLDSTART_MISS,

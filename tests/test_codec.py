@@ -9,24 +9,26 @@ import pytest
 import zstandard
 
 from serverless_sessions import Codec, ConfigurationError, CorruptSessionError, SessionState
-from serverless_sessions.codec import BODY_CEILING, MAGIC, Compression
+from serverless_sessions.codec import BODY_CEILING, DEFAULT_THRESHOLD, MAGIC, Compression
 from serverless_sessions.config.settings import load_settings
 from serverless_sessions.errors import InvalidSessionError, SessionTooLargeError
 
 
-def big_state() -> SessionState:
+def big_state(messages: int = 30) -> SessionState:
     return SessionState(
         session_id="s1",
         user_id="u",
         project_id="p",
-        conversation_history=[{"role": "assistant", "content": f"message {i} " * 20} for i in range(30)],
+        conversation_history=[
+            {"role": "assistant", "content": f"message {i} " * 20} for i in range(messages)
+        ],
     )
 
 
 @pytest.mark.parametrize("writer", ["none", "zstd", "brotli"])
 @pytest.mark.parametrize("reader", ["none", "zstd", "brotli"])
 def test_any_setting_reads_any_other(writer: str, reader: str) -> None:
-    state = big_state()
+    state = big_state(messages=60)
     data = Codec(compression=writer).encode(state)  # type: ignore[arg-type]
     assert data.startswith(MAGIC)
     assert Codec(compression=reader).decode(data, key="k") == state  # type: ignore[arg-type]
@@ -36,11 +38,17 @@ def test_compression_applies_above_the_threshold_only() -> None:
     small = SessionState(session_id="s", user_id="u", project_id="p")
     assert Codec(threshold=10_000).encode(small)[4] == Compression.NONE
     assert Codec(threshold=0).encode(small)[4] == Compression.ZSTD
-    assert len(Codec().encode(big_state())) < len(Codec(compression="none").encode(big_state())) / 2
+    assert Codec().threshold == DEFAULT_THRESHOLD == load_settings([], url="memory://").compression_threshold
+    below = big_state()
+    assert len(below.model_dump_json()) < DEFAULT_THRESHOLD
+    assert Codec().encode(below)[4] == Compression.NONE
+    above = big_state(messages=60)
+    assert len(above.model_dump_json()) >= DEFAULT_THRESHOLD
+    assert len(Codec().encode(above)) < len(Codec(compression="none").encode(above)) / 2
 
 
 def test_brotli_quality_is_configurable() -> None:
-    state = big_state()
+    state = big_state(messages=60)
     fast = Codec(compression="brotli", brotli_quality=1).encode(state)
     assert Codec().decode(fast, key="k") == state
     with pytest.raises(ConfigurationError, match="12"):
@@ -91,7 +99,7 @@ def body_size(state: SessionState) -> int:
 
 
 def test_the_limit_bounds_the_json_body_before_compression() -> None:
-    state = big_state()
+    state = big_state(messages=60)
     size = body_size(state)
     for compression in ("none", "zstd", "brotli"):
         stored = Codec(compression=compression, max_size=size).encode(state)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from serverless_sessions.backends import backend_of
+from serverless_sessions.backends import BACKENDS, backend_of
 from tests.cli_helpers import SCRIPT, UNREACHABLE_REDIS, base_env, run_cli, sqlite_env, storage_env
 from tests.redis_servers import free_port, running_redis
 
@@ -91,6 +91,10 @@ async def test_tools_keep_their_original_names_and_parameters(sqlite_env: dict[s
     create = next(tool for tool in listed if tool.name == "create_serverless_session")
     assert "default_ttl" in create.input_schema["properties"]["ttl_hours"]["description"]
     assert "metadata" in create.input_schema["properties"]["session_data"]["description"]
+    # A client picks the backend from this description: it must offer every backend there is.
+    configure = next(tool for tool in listed if tool.name == "configure_serverless_storage")
+    offered = configure.input_schema["properties"]["backend"]["description"]
+    assert all(name in offered for name in BACKENDS), offered
 
 
 async def test_all_tools_work(storage_env: dict[str, str], tmp_path: Path) -> None:

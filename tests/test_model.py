@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import enum
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from fractions import Fraction
+from types import MappingProxyType
 
 import pydantic
 import pytest
 
-from serverless_sessions import SessionState
+from serverless_sessions import Codec, SessionState
 
 
 def test_naive_legacy_timestamps_are_read_as_utc() -> None:
@@ -32,13 +37,81 @@ def test_assignments_are_validated() -> None:
         state.revision = -1
 
 
-@pytest.mark.parametrize(
-    "value",
-    [float("nan"), float("inf"), {1: "int key"}, {"s": {1, 2}}, "\ud800", 2**70, object()],
-)
+class _Text(str):
+    pass
+
+
+class _Number(float):
+    pass
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+def _nested(depth: int, leaf: object) -> object:
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+def _cycle() -> list[object]:
+    loop: list[object] = []
+    loop.append(loop)
+    return loop
+
+
+NOT_JSON = [
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    {1: "int key"},
+    {"s": {1, 2}},
+    "\ud800",
+    {"\udfff": "lone surrogate in a key"},
+    2**70,
+    2**63,
+    -(2**63) - 1,
+    object(),
+    Decimal("1.5"),
+    Fraction(1, 2),
+    (1, 2),
+    b"bytes",
+    MappingProxyType({"a": 1}),
+    _nested(64, "leaf"),
+    _cycle(),
+]
+
+
+@pytest.mark.parametrize("value", NOT_JSON)
 def test_non_json_contents_are_refused(value: object) -> None:
     with pytest.raises(pydantic.ValidationError):
         SessionState(session_id="s", user_id="u", project_id="p", metadata={"v": value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        2**63 - 1,
+        -(2**63),
+        1e308,
+        -0.0,
+        True,
+        None,
+        "",
+        "\U0001f600 \u00e9",
+        _Text("a str subclass"),
+        _Number(1.5),
+        _Level.HIGH,
+        OrderedDict(a=[1, {"b": None}]),
+        _nested(63, "leaf"),
+        _nested(63, []),  # an empty list at the deepest level: only the Python walk accepts it
+    ],
+)
+def test_plain_json_contents_are_accepted_and_read_back_equal(value: object) -> None:
+    state = SessionState(session_id="s", user_id="u", project_id="p", metadata={"v": value})
+    codec = Codec(compression="none")
+    assert codec.decode(codec.encode(state), key="k").metadata == {"v": value}
 
 
 def test_deep_nesting_is_refused() -> None:

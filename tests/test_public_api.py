@@ -4,12 +4,17 @@ importing the package stays light."""
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import serverless_sessions
+from serverless_sessions import create_session_storage, load_settings
+from serverless_sessions.config.defaults import ORIGINAL_CONFIG_FILE, configured_outside_arguments
 
 # Every public name of the package root. A name leaving this list is a breaking change: make it
 # on purpose, here, with a note in the README.
@@ -157,3 +162,64 @@ def test_the_default_storage_loads_no_backend_library() -> None:
     """``create_session_storage()`` reads settings (so pydantic-settings), never a client library."""
     loaded = _loaded_after("from serverless_sessions import create_session_storage")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def _modules_after(code: str, env: dict[str, str]) -> set[str]:
+    probe = f"import sys\n{code}\nprint(','.join(sorted(set(sys.modules))))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    return set(out.stdout.strip().split(","))
+
+
+def _bare_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment without our variables, and a home without the original config file."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SERVERLESS_SESSIONS_")}
+    return {**env, "HOME": str(home), **extra}
+
+
+SETTINGS_MODULES = {
+    "pydantic_settings",
+    "serverless_sessions.config.settings",
+    "serverless_sessions.config.files",
+    "serverless_sessions.config.legacy",
+}
+OPEN_BY_URL = (
+    "from serverless_sessions import create_session_storage\n"
+    "create_session_storage(url='memory://', namespace='n')"
+)
+
+
+def test_a_url_with_nothing_else_configured_loads_no_settings_machinery(tmp_path: Path) -> None:
+    """Cold start: a URL given outright needs neither pydantic-settings nor the config files."""
+    loaded = _modules_after(OPEN_BY_URL, _bare_env(tmp_path))
+    assert not loaded & SETTINGS_MODULES, loaded & SETTINGS_MODULES
+    configured = _modules_after(
+        OPEN_BY_URL, _bare_env(tmp_path, SERVERLESS_SESSIONS_COMPRESSION="none")
+    )
+    assert configured >= SETTINGS_MODULES - {"serverless_sessions.config.legacy"}
+
+
+def test_the_url_shortcut_builds_what_the_settings_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("SERVERLESS_SESSIONS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not configured_outside_arguments()
+    for url in ("memory://", f"sqlite:///{tmp_path / 'a.db'}"):
+        shortcut = create_session_storage(url=url, namespace="n")
+        full = create_session_storage(load_settings(url=url, namespace="n"))
+        assert (shortcut.describe(), shortcut.codec) == (full.describe(), full.codec)
+        assert type(shortcut.cache) is type(full.cache)
+        assert getattr(shortcut.cache, "timeout", None) == getattr(full.cache, "timeout", None)
+    # A variable, in any case, or the original module's config file turns the shortcut off.
+    monkeypatch.setenv("serverless_sessions_namespace", "from-env")
+    assert configured_outside_arguments()
+    assert create_session_storage(url="memory://").namespace == "from-env"
+    monkeypatch.delenv("serverless_sessions_namespace")
+    original = ORIGINAL_CONFIG_FILE.expanduser()
+    original.parent.mkdir(parents=True)
+    original.write_text(json.dumps({"storage_type": "local"}))
+    assert configured_outside_arguments()

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 __all__ = ["CONFLICT_BACKOFF", "Backoff"]
 
+_MAX_DOUBLINGS = 1000
+"""Beyond this ``2**failures`` no longer converts to a float; the cap has long won anyway."""
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -25,7 +28,7 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th consecutive failure."""
-        return random.uniform(0.0, min(self.cap, self.base * 2**failures))
+        return random.uniform(0.0, min(self.cap, self.base * 2 ** min(failures, _MAX_DOUBLINGS)))
 
     async def wait(self, failures: int) -> None:
         """Sleep :meth:`delay` seconds."""

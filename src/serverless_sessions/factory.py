@@ -31,18 +31,27 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.backends import BACKENDS, backend_of, open_legacy_storage
 from serverless_sessions.codec import Codec
-from serverless_sessions.config.legacy import parse_legacy_url
-from serverless_sessions.config.settings import StorageSettings, load_settings
+from serverless_sessions.config.defaults import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    configured_outside_arguments,
+)
 from serverless_sessions.errors import ConfigurationError
 from serverless_sessions.storage.base import SessionStorage
 from serverless_sessions.storage.cache_storage import ACBCacheStorage, Encryptor
 from serverless_sessions.storage.foreign import ForeignCache
+
+if TYPE_CHECKING:
+    # Loaded only where settings are read: a URL with nothing else configured needs neither
+    # pydantic-settings nor the config-file readers (see config.defaults).
+    from serverless_sessions.config.settings import StorageSettings
 
 __all__ = [
     "create_session_storage",
@@ -74,13 +83,25 @@ def open_cache(url: str | None, settings: StorageSettings | None = None) -> Cach
     ``settings.timeout`` applies unless the URL sets its own timeout. A backend whose client
     library is not installed raises :class:`MissingDependencyError` naming the extra.
     """
-    timeout = settings.timeout if settings is not None else None
+    if settings is None:
+        return _open_cache(url, None, None)
+    return _open_cache(url, settings.timeout, settings.sqlite_path)
+
+
+def _open_cache(url: str | None, timeout: float | None, sqlite_path: Path | None) -> CacheBase:
     if url is None:
         from serverless_sessions.adapters.cache import sqlite
 
-        path = settings.sqlite_path if settings is not None else None
-        return sqlite.Cache(path) if timeout is None else sqlite.Cache(path, timeout=timeout)
+        if timeout is None:
+            return sqlite.Cache(sqlite_path)
+        return sqlite.Cache(sqlite_path, timeout=timeout)
     return BACKENDS[backend_of(url)].open(url, timeout)
+
+
+def _load_settings(config_file: str | Path | None, **overrides: Any) -> StorageSettings:
+    from serverless_sessions.config.settings import load_settings
+
+    return load_settings(config_file, **overrides)
 
 
 def build_encryptor(settings: StorageSettings) -> Encryptor | None:
@@ -106,8 +127,18 @@ def create_session_storage(
     Order: ``cache`` argument, then a cache set by :func:`override_cache`, then ``url`` /
     settings. A storage built here owns (and closes) a cache it created, never an injected one.
     """
+    injected = cache if cache is not None else _injected_cache.get()
+    only_arguments = settings is None and config_file is None and not overrides
+    if only_arguments and (url is None or url.strip()) and not configured_outside_arguments():
+        return ACBCacheStorage(
+            injected if injected is not None else _open_cache(url, DEFAULT_TIMEOUT, None),
+            DEFAULT_NAMESPACE if namespace is None else namespace,
+            codec=Codec(),
+            default_ttl=DEFAULT_TTL,
+            owns_cache=injected is None,
+        )
     if settings is None:
-        settings = load_settings(config_file, url=url, namespace=namespace, **overrides)
+        settings = _load_settings(config_file, url=url, namespace=namespace, **overrides)
     elif url is not None or config_file is not None or overrides:
         raise ConfigurationError(
             "give either settings or url/config_file/overrides to create_session_storage, not both"
@@ -120,7 +151,6 @@ def create_session_storage(
         max_size=settings.max_session_bytes,
     )
     encryptor = build_encryptor(settings)
-    injected = cache if cache is not None else _injected_cache.get()
     chosen = injected if injected is not None else open_cache(settings.url_value(), settings)
     return ACBCacheStorage(
         chosen,
@@ -134,6 +164,8 @@ def create_session_storage(
 
 
 def _legacy_storage(url: str) -> SessionStorage:
+    from serverless_sessions.config.legacy import parse_legacy_url
+
     config = parse_legacy_url(url)
     return open_legacy_storage(config.kind, config.config())
 
@@ -156,7 +188,7 @@ def open_storage(url: str) -> SessionStorage:
     A bad URL or file raises ConfigurationError (passwords masked).
     """
     if "://" not in url:
-        return open_configured_storage(load_settings(Path(url)))
+        return open_configured_storage(_load_settings(Path(url)))
     if urlsplit(url).scheme.lower().startswith("legacy+"):
         return _legacy_storage(url)
     return create_session_storage(url=url)
@@ -175,5 +207,5 @@ def storage_of_type(
     if settings is not None and storage_config:
         raise ConfigurationError("give either settings or storage_config, not both")
     if settings is None:
-        settings = load_settings(**dict(storage_config or {}))
+        settings = _load_settings(None, **dict(storage_config or {}))
     return open_configured_storage(settings), settings

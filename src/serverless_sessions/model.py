@@ -8,6 +8,7 @@ keys, bounded nesting) so that what is stored is exactly what is read back.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Self, TypeVar
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +26,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
 )
+from pydantic_core import core_schema
 
 from serverless_sessions.ids import validate_owner_id, validate_session_id
 
@@ -60,7 +63,65 @@ def _to_utc(value: Any) -> Any:
     return value
 
 
-def _check_json(value: Any, path: str = "$", depth: int = 0) -> None:
+def _check_json(value: Any, path: str = "$") -> None:
+    """Refuse ``value`` unless it is plain JSON, naming where it is not.
+
+    The check runs in Rust (:func:`_plain_json`); only a value it refuses is walked in Python,
+    to name the offending place. The walk decides: the Rust schema is stricter than the walk
+    in places (an empty container at the deepest level) and never looser.
+    """
+    try:
+        _plain_json().validate_python(value)
+    except pydantic_core.ValidationError:
+        _walk_json(value, path)
+
+
+@functools.cache
+def _plain_json() -> pydantic_core.SchemaValidator:
+    """A validator for plain JSON nested at most ``_MAX_DEPTH`` levels, built on first use.
+
+    One definition per level (the depth is in the schema, so a self-referencing list stops at
+    the bottom). Choices carry labels: without them pydantic-core names each union after its
+    choices, a name that doubles at every level. Strict everywhere: no tuple as a list, no
+    int key, no bool as an int; floats must be ``float`` instances (strict float validation
+    takes a ``Decimal``); ``max_length`` makes pydantic-core read each string as UTF-8, which
+    refuses lone surrogates.
+    """
+    text = core_schema.str_schema(strict=True, max_length=2**62)
+    scalars: list[tuple[core_schema.CoreSchema, str]] = [
+        (text, "string"),
+        (core_schema.int_schema(strict=True, ge=-_INT_LIMIT, le=_INT_LIMIT - 1), "integer"),
+        (
+            core_schema.chain_schema(
+                [
+                    core_schema.is_instance_schema(float),
+                    core_schema.float_schema(strict=True, allow_inf_nan=False),
+                ]
+            ),
+            "number",
+        ),
+        (core_schema.bool_schema(strict=True), "boolean"),
+        (core_schema.none_schema(), "null"),
+    ]
+    levels: list[core_schema.CoreSchema] = []
+    for depth in range(_MAX_DEPTH + 1):
+        choices = list(scalars)
+        if depth < _MAX_DEPTH:
+            below = core_schema.definition_reference_schema(f"json{depth + 1}")
+            containers: list[tuple[core_schema.CoreSchema, str]] = [
+                (core_schema.dict_schema(text, below, strict=True), "object"),
+                (core_schema.list_schema(below, strict=True), "array"),
+            ]
+            choices = choices[:1] + containers + choices[1:]
+        levels.append(
+            core_schema.union_schema(list(choices), mode="left_to_right", ref=f"json{depth}")
+        )
+    return pydantic_core.SchemaValidator(
+        core_schema.definitions_schema(core_schema.definition_reference_schema("json0"), levels)
+    )
+
+
+def _walk_json(value: Any, path: str, depth: int = 0) -> None:
     if depth > _MAX_DEPTH:
         raise ValueError(f"{path}: nested deeper than {_MAX_DEPTH} levels")
     if value is None or isinstance(value, bool):
@@ -75,13 +136,13 @@ def _check_json(value: Any, path: str = "$", depth: int = 0) -> None:
         _check_text(value, path)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check_json(item, f"{path}[{i}]", depth + 1)
+            _walk_json(item, f"{path}[{i}]", depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"{path}: key {key!r} is not a string")
             _check_text(key, path)
-            _check_json(item, f"{path}.{key}", depth + 1)
+            _walk_json(item, f"{path}.{key}", depth + 1)
     else:
         raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
 

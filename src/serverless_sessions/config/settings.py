@@ -40,7 +40,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from serverless_sessions.backends import BACKENDS
-from serverless_sessions.codec import BODY_CEILING
+from serverless_sessions.codec import BODY_CEILING, DEFAULT_THRESHOLD
+from serverless_sessions.config.defaults import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    ENV_PREFIX,
+    ORIGINAL_CONFIG_FILE,
+)
 from serverless_sessions.config.files import read_config_files
 from serverless_sessions.config.layers import Layer, merge_layers
 from serverless_sessions.config.legacy import parse_legacy_url
@@ -54,9 +61,7 @@ from serverless_sessions.config.urls import (
 )
 from serverless_sessions.errors import ConfigurationError
 
-__all__ = ["ENV_PREFIX", "StorageSettings", "load_settings", "mask_url"]
-
-ENV_PREFIX = "SERVERLESS_SESSIONS_"
+__all__ = ["ENV_PREFIX", "ORIGINAL_CONFIG_FILE", "StorageSettings", "load_settings", "mask_url"]
 
 _PART_NAMES = frozenset().union(*PARTS.values())
 _BLANK_IS_UNSET = ("url", "legacy_url", *sorted(_PART_NAMES - {"port", "db", "ssl_enabled"}))
@@ -109,8 +114,8 @@ class StorageSettings(BaseSettings):
         "legacy+s3://bucket/prefix: sessions in the original module's layout, served until "
         "migrated to url.",
     )
-    namespace: str = "session"
-    default_ttl: float | None = Field(default=86400, gt=0, description="Seconds; new sessions.")
+    namespace: str = DEFAULT_NAMESPACE
+    default_ttl: float | None = Field(default=DEFAULT_TTL, gt=0, description="Seconds; new sessions.")
     max_lifetime: float | None = Field(
         default=None, gt=0, description="Absolute lifetime in seconds, next to the idle TTL."
     )
@@ -120,7 +125,7 @@ class StorageSettings(BaseSettings):
         description="Seconds between expiry sweeps by long-running servers (None: on demand).",
     )
     compression: Literal["none", "zstd", "brotli"] = "zstd"
-    compression_threshold: int = Field(default=512, ge=0)
+    compression_threshold: int = Field(default=DEFAULT_THRESHOLD, ge=0)
     zstd_level: int = Field(default=3, ge=1, le=22)
     brotli_quality: int = Field(default=11, ge=0, le=11)
     max_session_bytes: int = Field(
@@ -130,7 +135,9 @@ class StorageSettings(BaseSettings):
         description="Largest session accepted, as JSON before compression; at most 64 MiB, "
         "the most every reader accepts (see serverless_sessions.codec).",
     )
-    timeout: float = Field(default=5.0, gt=0, le=300, description="Backend timeout, seconds.")
+    timeout: float = Field(
+        default=DEFAULT_TIMEOUT, gt=0, le=300, description="Backend timeout, seconds."
+    )
     sqlite_path: Path | None = None
     encryption_keys: SecretStr | None = Field(
         default=None, description="Comma-separated KEY_ID:BASE64_32_BYTES; newest last."
@@ -203,10 +210,6 @@ def _environment_layer() -> Layer:
 def _argument_layer(overrides: Mapping[str, Any]) -> Layer:
     values = {name: value for name, value in overrides.items() if value is not None}
     return Layer(values, {name: f"argument {name}" for name in values})
-
-
-ORIGINAL_CONFIG_FILE = Path("~/.claude/data/serverless_config.json")
-"""Where the original module kept its config; read when no config file is named."""
 
 
 def _config_paths(config_file: str | Path | Sequence[str | Path] | None) -> list[Path]:

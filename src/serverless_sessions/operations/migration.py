@@ -35,6 +35,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -44,13 +45,13 @@ from serverless_sessions.errors import (
     InvalidSessionError,
     MigrationError,
     MigrationVerificationError,
-    SessionConflictError,
 )
 from serverless_sessions.ids import validate_session_id
 from serverless_sessions.listing import Loaded, Unreadable, load_each
 from serverless_sessions.model import SessionState
 from serverless_sessions.operations.checkpoint import CheckpointFile
 from serverless_sessions.storage.base import SessionStorage, StoredSession
+from serverless_sessions.storage.batch import store_each
 from serverless_sessions.storage.cache_storage import ACBCacheStorage
 from serverless_sessions.ttl import now
 
@@ -68,8 +69,6 @@ __all__ = [
 _CHECKPOINT_FORMAT = 1
 # A copy this close to its expiry may lapse in the destination before it is verified.
 _EXPIRY_SLACK = 2.0
-# Writes in flight at once: enough to hide a network round trip, few enough for any pool.
-_CONCURRENT_WRITES = 16
 
 
 class Mismatch(BaseModel):
@@ -236,7 +235,6 @@ class _Copier:
         self.destination = destination
         self.tally = tally
         self.dry_run = dry_run
-        self._slots = asyncio.Semaphore(_CONCURRENT_WRITES)
 
     def _settle(self, session_id: str, original: StoredSession, existing: Loaded) -> bool:
         """Compare with what the destination already holds; ``True`` if it is the same session."""
@@ -249,32 +247,13 @@ class _Copier:
             self.tally.mismatches[session_id] = "the destination holds different content"
         return False
 
-    async def _write(self, session_id: str, original: StoredSession) -> bool:
-        async with self._slots:
-            return await self._write_one(session_id, original)
-
-    async def _write_one(self, session_id: str, original: StoredSession) -> bool:
-        left = _left(original)  # again: time has passed since the batch was read
-        if left is not None and left <= 0:
-            self.tally.counts.skipped_expired += 1
-            return False
-        if not self.dry_run:
-            state = original.state.model_copy(update={"revision": 0})
-            try:
-                await _store(self.destination, state, left)
-            except SessionConflictError:
-                # Created since we looked (a concurrent run, or a writer): compare, never overwrite.
-                (existing,) = await load_each(self.destination, [session_id])
-                return self._settle(session_id, original, existing)
-        self.tally.counts.migrated += 1
-        self.tally.counts.bytes += original.size
-        return True
-
     async def copy(self, ids: Sequence[str]) -> tuple[list[str], BaseException | None]:
         """Copy the sessions ``ids`` names; return those now settled, and the first write error.
 
-        Writes run concurrently and all finish before this returns, so a failed write leaves
-        the others settled and ready for the checkpoint; the caller raises the error after.
+        The writes go out as one batch (:func:`store_each`: concurrent compare-and-sets, which
+        a pipelining adapter sends together) and all finish before this returns, so a failed
+        write leaves the others settled and ready for the checkpoint; the caller raises the
+        error after.
         """
         live: list[tuple[str, StoredSession]] = []
         for session_id, loaded in zip(ids, await load_each(self.source, ids), strict=True):
@@ -286,18 +265,39 @@ class _Copier:
                 live.append((session_id, loaded))
         present = await load_each(self.destination, [session_id for session_id, _ in live])
         settled: list[str] = []
-        writes: list[tuple[str, Awaitable[bool]]] = []
+        writes: list[tuple[SessionState, StoredSession, Callable[[], Awaitable[None]]]] = []
         for (session_id, original), existing in zip(live, present, strict=True):
-            if existing is None:
-                writes.append((session_id, self._write(session_id, original)))
-            elif self._settle(session_id, original, existing):
+            if existing is not None:
+                if self._settle(session_id, original, existing):
+                    settled.append(session_id)
+                continue
+            left = _left(original)  # again: time has passed since the batch was read
+            if left is not None and left <= 0:
+                self.tally.counts.skipped_expired += 1
+            elif self.dry_run:
+                self._migrated(original)
                 settled.append(session_id)
-        results = await asyncio.gather(*(write for _, write in writes), return_exceptions=True)
-        settled.extend(
-            session_id for (session_id, _), done in zip(writes, results, strict=True) if done is True
-        )
-        errors = [result for result in results if isinstance(result, BaseException)]
-        return settled, errors[0] if errors else None
+            else:
+                state = original.state.model_copy(update={"revision": 0})
+                writes.append((state, original, partial(_store, self.destination, state, left)))
+        result = await store_each([(state, write) for state, _, write in writes])
+        error: BaseException | None = None
+        for (state, original, _), outcome in zip(writes, result, strict=True):
+            if outcome.stored:
+                self._migrated(original)
+                settled.append(state.session_id)
+            elif outcome.conflicted:
+                # Created since we looked (a concurrent run, or a writer): compare, never overwrite.
+                (existing,) = await load_each(self.destination, [state.session_id])
+                if self._settle(state.session_id, original, existing):
+                    settled.append(state.session_id)
+            elif error is None:
+                error = outcome.error
+        return settled, error
+
+    def _migrated(self, original: StoredSession) -> None:
+        self.tally.counts.migrated += 1
+        self.tally.counts.bytes += original.size
 
 
 async def _store(destination: SessionStorage, state: SessionState, left: float | None) -> None:

@@ -14,6 +14,9 @@ Contract shared by every implementation (cache-backed and legacy):
 * ``retrieve_session`` returns ``None`` for a missing or expired session; bad stored bytes raise
   :class:`~serverless_sessions.errors.CorruptSessionError` naming the key.
 * ``list_sessions`` never lists deleted or expired sessions.
+* ``store_sessions`` / ``retrieve_sessions`` are the same operations for many sessions at
+  once (see :mod:`serverless_sessions.storage.batch`): each session is still its own
+  compare-and-set, with its own outcome.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from serverless_sessions.lifecycle import Closable
 from serverless_sessions.model import SessionState
+from serverless_sessions.storage.batch import DEFAULT_CONCURRENCY, BatchStoreResult, store_each
 
 __all__ = ["SessionStorage", "StoredSession"]
 
@@ -48,6 +53,35 @@ class SessionStorage(Closable, ABC):
         self, session_state: SessionState, ttl_seconds: float | None = None
     ) -> bool:
         """Store ``session_state`` atomically with an optional TTL (see module docstring)."""
+
+    async def store_sessions(
+        self,
+        sessions: Sequence[SessionState],
+        ttl_seconds: float | None = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> BatchStoreResult:
+        """Store each session as :meth:`store_session` would, ``concurrency`` writes in flight.
+
+        Every session gets an outcome (stored at a revision, conflicted, or refused with its
+        error) and the stored ones have their ``revision`` bumped; call
+        :meth:`BatchStoreResult.raise_for_failures` to treat any failure as an error.
+        """
+        return await store_each(
+            [(state, partial(self.store_session, state, ttl_seconds)) for state in sessions],
+            concurrency,
+        )
+
+    async def retrieve_sessions(self, session_ids: Sequence[str]) -> list[SessionState | None]:
+        """The sessions ``session_ids`` name, in order; ``None`` for a missing or expired one.
+
+        Read as one batch where the backend allows (:meth:`load_sessions`); a session that
+        cannot be read raises as :meth:`retrieve_session` would, naming its key.
+        """
+        return [
+            None if stored is None else stored.state
+            for stored in await self.load_sessions(session_ids)
+        ]
 
     @abstractmethod
     async def load_session(self, session_id: str) -> StoredSession | None:

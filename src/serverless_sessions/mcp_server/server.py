@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import Field, ValidationError
 
+from serverless_sessions.backends import BACKENDS
 from serverless_sessions.config.selection import configured_settings, default_ttl_hours
 from serverless_sessions.errors import SessionError, SessionNotFoundError
 from serverless_sessions.manager import ServerlessSessionManager, require_stored
@@ -64,6 +65,8 @@ UserId = Annotated[
     ),
 ]
 _VERSION = version("serverless-sessions")
+# Read from the backend table, so a backend added there is offered here too.
+_BACKEND_CHOICES = f"One of {', '.join(BACKENDS)} (or local, the original name of sqlite)."
 
 
 class _SessionsServer(MCPServer[Any]):
@@ -263,13 +266,14 @@ def build_server(
 
     @server.tool()
     async def configure_serverless_storage(
-        backend: Annotated[str, Field(description="memory, sqlite (or local), redis or s3.")],
+        backend: Annotated[str, Field(description=_BACKEND_CHOICES)],
         config_updates: Annotated[
             dict[str, Any],
             Field(
                 description="'url' or connection fields (redis: host, port, db, username, "
-                "password, ssl; sqlite: path, storage_dir; s3: bucket_name, key_prefix), "
-                "plus any setting (namespace, default_ttl, timeout ...)."
+                "password, ssl; sqlite: path, storage_dir; s3: bucket_name, key_prefix; "
+                "postgres: host, port, database, username, password; dynamodb: table, region, "
+                "endpoint_url), plus any setting (namespace, default_ttl, timeout ...)."
             ),
         ],
     ) -> Annotated[CallToolResult, StorageConfigured]:

@@ -56,7 +56,7 @@ class StorageHolder:
 
     @property
     def backend(self) -> str:
-        """Name of the current backend (memory, sqlite, redis, s3)."""
+        """Name of the current backend (a key of :data:`~serverless_sessions.backends.BACKENDS`)."""
         return self._current.backend
 
     @asynccontextmanager

@@ -180,7 +180,7 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType(
                 "dynamodb",
                 ("dynamodb",),
                 f"{_ADAPTERS}.dynamodb",
-                extra="s3",
+                extra="dynamodb",
                 parts=frozenset({"table", "region", "endpoint_url"}),
                 required_parts=frozenset({"table"}),
                 build_url=_dynamodb_url,

@@ -44,6 +44,7 @@ from serverless_sessions.config.defaults import (
     configured_outside_arguments,
 )
 from serverless_sessions.errors import ConfigurationError
+from serverless_sessions.ids import validate_namespace
 from serverless_sessions.storage.base import SessionStorage
 from serverless_sessions.storage.cache_storage import ACBCacheStorage, Encryptor
 from serverless_sessions.storage.foreign import ForeignCache
@@ -128,6 +129,9 @@ def create_session_storage(
     settings. A storage built here owns (and closes) a cache it created, never an injected one.
     """
     injected = cache if cache is not None else _injected_cache.get()
+    if namespace is not None:
+        # Checked before a cache is opened, so a bad namespace leaves nothing to close.
+        validate_namespace(namespace)
     only_arguments = settings is None and config_file is None and not overrides
     if only_arguments and (url is None or url.strip()) and not configured_outside_arguments():
         return ACBCacheStorage(

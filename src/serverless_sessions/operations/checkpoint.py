@@ -33,7 +33,7 @@ class CheckpointFile:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise self._fail(f"cannot be read: {exc.strerror}") from exc
+            raise self._fail(f"cannot be read: {exc.strerror or exc}") from exc
 
     def replace(self, text: str) -> None:
         """Make ``text`` the whole content, atomically and durably."""
@@ -44,6 +44,7 @@ class CheckpointFile:
                 handle.flush()
                 os.fsync(handle.fileno())
             partial.replace(self.path)
+            _fsync_directory(self.path.parent)
         except OSError as exc:
             raise self._fail(f"cannot be written: {exc.strerror or exc}") from exc
 
@@ -55,15 +56,27 @@ class CheckpointFile:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            raise self._fail(f"cannot be written: {exc.strerror}") from exc
+            raise self._fail(f"cannot be written: {exc.strerror or exc}") from exc
 
     def truncate(self, size: int) -> None:
         """Cut the file to ``size`` bytes (a torn last record)."""
         try:
             os.truncate(self.path, size)
         except OSError as exc:
-            raise self._fail(f"cannot be written: {exc.strerror}") from exc
+            raise self._fail(f"cannot be written: {exc.strerror or exc}") from exc
 
     def remove(self) -> None:
         """Delete the file (the operation finished); a missing file is fine."""
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._fail(f"cannot be removed: {exc.strerror or exc}") from exc
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` survive a power loss (POSIX needs the directory synced)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

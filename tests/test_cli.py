@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from serverless_sessions.cli.exits import ExitCode, exit_code_for
+from serverless_sessions.cli.exits import MEANINGS, ExitCode, exit_code_for
 from serverless_sessions.errors import ClosedError, SessionError
 from serverless_sessions.operations import migration
 from tests.cli_helpers import (
@@ -125,6 +125,37 @@ def test_exit_codes_and_one_line_errors(sqlite_env: dict[str, str], tmp_path: Pa
     assert json.loads(as_json.stderr)["error"]["type"] == "SessionNotFoundError"
     debug = run_cli("--debug", "get", "no-such-session", env=env)
     assert debug.code == ExitCode.NOTHING_DONE and "Traceback" in debug.stderr
+
+
+def test_usage_errors_are_one_line_naming_the_help(sqlite_env: dict[str, str]) -> None:
+    cases = {
+        ("create", "alice", "p", "--data", "{bad"): ("--data", "serverless-sessions create --help"),
+        ("get",): ("Missing argument 'SESSION_ID'", "serverless-sessions get --help"),
+        ("--config", "/nonexistent.json", "list"): ("/nonexistent.json", "serverless-sessions --help"),
+        ("get", "x", "--bogus"): ("--bogus", "serverless-sessions get --help"),
+    }
+    for args, (named, hint) in cases.items():
+        result = run_cli(*args, env=sqlite_env)
+        assert result.code == ExitCode.USAGE and result.stdout == "", args
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+        assert named in result.stderr and f"(see '{hint}')" in result.stderr, result.stderr
+        as_json = run_cli("--json", *args, env=sqlite_env)
+        assert as_json.code == ExitCode.USAGE and as_json.stderr.count("\n") == 1, as_json.stderr
+        assert json.loads(as_json.stderr)["exit_code"] == ExitCode.USAGE
+    after = run_cli("get", "--json", env=sqlite_env)  # --json after the command counts too
+    assert json.loads(after.stderr)["error"]["type"] == "MissingParameter"
+
+
+def test_creating_an_existing_id_says_it_exists(storage_env: dict[str, str]) -> None:
+    env = storage_env
+    first = ok("create", "dan", "proj", "--id", "dup1", "--data", '{"n": 1}', env=env)
+    again = run_cli("create", "eve", "other", "--id", "dup1", env=env)
+    assert again.code == ExitCode.NOTHING_DONE
+    assert again.stderr == "error: cannot create session 'dup1': it already exists\n", again.stderr
+    as_json = json.loads(run_cli("--json", "create", "eve", "other", "--id", "dup1", env=env).stderr)
+    assert as_json["error"]["type"] == "SessionConflictError"
+    kept = ok("get", "dup1", env=env)
+    assert kept["user_id"] == "dan" and kept["revision"] == first["revision"]
 
 
 def test_every_library_error_has_an_exit_code() -> None:
@@ -330,6 +361,14 @@ def test_help(args: tuple[str, ...], tmp_path: Path) -> None:
     assert result.code == 0 and "Usage:" in result.stdout
 
 
+def test_help_lists_every_exit_code_and_counts_no_tools(tmp_path: Path) -> None:
+    top = " ".join(run_cli("--help", env=base_env(tmp_path)).stdout.split())
+    for code in ExitCode:
+        assert f" {code.value} {MEANINGS[code]}" in top, (code, top)
+    serve = " ".join(run_cli("serve", "--help", env=base_env(tmp_path)).stdout.split())
+    assert "MCP server" in serve and not re.search(r"\b(eight|nine|ten|\d+)\b[\w ]* tools", serve), serve
+
+
 def test_create_stores_data_as_metadata_from_any_source(sqlite_env: dict[str, str], tmp_path: Path) -> None:
     env = sqlite_env
     data = {"task": "migrate", "conversation_history": "a key of the original's free-form data"}
@@ -406,6 +445,26 @@ def test_touch_restarts_the_idle_timeout_and_get_shows_the_expiry(storage_env: d
     assert run_cli("touch", session_id, "--ttl-hours", "0", env=env).code == ExitCode.USAGE
 
 
+def test_the_configured_max_lifetime_caps_every_session(sqlite_env: dict[str, str]) -> None:
+    env = {**sqlite_env, "SERVERLESS_SESSIONS_MAX_LIFETIME": "3600"}
+    created = ok("create", "meg", "proj", "--ttl-hours", "5", env=env)
+    started = datetime.fromisoformat(created["created_at"])
+    deadline = datetime.fromisoformat(created["absolute_expires_at"])
+    assert abs(deadline - started - timedelta(hours=1)) < timedelta(seconds=1)
+    shown = run_cli("get", created["session_id"], env=env).stdout
+    assert re.search(r"hard deadline\s*│\s*\d{4}-", shown), shown
+
+
+def test_get_json_shows_the_expiry_as_list_does(storage_env: dict[str, str]) -> None:
+    env = storage_env
+    session_id = ok("create", "gus", "proj", "--ttl-hours", "1", env=env)["session_id"]
+    got = ok("get", session_id, env=env)
+    [listed] = ok("list", "--user", "gus", env=env)["sessions"]
+    assert got["expires_at"] == listed["expires_at"]
+    idle = datetime.fromisoformat(got["expires_at"]) - datetime.fromisoformat(got["last_activity"])
+    assert abs(idle - timedelta(hours=1)) < timedelta(seconds=1)
+
+
 def test_a_session_too_large_to_read_back_is_never_stored(sqlite_env: dict[str, str], tmp_path: Path) -> None:
     env = sqlite_env
     session_id = ok("create", "zoe", "proj", "--data", '{"step": 1}', env=env)["session_id"]
@@ -456,6 +515,20 @@ def test_stats_counts_sessions_it_cannot_decrypt(sqlite_env: dict[str, str]) -> 
     assert stats["total_sessions"] == 1 and stats["unreadable"] == [lost]
     human = run_cli("stats", env=new)
     assert human.code == 0 and f"1 (corrupt or undecryptable: {lost})" in human.stdout
+
+
+def test_a_session_that_cannot_be_read_has_its_own_exit_code(sqlite_env: dict[str, str]) -> None:
+    old = {**sqlite_env, "SERVERLESS_SESSIONS_ENCRYPTION_KEYS": KEY_1}
+    strict = {**old, "SERVERLESS_SESSIONS_REQUIRE_ENCRYPTION": "true"}
+    other_key = {**sqlite_env, "SERVERLESS_SESSIONS_ENCRYPTION_KEYS": KEY_2}
+    sealed = ok("create", "ivy", "proj", env=old)["session_id"]
+    plain = ok("create", "ivy", "proj", env=sqlite_env)["session_id"]
+    for session_id, env in ((sealed, other_key), (plain, strict)):
+        result = run_cli("get", session_id, env=env)
+        assert result.code == ExitCode.UNREADABLE == 4, result.stderr
+        assert result.stderr.count("\n") == 1 and session_id in result.stderr, result.stderr
+    as_json = run_cli("--json", "get", sealed, env=other_key)
+    assert json.loads(as_json.stderr)["exit_code"] == 4
 
 
 def test_stats_plot_to_a_missing_directory_is_a_usage_error(

@@ -282,6 +282,16 @@ def test_factory_builds_a_keyring_from_settings_and_environment(
     assert SECRET_TEXT[:12] not in str(caught.value)
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_keys_setting_means_no_keys(monkeypatch: pytest.MonkeyPatch, blank: str) -> None:
+    monkeypatch.setenv("SERVERLESS_SESSIONS_ENCRYPTION_KEYS", blank)
+    storage = create_session_storage(url="memory://")
+    assert storage.encryptor is None and storage.describe()["encrypted"] is False
+    monkeypatch.setenv("SERVERLESS_SESSIONS_REQUIRE_ENCRYPTION", "true")
+    with pytest.raises(ConfigurationError, match="require_encryption needs encryption keys"):
+        create_session_storage(url="memory://")
+
+
 class NonceFirst:
     """A user's own encryptor with no header: AES-GCM output behind a bare nonce."""
 

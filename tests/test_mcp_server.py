@@ -382,6 +382,16 @@ async def test_create_honours_default_ttl_and_touch_renews(sqlite_env: dict[str,
         assert default["ttl_hours"] == 24
 
 
+async def test_the_configured_max_lifetime_caps_every_session(sqlite_env: dict[str, str]) -> None:
+    async with served({**sqlite_env, "SERVERLESS_SESSIONS_MAX_LIFETIME": "3600"}) as session:
+        created = await call(session, "create_serverless_session", user_id="u", project_id="p", ttl_hours=5)
+        got = await call(session, "get_serverless_session", session_id=created["session_id"])
+        started = datetime.fromisoformat(got["session"]["created_at"])
+        deadline = datetime.fromisoformat(got["session"]["absolute_expires_at"])
+        assert abs(deadline - started - timedelta(hours=1)) < timedelta(seconds=1)
+        assert abs(datetime.fromisoformat(got["expires_at"]) - deadline) < timedelta(seconds=1)
+
+
 async def test_a_session_too_large_to_read_back_is_a_tool_error(sqlite_env: dict[str, str]) -> None:
     huge = {"blob": "x" * (3 * 1024 * 1024)}  # compresses to a few KB; decodes to 3 MB
     async with served(sqlite_env) as session:

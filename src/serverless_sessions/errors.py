@@ -75,6 +75,8 @@ class SessionConflictError(SessionError):
         self, key: str, expected: int, actual: int | None, *, message: str | None = None
     ) -> None:
         found = "absent" if actual is None else f"revision {actual}"
+        if message is None and expected == 0 and actual is not None:
+            message = f"cannot create session {key!r}: it already exists"  # revision 0 means "new"
         super().__init__(
             message or f"conflicting write to {key!r}: expected revision {expected}, found {found}"
         )

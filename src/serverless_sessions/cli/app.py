@@ -22,8 +22,8 @@ from serverless_sessions.cli.commands_sessions import (
     touch,
     update,
 )
-from serverless_sessions.cli.context import AppContext
-from serverless_sessions.cli.exits import CommandFailed, ExitCode, exit_code_for
+from serverless_sessions.cli.context import AppContext, json_option
+from serverless_sessions.cli.exits import CommandFailed, ExitCode, exit_code_for, exit_codes_help
 from serverless_sessions.errors import SessionError
 
 __all__ = ["cli", "run"]
@@ -31,7 +31,7 @@ __all__ = ["cli", "run"]
 PROG = "serverless-sessions"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes_help())
 @click.option(
     "--config",
     "config_file",
@@ -45,7 +45,7 @@ PROG = "serverless-sessions"
     help="Storage by name: the configured URL of that kind, or its default.",
 )
 @click.option("--namespace", help="Key namespace (default: 'session').")
-@click.option("--json", "json_mode", is_flag=True, help="Machine-readable JSON output.")
+@json_option
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="serverless-sessions", prog_name=PROG)
 @click.pass_obj
@@ -55,17 +55,13 @@ def cli(
     url: str | None,
     backend: str | None,
     namespace: str | None,
-    json_mode: bool,
     debug: bool,
 ) -> None:
     """Operate serverless session storage: sessions, health, stats, migration, MCP server.
 
     With nothing configured, sessions live in an embedded SQLite file (no server needed).
-    Exit codes: 0 ok, 1 not found / nothing done, 2 usage or config error, 3 backend
-    unavailable.
     """
     app.config_file, app.url, app.backend, app.namespace = config_file, url, backend, namespace
-    app.json = app.json or json_mode
     app.debug = debug
 
 
@@ -113,13 +109,15 @@ def _invoke(app: AppContext, argv: Sequence[str] | None) -> int:
             standalone_mode=False,
             obj=app,
         )
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:
         if not app.json:
-            exc.show()  # click's usage line and hint help people; JSON readers get one line
+            exc.show()  # a bare group (`serverless-sessions`, `config`) asked for its help
             return exc.exit_code
         return _fail(app, exc, exc.exit_code)
+    except click.ClickException as exc:
+        return _fail(app, exc, exc.exit_code)
     except click.Abort:
-        return _fail(app, KeyboardInterrupt("interrupted"), 130)
+        return _fail(app, KeyboardInterrupt("interrupted"), ExitCode.INTERRUPTED)
     except SessionError as exc:
         return _fail(app, exc, exit_code_for(exc))
     except CommandFailed as exc:

@@ -235,7 +235,7 @@ def serve(
     public_url: str | None,
     allow_configure: bool,
 ) -> None:
-    """Run the MCP server: the original eight session tools plus touch_serverless_session.
+    """Run the MCP server: the original session tools, with the same names, plus newer ones.
 
     Over HTTP each request needs a bearer token, and each token's principal sees only its own
     sessions; cleanup is for admin principals. Host headers other than the server's own

@@ -63,14 +63,18 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 
 
 def _show(app: AppContext, stored: StoredSession, headline: str | None = None, *, whole: bool) -> None:
-    """The session as JSON, or for people: ``whole`` (shortened) or only its summary."""
+    """The session as JSON, or for people: ``whole`` (shortened) or only its summary.
+
+    The JSON is the stored session plus ``expires_at`` (as ``list`` shows it: ``null`` for
+    never), since the expiry lives beside the session in storage, not in it.
+    """
 
     def render(console: Console) -> None:
         if headline:
             console.print(headline)
         (render_session if whole else render_session_summary)(console, stored)
 
-    app.output.emit(stored.state.to_dict(), render)
+    app.output.emit({**stored.state.to_dict(), "expires_at": expiry_time(stored)}, render)
 
 
 def ttl_option(help_text: str) -> Callable[[F], F]:

@@ -61,8 +61,9 @@ class AppContext:
 
     def _run(self, job: Callable[[SessionStorage, ServerlessSessionManager], Awaitable[T]]) -> T:
         async def main() -> T:
-            storage = open_configured_storage(self.settings())
-            async with storage, ServerlessSessionManager(storage) as manager:
+            settings = self.settings()
+            storage = open_configured_storage(settings)
+            async with storage, ServerlessSessionManager(storage, settings=settings) as manager:
                 return await job(storage, manager)
 
         return asyncio.run(main())
@@ -79,8 +80,13 @@ def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 json_option = click.option(
     "--json",
     is_flag=True,
+    is_eager=True,
     expose_value=False,
     callback=_set_json,
     help="Machine-readable JSON on stdout (errors as one JSON line on stderr).",
 )
-"""``--json`` is accepted after the command name too (``get ID --json``), not only before it."""
+"""``--json`` is accepted after the command name too (``get ID --json``), not only before it.
+
+Eager, so it takes effect before the other options and arguments are checked: their usage
+errors are then reported as JSON too.
+"""

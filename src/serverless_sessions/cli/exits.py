@@ -1,13 +1,15 @@
 """Exit codes, and the one table mapping the library's error tree onto them.
 
-Scripts branch on these codes, so they are part of the CLI's interface::
+Scripts branch on these codes, so they are part of the CLI's interface; :data:`MEANINGS` says
+what each means (``--help`` shows it). In more detail:
 
-    0  success
-    1  not found / nothing done (unknown session, nothing deleted, conflicting writes,
-       a migration or re-encryption that left sessions behind)
-    2  usage or configuration error (bad option, URL, config file, id, update or size)
-    3  backend unavailable or failing (unreachable, timed out, unreadable stored data)
-    70 internal error (a bug: please report it with the ``--debug`` traceback)
+* 1 covers an unknown session, nothing deleted, conflicting writes, and a migration or
+  re-encryption that left sessions behind;
+* 2 a bad option, URL, config file, id, update or size;
+* 3 a backend that is unreachable, timed out or failing;
+* 4 stored bytes that do not decode, ciphertext none of the configured keys opens, or a
+  plaintext session where encryption is required;
+* 70 a bug: please report it with the ``--debug`` traceback.
 """
 
 from __future__ import annotations
@@ -27,17 +29,36 @@ from serverless_sessions.errors import (
     StorageError,
 )
 
-__all__ = ["CommandFailed", "ExitCode", "exit_code_for"]
+__all__ = ["MEANINGS", "CommandFailed", "ExitCode", "exit_code_for", "exit_codes_help"]
 
 
 class ExitCode(IntEnum):
-    """The CLI's exit codes (see the module docstring)."""
+    """The CLI's exit codes (each one's meaning is in :data:`MEANINGS`)."""
 
     OK = 0
     NOTHING_DONE = 1
     USAGE = 2
     UNAVAILABLE = 3
+    UNREADABLE = 4
     INTERNAL = 70
+    INTERRUPTED = 130
+
+
+MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.NOTHING_DONE: "not found / nothing done",
+    ExitCode.USAGE: "usage or configuration error",
+    ExitCode.UNAVAILABLE: "backend unavailable",
+    ExitCode.UNREADABLE: "a stored session cannot be read (corrupt, or not decryptable with the "
+    "configured keys)",
+    ExitCode.INTERNAL: "internal error",
+    ExitCode.INTERRUPTED: "interrupted",
+}
+
+
+def exit_codes_help() -> str:
+    """Every exit code and its meaning, as one sentence for ``--help``."""
+    return "Exit codes: " + ", ".join(f"{int(code)} {meaning}" for code, meaning in MEANINGS.items()) + "."
 
 
 # First match wins, so a subclass must come before its base (the capability error is a
@@ -51,7 +72,7 @@ _BY_ERROR: tuple[tuple[type[SessionError], ExitCode], ...] = (
     (ConfigurationError, ExitCode.USAGE),
     (CapabilityNotSupportedError, ExitCode.USAGE),
     (StorageError, ExitCode.UNAVAILABLE),
-    (CorruptSessionError, ExitCode.UNAVAILABLE),
+    (CorruptSessionError, ExitCode.UNREADABLE),
 )
 
 

@@ -70,15 +70,21 @@ class Output:
             self.stderr.print(f"[yellow]warning:[/] {escape(message)}")
 
     def error(self, error: BaseException, exit_code: int, *, debug: bool) -> None:
-        """One line saying what went wrong; the traceback first if ``debug``."""
+        """One line saying what went wrong; the traceback first if ``debug``.
+
+        A usage error names the command's ``--help`` instead of printing click's usage block,
+        so scripts reading stderr still get one line.
+        """
         if debug:
             self.stderr.print(escape("".join(traceback.format_exception(error))), end="")
         message = error.format_message() if isinstance(error, click.ClickException) else str(error)
         if self.json:
             line = {"error": {"type": type(error).__name__, "message": message}}
             print(json.dumps({**line, "exit_code": exit_code}), file=self.stderr.file, flush=True)
-        else:
-            self.stderr.print(f"[bold red]error:[/] {escape(message)}")
+            return
+        if isinstance(error, click.UsageError) and error.ctx is not None:
+            message = f"{message.rstrip('.')} (see '{error.ctx.command_path} --help')"
+        self.stderr.print(f"[bold red]error:[/] {escape(message)}")
 
     @contextmanager
     def progress(self, description: str) -> Iterator[ProgressFn]:

@@ -64,7 +64,12 @@ from serverless_sessions.errors import ConfigurationError
 __all__ = ["ENV_PREFIX", "ORIGINAL_CONFIG_FILE", "StorageSettings", "load_settings", "mask_url"]
 
 _PART_NAMES = frozenset().union(*PARTS.values())
-_BLANK_IS_UNSET = ("url", "legacy_url", *sorted(_PART_NAMES - {"port", "db", "ssl_enabled"}))
+_BLANK_IS_UNSET = (
+    "url",
+    "legacy_url",
+    "encryption_keys",  # `ENCRYPTION_KEYS=` (set but empty) means no keys, like unset
+    *sorted(_PART_NAMES - {"port", "db", "ssl_enabled"}),
+)
 
 
 def _secret_value(value: Any) -> Any:

@@ -32,7 +32,7 @@ class _Generation:
     @classmethod
     def open(cls, settings: StorageSettings) -> _Generation:
         storage = open_configured_storage(settings)
-        return cls(settings, storage, ServerlessSessionManager(storage))
+        return cls(settings, storage, ServerlessSessionManager(storage, settings=settings))
 
     @property
     def backend(self) -> str:

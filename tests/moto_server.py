@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing-access-key"
@@ -42,10 +43,6 @@ run_simple(
 )
 """
 
-_lock = threading.Lock()
-_process: subprocess.Popen[bytes] | None = None
-_endpoint: str | None = None
-
 
 def free_port() -> int:
     """A loopback TCP port nobody listens on (closed again before returning)."""
@@ -54,49 +51,66 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_until_up(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto server exited with code {process.returncode} at start")
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1.0):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    process.terminate()
-    raise RuntimeError(f"moto server did not answer on {url} within {_START_TIMEOUT} s")
+class MotoServer:
+    """One moto server per test process: started on first use, stopped at interpreter exit.
+
+    ``command(port)`` is the process to run; ``inherit_env`` names a variable through which a
+    parent test process hands its server's URL to worker subprocesses.
+    """
+
+    def __init__(self, command: Callable[[int], list[str]], inherit_env: str | None = None) -> None:
+        self._command = command
+        self._inherit_env = inherit_env
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._endpoint: str | None = None
+
+    def endpoint_url(self) -> str:
+        """The server's URL, starting the server on first call."""
+        with self._lock:
+            if self._endpoint is None:
+                inherited = os.environ.get(self._inherit_env) if self._inherit_env else None
+                if inherited:
+                    self._endpoint = inherited
+                    return inherited
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                self._process = subprocess.Popen(
+                    self._command(port),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={**os.environ, "MOTO_PORT": str(port)},
+                )
+                atexit.register(self._stop)
+                self._wait_until_up(url)
+                self._endpoint = url
+            return self._endpoint
+
+    def _wait_until_up(self, url: str) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {self._process.returncode} at start")
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1.0):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.05)
+        self._process.terminate()
+        raise RuntimeError(f"moto server did not answer on {url} within {_START_TIMEOUT} s")
+
+    def _stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
 
 
-def _stop() -> None:
-    if _process is not None and _process.poll() is None:
-        _process.terminate()
-        try:
-            _process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _process.kill()
-            _process.wait(timeout=5)
-
-
-def endpoint_url() -> str:
-    """The server's URL, starting the server on first call (or the one named by a parent test
-    process in ``SS_TEST_MOTO_ENDPOINT``, so worker subprocesses share its tables)."""
-    global _process, _endpoint
-    with _lock:
-        if _endpoint is None:
-            inherited = os.environ.get("SS_TEST_MOTO_ENDPOINT")
-            if inherited:
-                _endpoint = inherited
-                return _endpoint
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            _process = subprocess.Popen(
-                [sys.executable, "-c", _SERVE, str(port)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "MOTO_PORT": str(port)},
-            )
-            atexit.register(_stop)
-            _wait_until_up(_process, url)
-            _endpoint = url
-        return _endpoint
+_DYNAMODB = MotoServer(lambda port: [sys.executable, "-c", _SERVE, str(port)], "SS_TEST_MOTO_ENDPOINT")
+endpoint_url = _DYNAMODB.endpoint_url
+"""The single-request server's URL (or the one a parent test process names in
+``SS_TEST_MOTO_ENDPOINT``, so worker subprocesses share its tables)."""

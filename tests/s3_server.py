@@ -8,82 +8,30 @@ If the server cannot start, the calling test fails with the reason — it never 
 
 from __future__ import annotations
 
-import atexit
-import socket
-import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.moto_server import MotoServer
+
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing-access-key"
 SECRET_ACCESS_KEY = "testing-secret-key-never-shown"
-_START_TIMEOUT = 20.0
 
-_lock = threading.Lock()
-_process: subprocess.Popen[bytes] | None = None
-_endpoint: str | None = None
 _session: Any = None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _moto_server_executable() -> str:
+def _moto_server_command(port: int) -> list[str]:
     candidate = Path(sys.executable).with_name("moto_server")
     if not candidate.exists():
         raise RuntimeError(f"moto_server not found next to {sys.executable}; install moto[server]")
-    return str(candidate)
+    return [str(candidate), "-H", "127.0.0.1", "-p", str(port)]
 
 
-def _wait_until_up(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with code {process.returncode} at start")
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1.0):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    process.terminate()
-    raise RuntimeError(f"moto_server did not answer on {url} within {_START_TIMEOUT} s")
-
-
-def _stop() -> None:
-    if _process is not None and _process.poll() is None:
-        _process.terminate()
-        try:
-            _process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _process.kill()
-            _process.wait(timeout=5)
-
-
-def endpoint_url() -> str:
-    """The server's URL, starting the server on first call."""
-    global _process, _endpoint
-    with _lock:
-        if _endpoint is None:
-            port = _free_port()
-            url = f"http://127.0.0.1:{port}"
-            _process = subprocess.Popen(
-                [_moto_server_executable(), "-H", "127.0.0.1", "-p", str(port)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            atexit.register(_stop)
-            _wait_until_up(_process, url)
-            _endpoint = url
-        return _endpoint
+# moto's threaded server: S3's conditional writes are safe under it (see tests/moto_server.py
+# for why DynamoDB needs the single-request one).
+endpoint_url = MotoServer(_moto_server_command).endpoint_url
 
 
 def client_kwargs() -> dict[str, Any]:

@@ -214,7 +214,7 @@ async def test_in_place_non_json_edits_are_refused_not_silently_changed() -> Non
 
 @pytest.mark.parametrize("kind", [Compression.ZSTD, Compression.BROTLI])
 def test_a_decompression_bomb_is_refused_before_it_inflates(kind: Compression) -> None:
-    """_MAX_DECOMPRESSED is checked after the whole body was inflated: a 6 KB zstd payload
+    """BODY_CEILING is checked after the whole body was inflated: a 6 KB zstd payload
     allocates 160 MB (a 1 MB one, many GB) before CorruptSessionError is raised."""
     import brotli
     import zstandard

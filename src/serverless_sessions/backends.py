@@ -78,46 +78,46 @@ def _sqlite_url(parts: Mapping[str, Any]) -> str | None:
     return None if path is None else "sqlite://" + quote(str(Path(path).absolute()))
 
 
-def _userinfo(parts: Mapping[str, Any]) -> str:
+def server_netloc(parts: Mapping[str, Any], default_port: int) -> str:
+    """``[user[:password]@]host:port`` from parts, quoted, an IPv6 host in brackets."""
     user = quote(str(parts.get("username") or ""), safe="")
     password = parts.get("password")
-    return f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
-
-
-def _host(parts: Mapping[str, Any]) -> str:
+    userinfo = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
     host = str(parts.get("host") or "localhost")
-    return f"[{host}]" if ":" in host else host
+    host = f"[{host}]" if ":" in host else host
+    return f"{userinfo}{host}:{parts.get('port') or default_port}"
 
 
-def _query(options: Mapping[str, Any]) -> str:
+def url_query(options: Mapping[str, Any]) -> str:
+    """The query string of the options that are set, paths and URLs left readable."""
     return urlencode({name: str(value) for name, value in options.items() if value is not None}, safe="/:")
 
 
 def _redis_url(parts: Mapping[str, Any]) -> str:
     scheme = "rediss" if parts.get("ssl_enabled") else "redis"
     options = {"ssl_ca_certs": parts.get("ssl_cert_path"), "key_prefix": parts.get("key_prefix")}
-    netloc = f"{_userinfo(parts)}{_host(parts)}:{parts.get('port') or 6379}"
-    return urlunsplit((scheme, netloc, f"/{parts.get('db') or 0}", _query(options), ""))
+    netloc = server_netloc(parts, 6379)
+    return urlunsplit((scheme, netloc, f"/{parts.get('db') or 0}", url_query(options), ""))
 
 
 def _s3_url(parts: Mapping[str, Any]) -> str:
     prefix = quote(str(parts.get("prefix") or "").strip("/"))
     options = {name: parts.get(name) or None for name in ("region", "endpoint_url")}
-    return urlunsplit(("s3", str(parts["bucket"]), f"/{prefix}", _query(options), ""))
+    return urlunsplit(("s3", str(parts["bucket"]), f"/{prefix}", url_query(options), ""))
 
 
 def _postgres_url(parts: Mapping[str, Any]) -> str:
     ca_file = parts.get("ssl_cert_path")
     sslmode = "verify-full" if ca_file else ("require" if parts.get("ssl_enabled") else None)
-    netloc = f"{_userinfo(parts)}{_host(parts)}:{parts.get('port') or 5432}"
+    netloc = server_netloc(parts, 5432)
     database = quote(str(parts.get("database") or "postgres"))
-    query = _query({"sslmode": sslmode, "sslrootcert": ca_file})
+    query = url_query({"sslmode": sslmode, "sslrootcert": ca_file})
     return urlunsplit(("postgresql", netloc, f"/{database}", query, ""))
 
 
 def _dynamodb_url(parts: Mapping[str, Any]) -> str:
     options = {name: parts.get(name) for name in ("region", "endpoint_url")}
-    return urlunsplit(("dynamodb", str(parts["table"]), "", _query(options), ""))
+    return urlunsplit(("dynamodb", str(parts["table"]), "", url_query(options), ""))
 
 
 _ADAPTERS = "serverless_sessions.adapters.cache"

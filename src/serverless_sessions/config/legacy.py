@@ -22,10 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from serverless_sessions.backends import server_netloc, url_query
 from serverless_sessions.config.documents import validation_problems
 from serverless_sessions.errors import ConfigurationError
 from serverless_sessions.ids import validate_namespace
@@ -138,10 +139,10 @@ class LegacyRedis(_Legacy):
 
     def url(self) -> str:
         """``legacy+redis://[:PASSWORD@]host:port/db?key_prefix=...``."""
-        auth = f":{quote(self.password.get_secret_value(), safe='')}@" if self.password else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        query = urlencode({"key_prefix": self.key_prefix}, safe="/:")
-        return urlunsplit(("legacy+redis", f"{auth}{host}:{self.port}", f"/{self.db}", query, ""))
+        parts = {"host": self.host, "port": self.port, "password": _clear(self.password)}
+        netloc = server_netloc(parts, self.port)
+        query = url_query({"key_prefix": self.key_prefix})
+        return urlunsplit(("legacy+redis", netloc, f"/{self.db}", query, ""))
 
     def new_section(self) -> dict[str, Any]:
         """The new-format equivalent: a Redis cache on the same server and database.
@@ -180,11 +181,9 @@ class LegacyS3(_Legacy):
         if self.access_key_id is not None or self.secret_access_key is not None:
             secret = _clear(self.secret_access_key) or ""
             auth = f"{quote(self.access_key_id or '', safe='')}:{quote(secret, safe='')}@"
-        query = {"region": self.region, "endpoint_url": self.endpoint_url}
-        given = {name: value for name, value in query.items() if value is not None}
+        query = url_query({"region": self.region, "endpoint_url": self.endpoint_url})
         path = "/" + quote(self.key_prefix)
-        netloc = f"{auth}{self.bucket_name}"
-        return urlunsplit(("legacy+s3", netloc, path, urlencode(given, safe="/:"), ""))
+        return urlunsplit(("legacy+s3", f"{auth}{self.bucket_name}", path, query, ""))
 
     def new_section(self) -> dict[str, Any]:
         """The new-format equivalent: an S3 cache in the same bucket, under the same prefix.

@@ -8,6 +8,8 @@ also inherits; callers check them with ``isinstance``:
   in named secondary indexes atomically with the write.
 * :class:`IndexedCache` — reads those indexes and purges expired keys in time proportional to
   the number of expired keys.
+* :class:`AppendableCache` — an ordered log of items kept with each entry (a session's
+  messages): appends and reads of the last items cost the same however long the log is.
 * :class:`ScannableCache` — iterates every live key of a namespace without blocking the server.
 * :class:`PingableCache` — a cheap liveness probe and a health report.
 
@@ -31,11 +33,14 @@ from serverless_sessions.ttl import KEEP_TTL, KeepTTL, TTLArg
 
 __all__ = [
     "KEEP_TTL",
+    "AppendableCache",
+    "Appended",
     "AtomicCache",
     "CacheBase",
     "Entry",
     "IndexedCache",
     "KeepTTL",
+    "LogSlice",
     "PingableCache",
     "ScannableCache",
     "TTLArg",
@@ -66,6 +71,29 @@ class Entry:
 
     value: bytes
     version: int
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogSlice:
+    """Consecutive items of an entry's log: ``items[i]`` is at position ``start + i``.
+
+    ``length`` is the number of items in the whole log and ``weight`` their summed weights
+    (see :class:`AppendableCache`).
+    """
+
+    items: list[bytes]
+    start: int
+    length: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The outcome of :meth:`AppendableCache.append`: the entry's new version and log length."""
+
+    version: int
+    length: int
     expires_at: float | None
 
 
@@ -173,6 +201,90 @@ class IndexedCache(AtomicCache):
 
         Cost grows with the number of expired keys, not with the total (S3, which has no
         server-side expiry index, documents its exception). ``limit`` bounds one call.
+        """
+
+
+class AppendableCache(AtomicCache):
+    """Capability: an ordered log of items kept with each entry (a session's messages).
+
+    Positions start at 0 and grow by one per appended item. The log lives and dies with its
+    entry: it has the entry's expiry (every write or append sets both), it is removed with the
+    entry (:meth:`~AtomicCache.compare_and_delete`, :meth:`IndexedCache.purge_expired`,
+    expiry), it is invisible once the entry has expired, and it never shows up as a key of its
+    own (``scan_keys``, index listings). Every change to the log bumps the entry's version, so a
+    whole write that read the entry before an append conflicts instead of losing the appended
+    items. :meth:`~AtomicCache.compare_and_set` keeps the log as it is (and counts the value's
+    weight as its length in bytes).
+
+    Weights: each write states the weight of the value and of the log items it adds (the
+    storage uses their JSON sizes). The adapter keeps the value's weight and the log's total
+    weight, and refuses with :class:`~serverless_sessions.errors.SessionTooLargeError`, writing
+    nothing, a write or append that would take their sum past ``limit``. An entry written
+    before the adapter kept weights counts its value's length in bytes.
+
+    Every operation here is atomic: a reader sees the log before or after an append, never a
+    part of one, and never a log that does not match the entry's version.
+    """
+
+    @abstractmethod
+    async def write_with_log(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        log: Sequence[bytes] | None,
+        value_weight: int,
+        log_weight: int = 0,
+        limit: int | None = None,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        """:meth:`~AtomicCache.compare_and_set` that also replaces the log, or keeps it.
+
+        ``log=None`` keeps the stored log (items and weight); a sequence replaces it, its items
+        at positions 0, 1, ... with total weight ``log_weight``. Conflicts and index rules are
+        those of ``compare_and_set``; a key whose log is replaced by ``[]`` has an empty log.
+        """
+
+    @abstractmethod
+    async def append(
+        self,
+        key: str,
+        items: Sequence[bytes],
+        *,
+        weight: int,
+        limit: int | None = None,
+        expected_length: int | None = None,
+        ttl: TTLArg,
+        namespace: str | None = None,
+    ) -> Appended:
+        """Append ``items`` (total weight ``weight``) at the end of ``key``'s log.
+
+        Bumps the entry's version by one and sets its expiry from ``ttl`` (the log's with it).
+        Raises :class:`~serverless_sessions.errors.SessionNotFoundError` for a missing or
+        expired key, :class:`~serverless_sessions.errors.SessionConflictError` when
+        ``expected_length`` is given and the log has another length, and
+        :class:`~serverless_sessions.errors.SessionTooLargeError` past ``limit``; each of them
+        writes nothing. Concurrent appends without ``expected_length`` all succeed, each one's
+        items kept together and in order.
+        """
+
+    @abstractmethod
+    async def get_with_log(
+        self,
+        key: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        namespace: str | None = None,
+    ) -> tuple[Entry, LogSlice] | None:
+        """The live entry and its log items before ``before``, at most the ``last`` of them.
+
+        ``before=None`` reads up to the end of the log, ``last=None`` from its start. ``None``
+        when the key is missing or expired. Read in one consistent step; cost O(items
+        returned), not O(log).
         """
 
 

@@ -17,16 +17,24 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from serverless_sessions.adapters.cache.base import (
+    AppendableCache,
+    Appended,
     CacheBase,
     Entry,
     IndexedCache,
+    LogSlice,
     PingableCache,
     ScannableCache,
     TTLArg,
     check_same_indexes,
 )
 from serverless_sessions.adapters.cache.urls import parse_query, positive_int
-from serverless_sessions.errors import ConfigurationError, SessionConflictError
+from serverless_sessions.errors import (
+    ConfigurationError,
+    SessionConflictError,
+    SessionNotFoundError,
+    SessionTooLargeError,
+)
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
 
 logger = logging.getLogger(__name__)
@@ -40,9 +48,17 @@ class _Record:
     version: int
     expires_at: float | None
     indexes: tuple[str, ...] = field(default=())
+    log: list[bytes] = field(default_factory=list)
+    value_weight: int = 0
+    log_weight: int = 0
 
 
-class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
+def _check_weight(key: str, total: int, limit: int | None) -> None:
+    if limit is not None and total > limit:
+        raise SessionTooLargeError(key, total, limit)
+
+
+class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
     """A bounded, LRU-evicting, TTL-honouring dictionary of bytes."""
 
     backend = "memory"
@@ -154,9 +170,11 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         ns = self._namespace(namespace)
         expires_at = expiry_for(ttl_seconds(ttl), current=None, at=now())
         previous = self._live(ns, key)
-        version = previous.version + 1 if previous else 1
-        indexes = previous.indexes if previous else ()
-        self._put(ns, key, _Record(bytes(value), version, expires_at, indexes))
+        record = _Record(bytes(value), 1, expires_at, value_weight=len(value))
+        if previous is not None:
+            record.version, record.indexes = previous.version + 1, previous.indexes
+            record.log, record.log_weight = previous.log, previous.log_weight
+        self._put(ns, key, record)
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         self._check_open()
@@ -193,24 +211,16 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         indexes: Sequence[str] = (),
         namespace: str | None = None,
     ) -> Entry:
-        self._check_open()
-        ns = self._namespace(namespace)
-        at = now()
-        current = self._live(ns, key)
-        actual = current.version if current else 0
-        if actual != expected_version:
-            raise SessionConflictError(key, expected_version, actual if current else None)
-        if current is not None:
-            check_same_indexes(key, current.indexes, indexes, expected=expected_version, actual=actual)
-        expires_at = expiry_for(ttl, current=current.expires_at if current else None, at=at)
-        record = _Record(
-            bytes(value),
-            actual + 1,
-            expires_at,
-            current.indexes if current is not None and current.indexes else tuple(indexes),
+        return await self.write_with_log(
+            key,
+            value,
+            log=None,
+            value_weight=len(value),
+            expected_version=expected_version,
+            ttl=ttl,
+            indexes=indexes,
+            namespace=namespace,
         )
-        self._put(ns, key, record)
-        return Entry(record.value, record.version, record.expires_at)
 
     async def compare_and_delete(
         self, key: str, *, expected_version: int | None = None, namespace: str | None = None
@@ -223,6 +233,98 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             if actual != expected_version:
                 raise SessionConflictError(key, expected_version, actual if current else None)
         return current is not None and self._drop(ns, key) is not None
+
+    # -- AppendableCache ---------------------------------------------------------------------
+
+    async def write_with_log(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        log: Sequence[bytes] | None,
+        value_weight: int,
+        log_weight: int = 0,
+        limit: int | None = None,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        self._check_open()
+        ns = self._namespace(namespace)
+        at = now()
+        current = self._live(ns, key)
+        actual = current.version if current else 0
+        if actual != expected_version:
+            raise SessionConflictError(key, expected_version, actual if current else None)
+        if current is not None:
+            check_same_indexes(key, current.indexes, indexes, expected=expected_version, actual=actual)
+        if log is None:
+            items, log_weight = (current.log, current.log_weight) if current else ([], 0)
+        else:
+            items = [bytes(item) for item in log]
+        _check_weight(key, value_weight + log_weight, limit)
+        record = _Record(
+            bytes(value),
+            actual + 1,
+            expiry_for(ttl, current=current.expires_at if current else None, at=at),
+            current.indexes if current is not None and current.indexes else tuple(indexes),
+            items,
+            value_weight,
+            log_weight,
+        )
+        self._put(ns, key, record)
+        return Entry(record.value, record.version, record.expires_at)
+
+    async def append(
+        self,
+        key: str,
+        items: Sequence[bytes],
+        *,
+        weight: int,
+        limit: int | None = None,
+        expected_length: int | None = None,
+        ttl: TTLArg,
+        namespace: str | None = None,
+    ) -> Appended:
+        self._check_open()
+        ns = self._namespace(namespace)
+        current = self._live(ns, key)
+        if current is None:
+            raise SessionNotFoundError(key)
+        if expected_length is not None and expected_length != len(current.log):
+            raise SessionConflictError(
+                key,
+                current.version,
+                current.version,
+                message=f"{key!r}: expected {expected_length} log items, found {len(current.log)}",
+            )
+        _check_weight(key, current.value_weight + current.log_weight + weight, limit)
+        current.log = [*current.log, *(bytes(item) for item in items)]
+        current.log_weight += weight
+        current.version += 1
+        current.expires_at = expiry_for(ttl, current=current.expires_at, at=now())
+        self._put(ns, key, current)
+        return Appended(current.version, len(current.log), current.expires_at)
+
+    async def get_with_log(
+        self,
+        key: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        namespace: str | None = None,
+    ) -> tuple[Entry, LogSlice] | None:
+        self._check_open()
+        record = self._live(self._namespace(namespace), key)
+        if record is None:
+            return None
+        end = len(record.log) if before is None else max(0, min(before, len(record.log)))
+        start = 0 if last is None else max(0, end - last)
+        return (
+            Entry(record.value, record.version, record.expires_at),
+            LogSlice(record.log[start:end], start, len(record.log), record.log_weight),
+        )
 
     # -- IndexedCache ------------------------------------------------------------------------
 

@@ -318,7 +318,7 @@ async def test_sealed_bytes_a_reader_would_take_for_plaintext_are_never_stored(
     manager = ServerlessSessionManager(storage)
     sid = await manager.create_session("u", "p", {"v": 1})
     encryptor.next_nonce = unlucky + bytes(12 - len(unlucky))
-    with pytest.raises(ConfigurationError, match=f"NonceFirst sealed session '{sid}'"):
+    with pytest.raises(ConfigurationError, match=f"NonceFirst sealed 'own:{sid}'"):
         await manager.update_session(sid, {"metadata": {"v": 2}})
     state = await manager.get_session(sid)
     assert state is not None and state.metadata == {"v": 1} and state.revision == 1

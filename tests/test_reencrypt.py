@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from serverless_sessions.adapters.cache import memory
-from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase, TTLArg
+from serverless_sessions.adapters.cache.base import AtomicCache, CacheBase
 from serverless_sessions.encryption import KeyRing, generate_key, key_id_of
 from serverless_sessions.errors import (
     CapabilityNotSupportedError,
@@ -188,27 +188,11 @@ class RacingCache(memory.Cache):
         self.rival: ServerlessSessionManager | None = None
         self.raced: set[str] = set()
 
-    async def compare_and_set(
-        self,
-        key: str,
-        value: bytes,
-        *,
-        expected_version: int,
-        ttl: TTLArg,
-        indexes: Any = (),
-        namespace: str | None = None,
-    ) -> Any:
+    async def write_with_log(self, key: str, value: bytes, **kwargs: Any) -> Any:
         if self.rival is not None and key not in self.raced:
             self.raced.add(key)
             await self.rival.update_session(key, {"metadata": {"rival": True}})
-        return await super().compare_and_set(
-            key,
-            value,
-            expected_version=expected_version,
-            ttl=ttl,
-            indexes=indexes,
-            namespace=namespace,
-        )
+        return await super().write_with_log(key, value, **kwargs)
 
 
 async def test_a_concurrent_write_between_read_and_rewrite_is_kept() -> None:
@@ -279,14 +263,14 @@ async def test_unreadable_sessions_are_reported_and_skipped(raw_cache: CacheBase
 class DeletingCache(memory.Cache):
     """Deletes one session after the listing, and another just before its rewrite."""
 
-    async def get_entries(self, keys: Any, *, namespace: str | None = None) -> Any:
-        await self.compare_and_delete("s-0002", namespace=namespace)
-        return await super().get_entries(keys, namespace=namespace)
+    async def get_with_log(self, key: str, **kwargs: Any) -> Any:
+        await self.compare_and_delete("s-0002", namespace=kwargs.get("namespace"))
+        return await super().get_with_log(key, **kwargs)
 
-    async def compare_and_set(self, key: str, value: bytes, **kwargs: Any) -> Any:
+    async def write_with_log(self, key: str, value: bytes, **kwargs: Any) -> Any:
         if key == "s-0001":
             await self.compare_and_delete(key, namespace=kwargs.get("namespace"))
-        return await super().compare_and_set(key, value, **kwargs)
+        return await super().write_with_log(key, value, **kwargs)
 
 
 async def test_sessions_deleted_during_the_run_count_as_vanished() -> None:

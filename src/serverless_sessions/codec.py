@@ -68,6 +68,7 @@ from serverless_sessions.model import (
     CONTENTS_CHECKED,
     SessionState,
     check_contents,
+    check_message,
     validation_problems,
 )
 
@@ -155,7 +156,10 @@ class Codec:
         Raises :class:`SessionTooLargeError` for a JSON body past ``max_size`` and
         :class:`InvalidSessionError` for contents that are not plain JSON.
         """
-        body = self.json_body(state)
+        return self.wrap(self.json_body(state))
+
+    def wrap(self, body: bytes) -> bytes:
+        """The envelope of a JSON body already checked by :meth:`json_body` or :meth:`message_body`."""
         kind = Compression.NONE
         if self.compression != "none" and len(body) >= self.threshold:
             packed_kind, packed = self._compress(body)
@@ -175,6 +179,30 @@ class Codec:
         if len(body) > self.max_size:
             raise SessionTooLargeError(state.session_id, len(body), self.max_size)
         return body
+
+    def message_body(self, message: Any, *, session_id: str, path: str) -> bytes:
+        """One conversation message as JSON, under the rules of a whole session's contents.
+
+        A message is stored on its own when the storage keeps a message log, and must read back
+        equal, fit within ``max_size`` by itself, and be accepted again inside a whole session.
+        """
+        try:
+            check_message(message, path)
+            body = pydantic_core.to_json(message)
+        except (PydanticSerializationError, ValueError, UnicodeEncodeError) as exc:
+            raise InvalidSessionError(
+                f"session {session_id!r}: {path} cannot be stored exactly as JSON: {exc}"
+            ) from None
+        if len(body) > self.max_size:
+            raise SessionTooLargeError(session_id, len(body), self.max_size, part=path)
+        return body
+
+    def decode_message(self, data: bytes, *, key: str) -> Any:
+        """Parse the envelope of one stored conversation message; errors name ``key``."""
+        try:
+            return pydantic_core.from_json(self.decode_body(data, key=key), allow_inf_nan=False)
+        except ValueError as exc:
+            raise CorruptSessionError(key, f"message is not JSON: {exc}") from None
 
     def _compress(self, body: bytes) -> tuple[Compression, bytes]:
         if self.compression == "zstd":

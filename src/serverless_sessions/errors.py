@@ -88,9 +88,10 @@ class SessionConflictError(SessionError):
 class SessionTooLargeError(SessionError, ValueError):
     """The session's JSON is larger than ``max_session_bytes``; nothing was written."""
 
-    def __init__(self, session_id: str, size: int, limit: int) -> None:
+    def __init__(self, session_id: str, size: int, limit: int, *, part: str | None = None) -> None:
+        subject = f"session {session_id!r}" if part is None else f"{part} of session {session_id!r}"
         super().__init__(
-            f"session {session_id!r} is {size} bytes as JSON, over the limit of {limit} bytes "
+            f"{subject} is {size} bytes as JSON, over the limit of {limit} bytes "
             f"(max_session_bytes, SERVERLESS_SESSIONS_MAX_SESSION_BYTES)"
         )
         self.session_id = session_id

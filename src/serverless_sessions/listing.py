@@ -131,25 +131,32 @@ class Unreadable:
 Loaded = StoredSession | Unreadable | None
 
 
-async def load_each(storage: SessionStorage, ids: Sequence[str]) -> list[Loaded]:
-    """Batch-load ``ids`` in order; if the batch holds an unreadable session, find which one by one."""
+async def load_each(storage: SessionStorage, ids: Sequence[str], *, heads: bool = False) -> list[Loaded]:
+    """Batch-load ``ids`` in order; if the batch holds an unreadable session, find which one by one.
+
+    ``heads``: leave the messages out where the storage keeps them apart (a listing shows none).
+    """
+    load = storage.load_heads if heads else storage.load_sessions
     try:
-        return list(await storage.load_sessions(ids))
+        return list(await load(ids))
     except (CorruptSessionError, InvalidSessionError):
         pass
     loaded: list[Loaded] = []
     for session_id in ids:
         try:
-            loaded.append(await storage.load_session(session_id))
+            (one,) = await load([session_id])
+            loaded.append(one)
         except (CorruptSessionError, InvalidSessionError) as exc:
             loaded.append(Unreadable(str(exc)))
     return loaded
 
 
-async def _load_batch(storage: SessionStorage, ids: list[str], unreadable: list[str]) -> list[StoredSession]:
+async def _load_batch(
+    storage: SessionStorage, ids: list[str], unreadable: list[str], *, heads: bool = False
+) -> list[StoredSession]:
     """The live sessions of ``ids``; the ids of undecodable ones are appended to ``unreadable``."""
     found: list[StoredSession] = []
-    for session_id, loaded in zip(ids, await load_each(storage, ids), strict=True):
+    for session_id, loaded in zip(ids, await load_each(storage, ids, heads=heads), strict=True):
         if isinstance(loaded, Unreadable):
             unreadable.append(session_id)
         elif (alive := live(loaded)) is not None:
@@ -173,7 +180,7 @@ async def list_page(
     summaries: list[SessionSummary] = []
     unreadable: list[str] = []
     for start in range(0, len(ids), BATCH):
-        loaded = await _load_batch(storage, ids[start : start + BATCH], unreadable)
+        loaded = await _load_batch(storage, ids[start : start + BATCH], unreadable, heads=True)
         summaries.extend(SessionSummary.of(stored) for stored in loaded)
     summaries.sort(key=lambda s: (s.last_activity, s.session_id), reverse=True)
     if after is not None:

@@ -21,6 +21,17 @@ creation) and, when the manager has ``max_lifetime_hours``, an absolute deadline
   storage's default TTL and later writes keep whatever TTL remains (``store_session``'s own rule
   for ``ttl_seconds=None``), still capped by the deadline.
 
+Conversations. :meth:`~ServerlessSessionManager.append_messages` adds messages at the end of a
+session's ``conversation_history`` and :meth:`~ServerlessSessionManager.get_messages` reads
+them back a page at a time, newest page first. On a storage with a message log
+(``storage.appends_messages``: every built-in engine but S3) an append writes only the new
+messages and a page reads only its messages, so a turn costs the same at message 1,000 as at
+message 10; :meth:`~ServerlessSessionManager.update_session` and
+:meth:`~ServerlessSessionManager.touch` leave the messages where they are. Elsewhere (S3,
+foreign caches, the legacy storages) an append is a read-modify-write of the whole session.
+Either way an append is a write like any other (it slides the idle timeout) and a whole write
+that read the session before an append conflicts and retries: no message is ever lost.
+
 Erasure. :meth:`ServerlessSessionManager.erase_user` deletes every session of one user (the
 right to be forgotten) through the storage's own delete, which drops the session's index
 entries with it, then purges expired sessions so that none of the user's expired-but-unpurged
@@ -30,7 +41,7 @@ data or index entries is left behind either.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +51,12 @@ from pydantic import BaseModel, ConfigDict
 
 from serverless_sessions.adapters.cache.base import gather_bounded
 from serverless_sessions.backoff import CONFLICT_BACKOFF
+from serverless_sessions.conversation import (
+    MessagePage,
+    check_count,
+    decode_message_cursor,
+    message_page,
+)
 from serverless_sessions.errors import (
     InvalidSessionUpdateError,
     SessionConflictError,
@@ -52,6 +69,7 @@ from serverless_sessions.model import (
     CONTENTS_CHECKED,
     MUTABLE_FIELDS,
     SessionState,
+    mark_partial_history,
     utc_now,
     validation_problems,
 )
@@ -61,7 +79,7 @@ from serverless_sessions.ttl import ttl_seconds
 if TYPE_CHECKING:
     from serverless_sessions.config.settings import StorageSettings
 
-__all__ = ["ServerlessSessionManager", "UserErasure", "require_stored"]
+__all__ = ["MessagePage", "ServerlessSessionManager", "UserErasure", "require_stored"]
 
 Mutator = Callable[[SessionState], SessionState | Awaitable[SessionState | None] | None]
 StorageType = Literal["acb", "redis", "s3", "local"]
@@ -196,19 +214,89 @@ class ServerlessSessionManager(Closable):
         await self.storage.store_session(state, ttl_seconds=self._ttl(state, idle))
         return state.session_id
 
-    async def get_session(self, session_id: str) -> SessionState | None:
-        """The stored session, or ``None`` if it does not exist, was deleted or expired."""
-        stored = await self.load_session(session_id)
+    async def get_session(
+        self, session_id: str, history_limit: int | None = None
+    ) -> SessionState | None:
+        """The stored session, or ``None`` if it does not exist, was deleted or expired.
+
+        ``history_limit=K`` returns the session with only its last ``K`` messages in
+        ``conversation_history`` (``has_partial_history`` is then true when it has more, and
+        such a session cannot be stored whole); without it, the whole conversation.
+        """
+        stored = await self.load_session(session_id, history_limit=history_limit)
         return None if stored is None else stored.state
 
-    async def load_session(self, session_id: str) -> StoredSession | None:
+    async def load_session(
+        self, session_id: str, *, history_limit: int | None = None
+    ) -> StoredSession | None:
         """The stored session with its size and expiry, or ``None`` like :meth:`get_session`.
 
         ``expires_at`` (UNIX seconds, ``None`` = never) is when the session dies if nothing
         writes it again: never later than its absolute deadline. Reading does not extend it.
+        ``history_limit`` is :meth:`get_session`'s; ``message_count`` is the whole
+        conversation's length.
         """
         self._check_open()
-        return live(await self.storage.load_session(session_id))
+        limit = check_count(history_limit, "history_limit")
+        if limit is None:
+            return live(await self.storage.load_session(session_id))
+        return live(await self.storage.load_conversation(session_id, last=limit))
+
+    async def get_messages(
+        self, session_id: str, *, last: int | None = None, before: str | None = None
+    ) -> MessagePage:
+        """Messages of the conversation, oldest first: the ``last`` ones before ``before``.
+
+        ``before`` is a page's ``next_cursor`` (``None``: read up to the newest message);
+        ``last=None`` reads every message before it. Raises :class:`SessionNotFoundError` for a
+        missing session. Reads never write, so they never extend the session.
+        """
+        self._check_open()
+        count = check_count(last, "last")
+        position = None if before is None else decode_message_cursor(before, session_id)
+        stored = live(await self.storage.load_conversation(session_id, last=count, before=position))
+        if stored is None:
+            raise SessionNotFoundError(session_id)
+        return message_page(stored)
+
+    async def append_messages(
+        self, session_id: str, messages: Sequence[Any], *, ttl_hours: float | None = None
+    ) -> int:
+        """Append ``messages`` (JSON values) to the conversation; returns the new message count.
+
+        Atomic: all of them land, together and in order, or none (a message that is not plain
+        JSON, or too large alone or with the rest of the session, is refused before anything is
+        stored). Concurrent appends all land. It is activity: the idle timeout restarts
+        (``ttl_hours`` when given becomes the session's idle timeout), capped by the absolute
+        deadline. Raises :class:`SessionNotFoundError` for a missing session.
+        """
+        self._check_open()
+        validate_session_id(session_id)
+        batch = _message_batch(messages)
+        if not self.storage.appends_messages:
+            appended = await self.mutate(
+                session_id, lambda state: state.conversation_history.extend(batch), ttl_hours=ttl_hours
+            )
+            return len(appended.conversation_history)
+        idle = _hours(ttl_hours, "ttl_hours")
+        for attempt in range(self.mutate_retries):
+            stored = await require_stored(self, session_id, history_limit=0)
+            state = stored.state
+            if stored.messages_in_head or (idle is not None and idle != state.idle_ttl_seconds):
+                # A whole write first: it moves messages an earlier version kept in the session
+                # itself into the log, or records the new idle timeout.
+                await self.mutate(session_id, _unchanged, ttl_hours=ttl_hours)
+                continue
+            try:
+                return await self.storage.append_messages(
+                    session_id,
+                    batch,
+                    ttl_seconds=self._ttl(state, state.idle_ttl_seconds),
+                    expected_count=stored.message_count or 0,
+                )
+            except SessionConflictError:
+                await CONFLICT_BACKOFF.wait(attempt)
+        raise _still_conflicting(session_id, 0, self.mutate_retries)
 
     async def require_session(self, session_id: str) -> SessionState:
         """Like :meth:`get_session`, but a missing session raises :class:`SessionNotFoundError`."""
@@ -225,6 +313,7 @@ class ServerlessSessionManager(Closable):
         """
         changes = dict(updates)
         _check_update_fields(changes)
+        with_history = "conversation_history" in changes
 
         def apply(state: SessionState) -> None:
             for name, value in changes.items():
@@ -235,7 +324,7 @@ class ServerlessSessionManager(Closable):
                         f"invalid value for {name!r} in session {session_id!r}: {validation_problems(exc)}"
                     ) from None
 
-        await self.mutate(session_id, apply, ttl_hours=ttl_hours)
+        await self._mutate(session_id, apply, ttl_hours=ttl_hours, with_history=with_history)
         return True
 
     async def delete_session(self, session_id: str) -> bool:
@@ -337,14 +426,29 @@ class ServerlessSessionManager(Closable):
         effects outside the session. Identity, timestamps and lifetimes may not change.
         The write is activity: ``last_activity`` becomes now and the idle timeout restarts --
         ``ttl_hours`` when given (it becomes the session's idle timeout), else the session's own
-        -- capped by the absolute deadline.
+        -- capped by the absolute deadline. ``fn`` sees the whole conversation; where the
+        messages live in a log and ``fn`` leaves them as they were, they are not rewritten.
+        """
+        return await self._mutate(session_id, fn, ttl_hours=ttl_hours, with_history=True)
+
+    async def _mutate(
+        self, session_id: str, fn: Mutator, *, ttl_hours: float | None, with_history: bool
+    ) -> SessionState:
+        """:meth:`mutate`; without ``with_history``, ``fn`` promises not to read or change messages.
+
+        Then, on a storage with a message log, only the session's head is read and written.
         """
         self._check_open()
         validate_session_id(session_id)
         idle = _hours(ttl_hours, "ttl_hours")
+        full = with_history or not self.storage.appends_messages
         current: SessionState | None = None
         for attempt in range(self.mutate_retries):
-            current = await self.require_session(session_id)
+            stored = await require_stored(self, session_id, history_limit=None if full else 0)
+            if stored.state.has_partial_history and stored.messages_in_head:
+                # The head still holds messages: this write must move them, so it needs them all.
+                stored = await require_stored(self, session_id)
+            current = stored.state
             working = current.model_copy(deep=True)
             returned = fn(working)
             if inspect.isawaitable(returned):
@@ -361,26 +465,36 @@ class ServerlessSessionManager(Closable):
             if idle is not None:
                 result.idle_ttl_seconds = idle
             ttl = self._ttl(result, result.idle_ttl_seconds)
+            keep_history = (
+                self.storage.appends_messages
+                and not stored.messages_in_head
+                and (
+                    current.has_partial_history
+                    or result.conversation_history == current.conversation_history
+                )
+            )
             try:
-                await self.storage.store_session(result, ttl_seconds=ttl)
+                if keep_history:
+                    await self.storage.store_session_keeping_history(result, ttl_seconds=ttl)
+                else:
+                    await self.storage.store_session(result, ttl_seconds=ttl)
             except SessionConflictError:
                 await CONFLICT_BACKOFF.wait(attempt)
                 continue
+            if current.has_partial_history:
+                mark_partial_history(result)
             return result
-        raise SessionConflictError(
-            session_id,
-            current.revision if current else 0,
-            None,
-            message=f"session {session_id!r}: still conflicting after {self.mutate_retries} tries",
-        )
+        raise _still_conflicting(session_id, current.revision if current else 0, self.mutate_retries)
 
     async def touch(self, session_id: str, ttl_hours: float | None = None) -> SessionState:
         """Record activity without changing content; returns the stored session.
 
         Restarts the idle timeout like any write (see :meth:`mutate`): ``ttl_hours`` when
-        given, else the session's own.
+        given, else the session's own. On a storage with a message log the messages are neither
+        read nor written, and the session returned holds none of them
+        (``has_partial_history``).
         """
-        return await self.mutate(session_id, _unchanged, ttl_hours=ttl_hours)
+        return await self._mutate(session_id, _unchanged, ttl_hours=ttl_hours, with_history=False)
 
     async def list_sessions(
         self,
@@ -417,6 +531,23 @@ class ServerlessSessionManager(Closable):
             self._closed = True
 
 
+def _still_conflicting(session_id: str, revision: int, tries: int) -> SessionConflictError:
+    return SessionConflictError(
+        session_id, revision, None, message=f"session {session_id!r}: still conflicting after {tries} tries"
+    )
+
+
+def _message_batch(messages: Sequence[Any]) -> list[Any]:
+    """The messages of one append as a list; a lone message or an empty batch is refused."""
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+        raise InvalidSessionUpdateError(
+            f"messages must be a list of messages, not {type(messages).__name__}"
+        )
+    if not messages:
+        raise InvalidSessionUpdateError("no messages to append: give at least one")
+    return list(messages)
+
+
 def _unchanged(state: SessionState) -> None:
     """The mutator of :meth:`ServerlessSessionManager.touch`: activity without new content."""
 
@@ -446,13 +577,15 @@ def _check_identity(before: SessionState, after: SessionState) -> None:
             )
 
 
-async def require_stored(manager: ServerlessSessionManager, session_id: str) -> StoredSession:
+async def require_stored(
+    manager: ServerlessSessionManager, session_id: str, *, history_limit: int | None = None
+) -> StoredSession:
     """The session as stored now, with its expiry; a missing or expired one is not found.
 
     The front ends show when a session expires, which only the stored copy knows, so after a
     write they read it back with this.
     """
-    stored = await manager.load_session(session_id)
+    stored = await manager.load_session(session_id, history_limit=history_limit)
     if stored is None:
         raise SessionNotFoundError(session_id)
     return stored

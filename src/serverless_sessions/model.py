@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
 )
@@ -35,6 +36,8 @@ __all__ = [
     "MUTABLE_FIELDS",
     "SessionState",
     "check_contents",
+    "check_message",
+    "mark_partial_history",
     "utc_now",
     "validation_problems",
 ]
@@ -200,6 +203,19 @@ class SessionState(BaseModel):
     # Infinity would be stored as JSON null, read back as "no idle timeout".
     idle_ttl_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     revision: int = Field(default=0, ge=0)
+    # Set by storage on a session read with only part of its conversation (history_limit):
+    # storing it whole would drop the messages it does not hold.
+    _partial_history: bool = PrivateAttr(default=False)
+
+    @property
+    def has_partial_history(self) -> bool:
+        """Whether ``conversation_history`` holds only part of the conversation.
+
+        True for a session read with a ``history_limit`` (or a window of messages); such a
+        session cannot be stored whole (that would drop the messages it does not hold): append
+        to it, or update its other fields, instead.
+        """
+        return self._partial_history
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (timestamps as ISO-8601 strings), as the original module returned."""
@@ -228,6 +244,24 @@ MUTABLE_FIELDS = frozenset(CONTENT_FIELDS)
 """Fields an update may set. Identity, timestamps, lifetimes and ``revision`` belong to the
 manager and the storage: a caller cannot rename a session, move it to another owner, or lift
 its absolute lifetime."""
+
+
+def mark_partial_history(state: SessionState) -> SessionState:
+    """Flag ``state`` as holding only part of its conversation (see ``has_partial_history``)."""
+    state._partial_history = True
+    return state
+
+
+def check_message(message: Any, path: str) -> None:
+    """Refuse a conversation message that could not be stored inside ``conversation_history``.
+
+    It is checked one level down, where it sits in the list, so a message accepted alone is
+    also accepted as part of a whole session.
+    """
+    try:
+        _plain_json().validate_python([message])
+    except pydantic_core.ValidationError:
+        _walk_json(message, path, 1)
 
 
 def check_contents(state: SessionState) -> None:

@@ -27,11 +27,12 @@ import asyncio
 import bisect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
-from serverless_sessions.adapters.cache.base import AtomicCache, Entry
+from serverless_sessions.adapters.cache.base import AtomicCache, Entry, LogSlice, gather_bounded
 from serverless_sessions.backoff import CONFLICT_BACKOFF
 from serverless_sessions.encryption import KeyRing, key_id_of
 from serverless_sessions.errors import (
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 _BATCH = 100
 _MAX_ATTEMPTS = 50
+_READS_IN_FLIGHT = 16
+"""Sessions read at once with their message logs (one read each): enough to hide round trips."""
 _CHECKPOINT_FORMAT = 1
 
 Progress = Callable[[int, int], None]
@@ -190,9 +193,8 @@ async def reencrypt(
     try:
         for start in range(done, len(ids), _BATCH):
             batch = ids[start : start + _BATCH]
-            entries = await cache.get_entries(batch, namespace=storage.namespace)
-            for session_id, entry in zip(batch, entries, strict=True):
-                await rewriter.rewrite(session_id, entry)
+            for session_id, sealed in zip(batch, await rewriter.read(batch), strict=True):
+                await rewriter.rewrite(session_id, sealed)
                 state.last_id = session_id
                 done += 1
                 if progress is not None:
@@ -221,6 +223,19 @@ async def reencrypt(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    """A session's stored bytes: its value and, where the storage keeps one, its message log."""
+
+    entry: Entry
+    log: LogSlice | None
+
+    def key_ids(self) -> set[str | None]:
+        """The key ids its parts are sealed under (``None`` for a plaintext part)."""
+        items = self.log.items if self.log is not None else []
+        return {key_id_of(part) for part in (self.entry.value, *items)}
+
+
 @dataclass(slots=True)
 class _Rewriter:
     storage: ACBCacheStorage
@@ -228,22 +243,38 @@ class _Rewriter:
     key_id: str
     tally: _Tally
 
-    async def rewrite(self, session_id: str, entry: Entry | None) -> None:
+    async def read(self, session_ids: Sequence[str]) -> list[_Sealed | None]:
+        """The stored bytes of ``session_ids``, messages included."""
+        namespace = self.storage.namespace
+        log = self.storage.message_log
+        if log is None:
+            entries = await self.cache.get_entries(session_ids, namespace=namespace)
+            return [None if entry is None else _Sealed(entry, None) for entry in entries]
+        found = await gather_bounded(
+            [partial(log.get_with_log, session_id, namespace=namespace) for session_id in session_ids],
+            _READS_IN_FLIGHT,
+        )
+        return [None if pair is None else _Sealed(*pair) for pair in found]
+
+    async def rewrite(self, session_id: str, sealed: _Sealed | None) -> None:
         """Bring one session under ``key_id``, re-reading it after every conflict."""
         for attempt in range(_MAX_ATTEMPTS):
-            if entry is None:
+            if sealed is None:
                 self.tally.vanished += 1
                 return
-            if key_id_of(entry.value) == self.key_id:
+            if sealed.key_ids() == {self.key_id}:
                 self.tally.already_current += 1
                 return
             try:
-                state = self.storage.decode(session_id, entry.value, entry.version)
+                if sealed.log is None:
+                    state = self.storage.decode(session_id, sealed.entry.value, sealed.entry.version)
+                else:
+                    state = self.storage.assemble(session_id, sealed.entry, sealed.log).state
                 await self.storage.write(state, ttl=KEEP_TTL)
             except SessionConflictError:
                 self.tally.conflicts += 1
                 await CONFLICT_BACKOFF.wait(attempt)
-                entry = await self.cache.get_entry(session_id, namespace=self.storage.namespace)
+                (sealed,) = await self.read([session_id])
                 continue
             except (CorruptSessionError, InvalidSessionError, SessionTooLargeError) as exc:
                 self.tally.failed[session_id] = str(exc)

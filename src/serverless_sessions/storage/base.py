@@ -17,6 +17,13 @@ Contract shared by every implementation (cache-backed and legacy):
 * ``store_sessions`` / ``retrieve_sessions`` are the same operations for many sessions at
   once (see :mod:`serverless_sessions.storage.batch`): each session is still its own
   compare-and-set, with its own outcome.
+
+Conversations. ``load_conversation`` reads a session with a window of its messages. A storage
+with ``appends_messages`` keeps the messages in a log beside the session (see
+:class:`~serverless_sessions.adapters.cache.base.AppendableCache`): ``append_messages`` and
+``store_session_keeping_history`` then cost the same however long the conversation is, and a
+window is read without the rest. Other storages keep the whole session in one value; the
+manager appends to them by read-modify-write.
 """
 
 from __future__ import annotations
@@ -27,26 +34,58 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from serverless_sessions.errors import CapabilityNotSupportedError
 from serverless_sessions.lifecycle import Closable
-from serverless_sessions.model import SessionState
+from serverless_sessions.model import SessionState, mark_partial_history
 from serverless_sessions.storage.batch import DEFAULT_CONCURRENCY, BatchStoreResult, store_each
 
-__all__ = ["SessionStorage", "StoredSession"]
+__all__ = ["SessionStorage", "StoredSession", "history_window"]
 
 
 @dataclass(frozen=True, slots=True)
 class StoredSession:
-    """A session as read from storage, with its absolute expiry (UNIX seconds, None = never)."""
+    """A session as read from storage, with its absolute expiry (UNIX seconds, None = never).
+
+    ``history_start`` is the position of ``state.conversation_history[0]`` in the whole
+    conversation (non-zero when only a window was read) and ``message_count`` the length of the
+    whole conversation (``None`` when the read did not learn it: a listing reads no messages).
+    ``messages_in_head`` counts messages that a version before the message log stored inside the
+    session itself; the next whole write moves them into the log.
+    """
 
     state: SessionState
     expires_at: float | None
     size: int
+    history_start: int = 0
+    message_count: int | None = None
+    messages_in_head: int = 0
+
+
+def history_window(stored: StoredSession, last: int | None, before: int | None) -> StoredSession:
+    """``stored`` (holding its whole conversation) cut to the window ``last`` / ``before`` select.
+
+    The messages before position ``before`` (``None``: the end), at most the ``last`` of them
+    (``None``: all). A session cut short is marked partial so it cannot be stored whole.
+    """
+    history = stored.state.conversation_history
+    total = len(history)
+    end = total if before is None else max(0, min(before, total))
+    start = 0 if last is None else max(0, end - last)
+    state = stored.state
+    if (start, end) != (0, total):
+        state = mark_partial_history(state.model_copy(update={"conversation_history": history[start:end]}))
+    return StoredSession(
+        state, stored.expires_at, stored.size, history_start=start, message_count=total,
+        messages_in_head=stored.messages_in_head,
+    )
 
 
 class SessionStorage(Closable, ABC):
     """Abstract session storage (the seed's interface; signatures unchanged)."""
 
     backend: str = "storage"
+    appends_messages: bool = False
+    """Whether messages live in a log beside the session (see the module docstring)."""
 
     @abstractmethod
     async def store_session(
@@ -95,6 +134,34 @@ class SessionStorage(Closable, ABC):
     async def load_sessions(self, session_ids: Sequence[str]) -> list[StoredSession | None]:
         """Load several sessions; implementations batch this where the backend allows."""
         return [await self.load_session(session_id) for session_id in session_ids]
+
+    async def load_heads(self, session_ids: Sequence[str]) -> list[StoredSession | None]:
+        """Load several sessions for a listing: storages with a message log leave the messages out."""
+        return await self.load_sessions(session_ids)
+
+    async def load_conversation(
+        self, session_id: str, *, last: int | None = None, before: int | None = None
+    ) -> StoredSession | None:
+        """The session with only a window of its messages (see :func:`history_window`)."""
+        stored = await self.load_session(session_id)
+        return None if stored is None else history_window(stored, last, before)
+
+    async def append_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Any],
+        *,
+        ttl_seconds: float | None,
+        expected_count: int,
+    ) -> int:
+        """Append ``messages`` to the session's log; the new message count (``appends_messages`` only)."""
+        raise CapabilityNotSupportedError(self, "message log", "append_messages")
+
+    async def store_session_keeping_history(
+        self, session_state: SessionState, ttl_seconds: float | None = None
+    ) -> bool:
+        """Store the session's other fields and keep its stored messages (``appends_messages`` only)."""
+        raise CapabilityNotSupportedError(self, "message log", "store_session_keeping_history")
 
     @abstractmethod
     async def delete_session(self, session_id: str) -> bool:

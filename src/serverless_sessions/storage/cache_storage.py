@@ -7,23 +7,38 @@ the write (:class:`~serverless_sessions.adapters.cache.base.AtomicCache`). Write
 compare-and-set on ``SessionState.revision``, so a stale writer gets
 :class:`~serverless_sessions.errors.SessionConflictError` instead of silently erasing a newer
 update.
+
+Where the cache keeps a message log (:class:`~serverless_sessions.adapters.cache.base.AppendableCache`),
+the session's value holds everything but its messages (its *head*), and each message is an
+item of the key's log, encoded and sealed on its own (its associated data
+``<namespace>:<session_id>#<position>`` binds it to its session and place). A turn then reads the
+last messages and appends new ones without touching the rest. The size rule covers both: each
+message alone, and the head plus every message together, within ``max_session_bytes`` as JSON,
+refused before anything is stored. A head written by a version without the log still holds its
+messages; it is read as it is, and the next whole write moves them into the log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from serverless_sessions.adapters.cache.base import (
     KEEP_TTL,
+    AppendableCache,
     AtomicCache,
     CacheBase,
     Entry,
     IndexedCache,
+    LogSlice,
     PingableCache,
     ScannableCache,
     TTLArg,
+    gather_bounded,
     validate_namespace,
 )
 from serverless_sessions.codec import Codec, is_plaintext
@@ -32,12 +47,14 @@ from serverless_sessions.errors import (
     ConfigurationError,
     CorruptSessionError,
     DecryptionError,
+    InvalidSessionUpdateError,
     SessionError,
     StorageError,
 )
 from serverless_sessions.ids import validate_owner_id, validate_session_id
-from serverless_sessions.model import SessionState
-from serverless_sessions.storage.base import SessionStorage, StoredSession
+from serverless_sessions.model import SessionState, mark_partial_history
+from serverless_sessions.storage.base import SessionStorage, StoredSession, history_window
+from serverless_sessions.storage.batch import DEFAULT_CONCURRENCY
 from serverless_sessions.storage.foreign import EmulatedAtomicCache, ForeignCache
 from serverless_sessions.ttl import ttl_seconds
 
@@ -70,6 +87,15 @@ def user_index(user_id: str) -> str:
 def project_index(project_id: str) -> str:
     """Index name listing one project's sessions."""
     return f"project:{project_id}"
+
+
+def _touched(state: SessionState, entry: Entry) -> SessionState:
+    """``state`` with the activity of appends made since its head was written."""
+    if entry.touched_at is not None:
+        touched = datetime.fromtimestamp(entry.touched_at, UTC)
+        if touched > state.last_activity:
+            state.last_activity = touched
+    return state
 
 
 class ACBCacheStorage(SessionStorage):
@@ -111,6 +137,13 @@ class ACBCacheStorage(SessionStorage):
                 f"{type(cache).__name__} is not a cache: it needs async get/set/delete/exists"
             )
         self.backend = str(getattr(cache, "backend", "foreign"))
+        self._log = cache if isinstance(cache, AppendableCache) else None
+        self.appends_messages = self._log is not None
+
+    @property
+    def message_log(self) -> AppendableCache | None:
+        """The cache, when it keeps the messages in a log (see the module docstring)."""
+        return self._log
 
     def __repr__(self) -> str:
         return (
@@ -126,45 +159,92 @@ class ACBCacheStorage(SessionStorage):
     def _associated_data(self, session_id: str) -> bytes:
         return self._key_name(session_id).encode("utf-8")
 
+    def _message_name(self, session_id: str, position: int) -> str:
+        # '#' is in neither a namespace nor a session id: no message name equals another's.
+        return f"{self._key_name(session_id)}#{position}"
+
+    def _seal(self, envelope: bytes, name: str) -> bytes:
+        if self.encryptor is None:
+            return envelope
+        sealed = self.encryptor.seal(envelope, associated_data=name.encode("utf-8"))
+        if is_plaintext(sealed):
+            raise ConfigurationError(
+                f"encryptor {type(self.encryptor).__name__} sealed {name!r} into bytes that "
+                "start like a plain envelope; readers would not decrypt them"
+            )
+        return sealed
+
+    def _open(self, data: bytes, name: str) -> bytes:
+        if not isinstance(data, bytes):
+            raise CorruptSessionError(name, f"expected bytes, found {type(data).__name__}")
+        if is_plaintext(data):
+            if self.require_encryption:
+                raise DecryptionError(name, "payload is not encrypted and plaintext is refused")
+            return data
+        if self.encryptor is None:
+            raise DecryptionError(name, "payload is encrypted or foreign; no encryption keys set")
+        return self.encryptor.open(data, associated_data=name.encode("utf-8"), key=name)
+
     def encode(self, state: SessionState) -> bytes:
-        """The bytes stored for ``state`` (envelope, then sealed if encryption is on).
+        """The bytes stored for ``state`` whole (envelope, then sealed if encryption is on).
 
         Refuses, before anything is written, whatever :meth:`decode` would refuse.
         """
-        envelope = self.codec.encode(state)
-        if self.encryptor is None:
-            return envelope
-        sealed = self.encryptor.seal(envelope, associated_data=self._associated_data(state.session_id))
-        if is_plaintext(sealed):
-            raise ConfigurationError(
-                f"encryptor {type(self.encryptor).__name__} sealed session {state.session_id!r} "
-                "into bytes that start like a plain envelope; readers would not decrypt them"
-            )
-        return sealed
+        return self._seal(self.codec.encode(state), self._key_name(state.session_id))
 
     def decode(self, session_id: str, data: bytes, version: int) -> SessionState:
         """Parse stored bytes for ``session_id``; every failure names the key."""
         key = self._key_name(session_id)
-        if not isinstance(data, bytes):
-            raise CorruptSessionError(key, f"expected bytes, found {type(data).__name__}")
-        if is_plaintext(data):
-            if self.require_encryption:
-                raise DecryptionError(key, "payload is not encrypted and plaintext is refused")
-        else:
-            if self.encryptor is None:
-                raise DecryptionError(key, "payload is encrypted or foreign; no encryption keys set")
-            data = self.encryptor.open(
-                data, associated_data=self._associated_data(session_id), key=key
-            )
-        state = self.codec.decode(data, key=key)
+        state = self.codec.decode(self._open(data, key), key=key)
         if state.session_id != session_id:
             raise CorruptSessionError(key, f"payload belongs to session {state.session_id!r}")
         state.revision = version
         return state
 
+    def _encode_messages(
+        self, session_id: str, messages: Sequence[Any], first: int
+    ) -> tuple[list[bytes], int]:
+        """The log items of ``messages`` placed from position ``first``, and their weight."""
+        items: list[bytes] = []
+        weight = 0
+        for offset, message in enumerate(messages):
+            body = self.codec.message_body(message, session_id=session_id, path=f"messages[{offset}]")
+            weight += len(body)
+            items.append(self._seal(self.codec.wrap(body), self._message_name(session_id, first + offset)))
+        return items, weight
+
+    def _decode_messages(self, session_id: str, window: LogSlice) -> list[Any]:
+        messages = []
+        for offset, item in enumerate(window.items):
+            name = self._message_name(session_id, window.start + offset)
+            messages.append(self.codec.decode_message(self._open(item, name), key=name))
+        return messages
+
     def _stored(self, session_id: str, entry: Entry) -> StoredSession:
+        state = self.decode(session_id, entry.value, entry.version)
         return StoredSession(
-            self.decode(session_id, entry.value, entry.version), entry.expires_at, len(entry.value)
+            _touched(state, entry), entry.expires_at, len(entry.value),
+            messages_in_head=len(state.conversation_history) if self._log is not None else 0,
+        )
+
+    def assemble(self, session_id: str, entry: Entry, window: LogSlice) -> StoredSession:
+        """The session of a head and a window of its log (the head may hold earlier messages)."""
+        if self._log is None:
+            raise CapabilityNotSupportedError(self.cache, "message log", "reading a message log")
+        state = _touched(self.decode(session_id, entry.value, entry.version), entry)
+        in_head = len(state.conversation_history)
+        messages = self._decode_messages(session_id, window)
+        start = in_head + window.start
+        if window.start == 0:
+            messages, start = state.conversation_history + messages, 0
+        # Parsed from JSON, so plain JSON already: no second validation of every message.
+        state = state.model_copy(update={"conversation_history": messages})
+        total = in_head + window.length
+        if (start, start + len(messages)) != (0, total):
+            mark_partial_history(state)
+        return StoredSession(
+            state, entry.expires_at, len(entry.value) + window.weight,
+            history_start=start, message_count=total, messages_in_head=in_head,
         )
 
     # -- SessionStorage ----------------------------------------------------------------------
@@ -183,33 +263,141 @@ class ACBCacheStorage(SessionStorage):
             return ttl
         return KEEP_TTL if state.revision > 0 else self.default_ttl
 
-    async def write(self, session_state: SessionState, *, ttl: TTLArg) -> Entry:
+    async def store_session_keeping_history(
+        self, session_state: SessionState, ttl_seconds: float | None = None
+    ) -> bool:
+        if self._log is None:
+            return await super().store_session_keeping_history(session_state, ttl_seconds)
+        await self.write(session_state, ttl=self._ttl_for(session_state, ttl_seconds), keep_history=True)
+        return True
+
+    async def write(self, session_state: SessionState, *, ttl: TTLArg, keep_history: bool = False) -> Entry:
         """Compare-and-set ``session_state`` on its revision; bumps ``revision`` on success.
 
         Nothing is written when encoding fails (too large, not JSON) or the revision is stale.
+        ``keep_history`` (message-log storages only) keeps the stored messages and ignores the
+        state's; it is for a state read after the messages moved to the log
+        (``messages_in_head == 0``), whose head holds none.
         """
         self._check_open()
-        # The adapter's version is the revision; the one inside the payload is overwritten on
-        # read, so the state is encoded as it is, without a copy to bump it.
-        data = self.encode(session_state)
-        entry = await self._atomic.compare_and_set(
-            session_state.session_id,
-            data,
-            expected_version=session_state.revision,
-            ttl=ttl,
-            indexes=(user_index(session_state.user_id), project_index(session_state.project_id)),
-            namespace=self._ns(),
-        )
+        if session_state.has_partial_history and not keep_history:
+            raise InvalidSessionUpdateError(
+                f"session {session_state.session_id!r} was read with only part of its "
+                "conversation; storing it whole would drop the other messages: append to it, "
+                "or update its other fields"
+            )
+        indexes = (user_index(session_state.user_id), project_index(session_state.project_id))
+        if self._log is None:
+            # The adapter's version is the revision; the one inside the payload is overwritten
+            # on read, so the state is encoded as it is, without a copy to bump it.
+            entry = await self._atomic.compare_and_set(
+                session_state.session_id,
+                self.encode(session_state),
+                expected_version=session_state.revision,
+                ttl=ttl,
+                indexes=indexes,
+                namespace=self._ns(),
+            )
+        else:
+            entry = await self._write_head(session_state, ttl, indexes, keep_history=keep_history)
         session_state.revision = entry.version
         return entry
 
+    async def _write_head(
+        self, state: SessionState, ttl: TTLArg, indexes: Sequence[str], *, keep_history: bool
+    ) -> Entry:
+        assert self._log is not None
+        session_id = state.session_id
+        head = state.model_copy(update={"conversation_history": []})
+        body = self.codec.json_body(head)
+        items: list[bytes] | None = None
+        weight = 0
+        if not keep_history:
+            items, weight = self._encode_messages(session_id, state.conversation_history, 0)
+        return await self._log.write_with_log(
+            session_id,
+            self._seal(self.codec.wrap(body), self._key_name(session_id)),
+            log=items,
+            value_weight=len(body),
+            log_weight=weight,
+            limit=self.codec.max_size,
+            expected_version=state.revision,
+            ttl=ttl,
+            indexes=indexes,
+            namespace=self._ns(),
+        )
+
+    async def append_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Any],
+        *,
+        ttl_seconds: float | None,
+        expected_count: int,
+    ) -> int:
+        """Append ``messages`` after the ``expected_count`` the caller read; the new count.
+
+        Without encryption, appends racing each other all land (``expected_count`` is not
+        checked). Sealed messages are bound to their positions, so with encryption an append
+        must land at ``expected_count`` and raises
+        :class:`~serverless_sessions.errors.SessionConflictError` when another got there first.
+        """
+        self._check_open()
+        if self._log is None:
+            return await super().append_messages(
+                session_id, messages, ttl_seconds=ttl_seconds, expected_count=expected_count
+            )
+        validate_session_id(session_id)
+        items, weight = self._encode_messages(session_id, messages, expected_count)
+        appended = await self._log.append(
+            session_id,
+            items,
+            weight=weight,
+            limit=self.codec.max_size,
+            expected_length=None if self.encryptor is None else expected_count,
+            ttl=KEEP_TTL if ttl_seconds is None else ttl_seconds,
+            touched_at=time.time(),
+            namespace=self._ns(),
+        )
+        return appended.length
+
     async def load_session(self, session_id: str) -> StoredSession | None:
+        if self._log is not None:
+            return await self.load_conversation(session_id)
         self._check_open()
         validate_session_id(session_id)
         entry = await self._atomic.get_entry(session_id, namespace=self._ns())
         return None if entry is None else self._stored(session_id, entry)
 
+    async def load_conversation(
+        self, session_id: str, *, last: int | None = None, before: int | None = None
+    ) -> StoredSession | None:
+        if self._log is None:
+            return await super().load_conversation(session_id, last=last, before=before)
+        self._check_open()
+        validate_session_id(session_id)
+        found = await self._log.get_with_log(session_id, last=last, before=before, namespace=self._ns())
+        if found is None:
+            return None
+        entry, window = found
+        stored = self.assemble(session_id, entry, window)
+        if stored.messages_in_head and (last is not None or before is not None):
+            # Positions count the head's messages first: cut the window from the whole.
+            whole = await self._log.get_with_log(session_id, namespace=self._ns())
+            if whole is None:
+                return None
+            return history_window(self.assemble(session_id, *whole), last, before)
+        return stored
+
     async def load_sessions(self, session_ids: Sequence[str]) -> list[StoredSession | None]:
+        if self._log is not None:
+            return await gather_bounded(
+                [partial(self.load_conversation, session_id) for session_id in session_ids],
+                DEFAULT_CONCURRENCY,
+            )
+        return await self.load_heads(session_ids)
+
+    async def load_heads(self, session_ids: Sequence[str]) -> list[StoredSession | None]:
         self._check_open()
         for session_id in session_ids:
             validate_session_id(session_id)

@@ -67,11 +67,17 @@ def check_same_indexes(
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A stored value with its version and absolute expiry (UNIX seconds, ``None`` = never)."""
+    """A stored value with its version and absolute expiry (UNIX seconds, ``None`` = never).
+
+    ``touched_at`` (appendable caches only): the ``touched_at`` of the latest
+    :meth:`AppendableCache.append` since the value was last written, ``None`` when there was
+    none. An append does not rewrite the value, so this is how a reader learns of the activity.
+    """
 
     value: bytes
     version: int
     expires_at: float | None
+    touched_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +228,11 @@ class AppendableCache(AtomicCache):
     nothing, a write or append that would take their sum past ``limit``. An entry written
     before the adapter kept weights counts its value's length in bytes.
 
+    Activity: ``append`` stores its ``touched_at`` with the entry and every read of the entry
+    (``get_entry``, ``get_entries``, ``get_with_log``) returns it in :attr:`Entry.touched_at`;
+    a write of the value (``write_with_log``, ``compare_and_set``, ``set``) resets it to
+    ``None``.
+
     Every operation here is atomic: a reader sees the log before or after an append, never a
     part of one, and never a log that does not match the entry's version.
     """
@@ -258,11 +269,14 @@ class AppendableCache(AtomicCache):
         limit: int | None = None,
         expected_length: int | None = None,
         ttl: TTLArg,
+        touched_at: float,
         namespace: str | None = None,
     ) -> Appended:
         """Append ``items`` (total weight ``weight``) at the end of ``key``'s log.
 
-        Bumps the entry's version by one and sets its expiry from ``ttl`` (the log's with it).
+        Bumps the entry's version by one, sets its expiry from ``ttl`` (the log's with it) and
+        records ``touched_at`` (UNIX seconds, the caller's clock) as the entry's
+        :attr:`Entry.touched_at`.
         Raises :class:`~serverless_sessions.errors.SessionNotFoundError` for a missing or
         expired key, :class:`~serverless_sessions.errors.SessionConflictError` when
         ``expected_length`` is given and the log has another length, and

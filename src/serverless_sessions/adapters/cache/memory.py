@@ -51,6 +51,10 @@ class _Record:
     log: list[bytes] = field(default_factory=list)
     value_weight: int = 0
     log_weight: int = 0
+    touched_at: float | None = None
+
+    def entry(self) -> Entry:
+        return Entry(self.value, self.version, self.expires_at, self.touched_at)
 
 
 def _check_weight(key: str, total: int, limit: int | None) -> None:
@@ -196,7 +200,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
     async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
         self._check_open()
         record = self._live(self._namespace(namespace), key)
-        return None if record is None else Entry(record.value, record.version, record.expires_at)
+        return None if record is None else record.entry()
 
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         return [await self.get_entry(key, namespace=namespace) for key in keys]
@@ -274,7 +278,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
             log_weight,
         )
         self._put(ns, key, record)
-        return Entry(record.value, record.version, record.expires_at)
+        return record.entry()
 
     async def append(
         self,
@@ -285,6 +289,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         limit: int | None = None,
         expected_length: int | None = None,
         ttl: TTLArg,
+        touched_at: float,
         namespace: str | None = None,
     ) -> Appended:
         self._check_open()
@@ -303,6 +308,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         current.log = [*current.log, *(bytes(item) for item in items)]
         current.log_weight += weight
         current.version += 1
+        current.touched_at = touched_at
         current.expires_at = expiry_for(ttl, current=current.expires_at, at=now())
         self._put(ns, key, current)
         return Appended(current.version, len(current.log), current.expires_at)
@@ -322,7 +328,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         end = len(record.log) if before is None else max(0, min(before, len(record.log)))
         start = 0 if last is None else max(0, end - last)
         return (
-            Entry(record.value, record.version, record.expires_at),
+            record.entry(),
             LogSlice(record.log[start:end], start, len(record.log), record.log_weight),
         )
 

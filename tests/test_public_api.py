@@ -32,6 +32,7 @@ PUBLIC_NAMES = {
     "InvalidSessionUpdateError",
     "KEEP_TTL",
     "LocalFileStorage",
+    "MessagePage",
     "MigrationError",
     "MigrationVerificationError",
     "MissingDependencyError",

@@ -16,6 +16,7 @@ from serverless_sessions.lazy import lazy_exports
 if TYPE_CHECKING:
     from serverless_sessions.adapters.cache.base import KEEP_TTL, CacheBase
     from serverless_sessions.codec import Codec
+    from serverless_sessions.conversation import MessagePage
     from serverless_sessions.config.compat import ServerlessConfigManager
     from serverless_sessions.config.settings import StorageSettings, load_settings
     from serverless_sessions.errors import (
@@ -60,6 +61,7 @@ _LOCATIONS = {
     "InvalidSessionIdError": _ERRORS,
     "InvalidSessionUpdateError": _ERRORS,
     "LocalFileStorage": "serverless_sessions.storage.legacy",
+    "MessagePage": "serverless_sessions.conversation",
     "MigrationError": _ERRORS,
     "MigrationVerificationError": _ERRORS,
     "MissingDependencyError": _ERRORS,
@@ -100,6 +102,7 @@ __all__ = [
     "InvalidSessionUpdateError",
     "KEEP_TTL",
     "LocalFileStorage",
+    "MessagePage",
     "MigrationError",
     "MigrationVerificationError",
     "MissingDependencyError",

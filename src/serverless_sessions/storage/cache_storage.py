@@ -280,6 +280,8 @@ class ACBCacheStorage(SessionStorage):
         (``messages_in_head == 0``), whose head holds none.
         """
         self._check_open()
+        if keep_history and self._log is None:
+            raise CapabilityNotSupportedError(self.cache, "message log", "keeping the stored messages")
         if session_state.has_partial_history and not keep_history:
             raise InvalidSessionUpdateError(
                 f"session {session_state.session_id!r} was read with only part of its "

@@ -16,9 +16,9 @@ from serverless_sessions.lazy import lazy_exports
 if TYPE_CHECKING:
     from serverless_sessions.adapters.cache.base import KEEP_TTL, CacheBase
     from serverless_sessions.codec import Codec
-    from serverless_sessions.conversation import MessagePage
     from serverless_sessions.config.compat import ServerlessConfigManager
     from serverless_sessions.config.settings import StorageSettings, load_settings
+    from serverless_sessions.conversation import MessagePage
     from serverless_sessions.errors import (
         CapabilityNotSupportedError,
         ClosedError,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,28 +41,36 @@ def check_count(value: object, what: str) -> int | None:
     """``value`` as a number of messages (``None``: no bound); anything else is refused."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not _is_count(value):
         raise InvalidSessionError(f"{what} must be a whole number of messages >= 0, got {value!r}")
     return value
 
 
-def _encode_cursor(session_id: str, position: int) -> str:
-    raw = json.dumps([session_id, position])
+def _encode_cursor(session_id: str, position: int, messages_in_head: int) -> str:
+    raw = json.dumps([session_id, position, messages_in_head])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_message_cursor(cursor: str, session_id: str) -> int:
-    """The position a cursor of ``session_id``'s conversation stands for."""
+def decode_message_cursor(cursor: str, session_id: str) -> tuple[int, int]:
+    """The position a cursor of ``session_id``'s conversation stands for.
+
+    Also the number of messages the session's value held when it was issued: where the
+    positions of its message log start, so a page is read in one step.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        owner, position = json.loads(raw)
+        owner, position, in_head = json.loads(raw)
     except (ValueError, TypeError) as exc:
         raise InvalidSessionError(f"invalid message cursor {cursor!r}") from exc
-    if owner != session_id or isinstance(position, bool) or not isinstance(position, int) or position < 0:
+    if owner != session_id or not all(_is_count(value) for value in (position, in_head)):
         raise InvalidSessionError(
             f"message cursor {cursor!r} was not issued for session {session_id!r}'s messages"
         )
-    return position
+    return position, in_head
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def message_page(stored: StoredSession) -> MessagePage:
@@ -77,5 +85,7 @@ def message_page(stored: StoredSession) -> MessagePage:
         messages=state.conversation_history,
         start=start,
         total=total,
-        next_cursor=_encode_cursor(state.session_id, start) if start > 0 else None,
+        next_cursor=(
+            _encode_cursor(state.session_id, start, stored.messages_in_head) if start > 0 else None
+        ),
     )

@@ -253,8 +253,12 @@ class ServerlessSessionManager(Closable):
         """
         self._check_open()
         count = check_count(last, "last")
-        position = None if before is None else decode_message_cursor(before, session_id)
-        stored = live(await self.storage.load_conversation(session_id, last=count, before=position))
+        position, in_head = (None, 0) if before is None else decode_message_cursor(before, session_id)
+        stored = live(
+            await self.storage.load_conversation(
+                session_id, last=count, before=position, messages_in_head=in_head
+            )
+        )
         if stored is None:
             raise SessionNotFoundError(session_id)
         return message_page(stored)
@@ -282,10 +286,9 @@ class ServerlessSessionManager(Closable):
         for attempt in range(self.mutate_retries):
             stored = await require_stored(self, session_id, history_limit=0)
             state = stored.state
-            if stored.messages_in_head or (idle is not None and idle != state.idle_ttl_seconds):
-                # A whole write first: it moves messages an earlier version kept in the session
-                # itself into the log, or records the new idle timeout.
-                await self.mutate(session_id, _unchanged, ttl_hours=ttl_hours)
+            if idle is not None and idle != state.idle_ttl_seconds:
+                # The new idle timeout is part of the session's value: one write records it.
+                await self._mutate(session_id, _unchanged, ttl_hours=ttl_hours, with_history=False)
                 continue
             try:
                 return await self.storage.append_messages(
@@ -293,6 +296,7 @@ class ServerlessSessionManager(Closable):
                     batch,
                     ttl_seconds=self._ttl(state, state.idle_ttl_seconds),
                     expected_count=stored.message_count or 0,
+                    messages_in_head=stored.messages_in_head,
                 )
             except SessionConflictError:
                 await CONFLICT_BACKOFF.wait(attempt)
@@ -446,7 +450,7 @@ class ServerlessSessionManager(Closable):
         for attempt in range(self.mutate_retries):
             stored = await require_stored(self, session_id, history_limit=None if full else 0)
             if stored.state.has_partial_history and stored.messages_in_head:
-                # The head still holds messages: this write must move them, so it needs them all.
+                # The value holds messages, which the write must store again: read them too.
                 stored = await require_stored(self, session_id)
             current = stored.state
             working = current.model_copy(deep=True)
@@ -465,17 +469,15 @@ class ServerlessSessionManager(Closable):
             if idle is not None:
                 result.idle_ttl_seconds = idle
             ttl = self._ttl(result, result.idle_ttl_seconds)
-            keep_history = (
-                self.storage.appends_messages
-                and not stored.messages_in_head
-                and (
-                    current.has_partial_history
-                    or result.conversation_history == current.conversation_history
-                )
+            keep_history = self.storage.appends_messages and (
+                current.has_partial_history
+                or result.conversation_history == current.conversation_history
             )
             try:
                 if keep_history:
-                    await self.storage.store_session_keeping_history(result, ttl_seconds=ttl)
+                    await self.storage.store_session_keeping_history(
+                        result, ttl_seconds=ttl, messages_in_head=stored.messages_in_head
+                    )
                 else:
                     await self.storage.store_session(result, ttl_seconds=ttl)
             except SessionConflictError:

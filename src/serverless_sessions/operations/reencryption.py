@@ -269,7 +269,9 @@ class _Rewriter:
                 if sealed.log is None:
                     state = self.storage.decode(session_id, sealed.entry.value, sealed.entry.version)
                 else:
-                    state = self.storage.assemble(session_id, sealed.entry, sealed.log).state
+                    whole = self.storage.assemble(session_id, sealed.entry, sealed.log)
+                    assert whole is not None  # the whole log was read: every window is in it
+                    state = whole.state
                 await self.storage.write(state, ttl=KEEP_TTL)
             except SessionConflictError:
                 self.tally.conflicts += 1

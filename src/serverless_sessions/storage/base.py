@@ -49,8 +49,8 @@ class StoredSession:
     ``history_start`` is the position of ``state.conversation_history[0]`` in the whole
     conversation (non-zero when only a window was read) and ``message_count`` the length of the
     whole conversation (``None`` when the read did not learn it: a listing reads no messages).
-    ``messages_in_head`` counts messages that a version before the message log stored inside the
-    session itself; the next whole write moves them into the log.
+    ``messages_in_head`` counts the messages held in the session's value (put there by its last
+    whole write) rather than in its message log (appended since).
     """
 
     state: SessionState
@@ -140,9 +140,19 @@ class SessionStorage(Closable, ABC):
         return await self.load_sessions(session_ids)
 
     async def load_conversation(
-        self, session_id: str, *, last: int | None = None, before: int | None = None
+        self,
+        session_id: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        messages_in_head: int = 0,
     ) -> StoredSession | None:
-        """The session with only a window of its messages (see :func:`history_window`)."""
+        """The session with only a window of its messages (see :func:`history_window`).
+
+        ``messages_in_head``: how many messages the session's value held when ``before`` was
+        learnt (a page's ``messages_in_head``), so a message-log storage reads the right log
+        items at once; a wrong guess costs a second read, never a wrong page.
+        """
         stored = await self.load_session(session_id)
         return None if stored is None else history_window(stored, last, before)
 
@@ -153,12 +163,13 @@ class SessionStorage(Closable, ABC):
         *,
         ttl_seconds: float | None,
         expected_count: int,
+        messages_in_head: int = 0,
     ) -> int:
         """Append ``messages`` to the session's log; the new message count (``appends_messages`` only)."""
         raise CapabilityNotSupportedError(self, "message log", "append_messages")
 
     async def store_session_keeping_history(
-        self, session_state: SessionState, ttl_seconds: float | None = None
+        self, session_state: SessionState, ttl_seconds: float | None = None, *, messages_in_head: int = 0
     ) -> bool:
         """Store the session's other fields and keep its stored messages (``appends_messages`` only)."""
         raise CapabilityNotSupportedError(self, "message log", "store_session_keeping_history")

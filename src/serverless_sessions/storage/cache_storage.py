@@ -9,13 +9,14 @@ compare-and-set on ``SessionState.revision``, so a stale writer gets
 update.
 
 Where the cache keeps a message log (:class:`~serverless_sessions.adapters.cache.base.AppendableCache`),
-the session's value holds everything but its messages (its *head*), and each message is an
-item of the key's log, encoded and sealed on its own (its associated data
-``<namespace>:<session_id>#<position>`` binds it to its session and place). A turn then reads the
-last messages and appends new ones without touching the rest. The size rule covers both: each
-message alone, and the head plus every message together, within ``max_session_bytes`` as JSON,
-refused before anything is stored. A head written by a version without the log still holds its
-messages; it is read as it is, and the next whole write moves them into the log.
+a session is its value -- the session as its last whole write stored it, messages included --
+followed by the messages appended since, each an item of the key's log, encoded and sealed on its
+own (associated data ``<namespace>:<session_id>#<position in the log>`` binds it to its session
+and place). A turn reads the last messages and appends new ones without touching the rest; a
+whole write stores the whole conversation in the value again and empties the log, so it costs
+what it cost without a log. The size rule covers both: each message alone, and the value plus
+every appended message together, within ``max_session_bytes`` as JSON, refused before anything
+is stored.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from serverless_sessions.errors import (
 )
 from serverless_sessions.ids import validate_owner_id, validate_session_id
 from serverless_sessions.model import SessionState, mark_partial_history
-from serverless_sessions.storage.base import SessionStorage, StoredSession, history_window
+from serverless_sessions.storage.base import SessionStorage, StoredSession
 from serverless_sessions.storage.batch import DEFAULT_CONCURRENCY
 from serverless_sessions.storage.foreign import EmulatedAtomicCache, ForeignCache
 from serverless_sessions.ttl import ttl_seconds
@@ -160,6 +161,7 @@ class ACBCacheStorage(SessionStorage):
         return self._key_name(session_id).encode("utf-8")
 
     def _message_name(self, session_id: str, position: int) -> str:
+        """The name of the log item at ``position``, its associated data when sealed."""
         # '#' is in neither a namespace nor a session id: no message name equals another's.
         return f"{self._key_name(session_id)}#{position}"
 
@@ -222,29 +224,45 @@ class ACBCacheStorage(SessionStorage):
 
     def _stored(self, session_id: str, entry: Entry) -> StoredSession:
         state = self.decode(session_id, entry.value, entry.version)
+        in_value = len(state.conversation_history) if self._log is not None else 0
         return StoredSession(
-            _touched(state, entry), entry.expires_at, len(entry.value),
-            messages_in_head=len(state.conversation_history) if self._log is not None else 0,
+            _touched(state, entry), entry.expires_at, len(entry.value), messages_in_head=in_value
         )
 
-    def assemble(self, session_id: str, entry: Entry, window: LogSlice) -> StoredSession:
-        """The session of a head and a window of its log (the head may hold earlier messages)."""
+    def assemble(
+        self,
+        session_id: str,
+        entry: Entry,
+        window: LogSlice,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+    ) -> StoredSession | None:
+        """The session of a value and a window of its log, cut to ``last`` / ``before``.
+
+        Positions count the value's messages first, then the log's. ``None`` when ``window``
+        misses log items the cut needs (it was read for another number of messages in the
+        value): read again with the right one.
+        """
         if self._log is None:
             raise CapabilityNotSupportedError(self.cache, "message log", "reading a message log")
         state = _touched(self.decode(session_id, entry.value, entry.version), entry)
-        in_head = len(state.conversation_history)
-        messages = self._decode_messages(session_id, window)
-        start = in_head + window.start
-        if window.start == 0:
-            messages, start = state.conversation_history + messages, 0
+        in_value = state.conversation_history
+        total = len(in_value) + window.length
+        end = total if before is None else max(0, min(before, total))
+        start = 0 if last is None else max(0, end - last)
+        first, stop = max(start, len(in_value)) - len(in_value), end - len(in_value)
+        if first < stop and not window.start <= first <= stop <= window.start + len(window.items):
+            return None
+        held = window.items[max(0, first - window.start) : max(0, stop - window.start)]
+        messages = in_value[start:end] + self._decode_messages(session_id, LogSlice(held, first, 0, 0))
         # Parsed from JSON, so plain JSON already: no second validation of every message.
         state = state.model_copy(update={"conversation_history": messages})
-        total = in_head + window.length
-        if (start, start + len(messages)) != (0, total):
+        if (start, end) != (0, total):
             mark_partial_history(state)
         return StoredSession(
             state, entry.expires_at, len(entry.value) + window.weight,
-            history_start=start, message_count=total, messages_in_head=in_head,
+            history_start=start, message_count=total, messages_in_head=len(in_value),
         )
 
     # -- SessionStorage ----------------------------------------------------------------------
@@ -264,70 +282,67 @@ class ACBCacheStorage(SessionStorage):
         return KEEP_TTL if state.revision > 0 else self.default_ttl
 
     async def store_session_keeping_history(
-        self, session_state: SessionState, ttl_seconds: float | None = None
+        self, session_state: SessionState, ttl_seconds: float | None = None, *, messages_in_head: int = 0
     ) -> bool:
         if self._log is None:
-            return await super().store_session_keeping_history(session_state, ttl_seconds)
-        await self.write(session_state, ttl=self._ttl_for(session_state, ttl_seconds), keep_history=True)
+            return await super().store_session_keeping_history(
+                session_state, ttl_seconds, messages_in_head=messages_in_head
+            )
+        await self.write(
+            session_state, ttl=self._ttl_for(session_state, ttl_seconds), messages_in_head=messages_in_head
+        )
         return True
 
-    async def write(self, session_state: SessionState, *, ttl: TTLArg, keep_history: bool = False) -> Entry:
+    async def write(
+        self, session_state: SessionState, *, ttl: TTLArg, messages_in_head: int | None = None
+    ) -> Entry:
         """Compare-and-set ``session_state`` on its revision; bumps ``revision`` on success.
 
         Nothing is written when encoding fails (too large, not JSON) or the revision is stale.
-        ``keep_history`` (message-log storages only) keeps the stored messages and ignores the
-        state's; it is for a state read after the messages moved to the log
-        (``messages_in_head == 0``), whose head holds none.
+        ``messages_in_head`` (message-log storages only) keeps the stored log: the value gets
+        the state's first ``messages_in_head`` messages -- those the stored value held -- and the
+        log keeps the rest. Without it the write is whole: every message goes into the value and
+        the log is emptied.
         """
         self._check_open()
-        if keep_history and self._log is None:
+        if messages_in_head is not None and self._log is None:
             raise CapabilityNotSupportedError(self.cache, "message log", "keeping the stored messages")
-        if session_state.has_partial_history and not keep_history:
+        if session_state.has_partial_history and (messages_in_head is None or messages_in_head > 0):
             raise InvalidSessionUpdateError(
                 f"session {session_state.session_id!r} was read with only part of its "
                 "conversation; storing it whole would drop the other messages: append to it, "
                 "or update its other fields"
             )
-        indexes = (user_index(session_state.user_id), project_index(session_state.project_id))
-        if self._log is None:
-            # The adapter's version is the revision; the one inside the payload is overwritten
-            # on read, so the state is encoded as it is, without a copy to bump it.
+        state = session_state
+        if messages_in_head is not None:
+            state = state.model_copy(
+                update={"conversation_history": state.conversation_history[:messages_in_head]}
+            )
+        # The adapter's version is the revision; the one inside the payload is overwritten on
+        # read, so the state is encoded as it is, without a copy to bump it.
+        body = self.codec.json_body(state)
+        value = self._seal(self.codec.wrap(body), self._key_name(state.session_id))
+        indexes = (user_index(state.user_id), project_index(state.project_id))
+        if self._log is None or (state.revision == 0 and messages_in_head is None):
+            # A new key has an empty log: no log to replace.
             entry = await self._atomic.compare_and_set(
-                session_state.session_id,
-                self.encode(session_state),
-                expected_version=session_state.revision,
+                state.session_id, value, expected_version=state.revision, ttl=ttl,
+                indexes=indexes, namespace=self._ns(),
+            )
+        else:
+            entry = await self._log.write_with_log(
+                state.session_id,
+                value,
+                log=None if messages_in_head is not None else (),
+                value_weight=len(body),
+                limit=self.codec.max_size,
+                expected_version=state.revision,
                 ttl=ttl,
                 indexes=indexes,
                 namespace=self._ns(),
             )
-        else:
-            entry = await self._write_head(session_state, ttl, indexes, keep_history=keep_history)
         session_state.revision = entry.version
         return entry
-
-    async def _write_head(
-        self, state: SessionState, ttl: TTLArg, indexes: Sequence[str], *, keep_history: bool
-    ) -> Entry:
-        assert self._log is not None
-        session_id = state.session_id
-        head = state.model_copy(update={"conversation_history": []})
-        body = self.codec.json_body(head)
-        items: list[bytes] | None = None
-        weight = 0
-        if not keep_history:
-            items, weight = self._encode_messages(session_id, state.conversation_history, 0)
-        return await self._log.write_with_log(
-            session_id,
-            self._seal(self.codec.wrap(body), self._key_name(session_id)),
-            log=items,
-            value_weight=len(body),
-            log_weight=weight,
-            limit=self.codec.max_size,
-            expected_version=state.revision,
-            ttl=ttl,
-            indexes=indexes,
-            namespace=self._ns(),
-        )
 
     async def append_messages(
         self,
@@ -336,9 +351,11 @@ class ACBCacheStorage(SessionStorage):
         *,
         ttl_seconds: float | None,
         expected_count: int,
+        messages_in_head: int = 0,
     ) -> int:
         """Append ``messages`` after the ``expected_count`` the caller read; the new count.
 
+        ``messages_in_head`` is the number of those in the session's value (read with them).
         Without encryption, appends racing each other all land (``expected_count`` is not
         checked). Sealed messages are bound to their positions, so with encryption an append
         must land at ``expected_count`` and raises
@@ -347,21 +364,23 @@ class ACBCacheStorage(SessionStorage):
         self._check_open()
         if self._log is None:
             return await super().append_messages(
-                session_id, messages, ttl_seconds=ttl_seconds, expected_count=expected_count
+                session_id, messages, ttl_seconds=ttl_seconds, expected_count=expected_count,
+                messages_in_head=messages_in_head,
             )
         validate_session_id(session_id)
-        items, weight = self._encode_messages(session_id, messages, expected_count)
+        logged = expected_count - messages_in_head
+        items, weight = self._encode_messages(session_id, messages, logged)
         appended = await self._log.append(
             session_id,
             items,
             weight=weight,
             limit=self.codec.max_size,
-            expected_length=None if self.encryptor is None else expected_count,
+            expected_length=None if self.encryptor is None else logged,
             ttl=KEEP_TTL if ttl_seconds is None else ttl_seconds,
             touched_at=time.time(),
             namespace=self._ns(),
         )
-        return appended.length
+        return messages_in_head + appended.length
 
     async def load_session(self, session_id: str) -> StoredSession | None:
         if self._log is not None:
@@ -372,24 +391,33 @@ class ACBCacheStorage(SessionStorage):
         return None if entry is None else self._stored(session_id, entry)
 
     async def load_conversation(
-        self, session_id: str, *, last: int | None = None, before: int | None = None
+        self,
+        session_id: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        messages_in_head: int = 0,
     ) -> StoredSession | None:
         if self._log is None:
-            return await super().load_conversation(session_id, last=last, before=before)
+            return await super().load_conversation(
+                session_id, last=last, before=before, messages_in_head=messages_in_head
+            )
         self._check_open()
         validate_session_id(session_id)
-        found = await self._log.get_with_log(session_id, last=last, before=before, namespace=self._ns())
-        if found is None:
-            return None
-        entry, window = found
-        stored = self.assemble(session_id, entry, window)
-        if stored.messages_in_head and (last is not None or before is not None):
-            # Positions count the head's messages first: cut the window from the whole.
-            whole = await self._log.get_with_log(session_id, namespace=self._ns())
-            if whole is None:
+        guess = messages_in_head
+        for _ in range(2):
+            log_before = None if before is None else max(0, before - guess)
+            found = await self._log.get_with_log(
+                session_id, last=last, before=log_before, namespace=self._ns()
+            )
+            if found is None:
                 return None
-            return history_window(self.assemble(session_id, *whole), last, before)
-        return stored
+            stored = self.assemble(session_id, *found, last=last, before=before)
+            if stored is not None:
+                return stored
+            # The value holds another number of messages than the caller's guess: now known.
+            guess = len(self.decode(session_id, found[0].value, found[0].version).conversation_history)
+        raise CorruptSessionError(self._key_name(session_id), "its message log changed shape while read")
 
     async def load_sessions(self, session_ids: Sequence[str]) -> list[StoredSession | None]:
         if self._log is not None:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from serverless_sessions.adapters.cache import sqlite
-from serverless_sessions.adapters.cache.sqlite import store as _sqlite_store
+from serverless_sessions.adapters.cache.sqlite.schema import SCHEMA_VERSION
+from serverless_sessions.adapters.cache.sqlite.statements import EXPIRED_KEYS, LIVE_INDEX_MEMBERS
 from serverless_sessions.errors import (
     ClosedError,
     ConfigurationError,
@@ -412,7 +413,7 @@ async def test_health_reports_the_file(cache: sqlite.Cache) -> None:
     assert report["available"] is True
     assert report["backend"] == "sqlite" and report["path"] == str(cache.path)
     assert report["journal_mode"] == "wal"
-    assert report["schema_version"] == _sqlite_store.SCHEMA_VERSION
+    assert report["schema_version"] == SCHEMA_VERSION
     assert report["rows"] == 1 and report["latency_ms"] >= 0
 
 
@@ -448,7 +449,7 @@ async def test_every_call_after_close_raises(cache: sqlite.Cache) -> None:
 
 @pytest.mark.parametrize(
     "statement",
-    [_sqlite_store.LIVE_INDEX_MEMBERS, _sqlite_store.EXPIRED_KEYS],
+    [LIVE_INDEX_MEMBERS, EXPIRED_KEYS],
     ids=["index_members", "purge_expired"],
 )
 async def test_index_and_purge_queries_never_scan_a_table(cache: sqlite.Cache, statement: str) -> None:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from serverless_sessions.errors import SessionConflictError
+from serverless_sessions.errors import SessionConflictError, SessionTooLargeError
 from serverless_sessions.ids import validate_namespace
 from serverless_sessions.lifecycle import Closable
 from serverless_sessions.ttl import KEEP_TTL, KeepTTL, TTLArg
@@ -45,6 +45,7 @@ __all__ = [
     "ScannableCache",
     "TTLArg",
     "check_same_indexes",
+    "check_weight",
     "gather_bounded",
     "validate_namespace",
 ]
@@ -78,6 +79,15 @@ class Entry:
     version: int
     expires_at: float | None
     touched_at: float | None = None
+
+
+def check_weight(key: str, total: int, limit: int | None) -> None:
+    """Refuse a write or append that would take ``key``'s weight past ``limit``.
+
+    See :class:`AppendableCache`; checked before anything is written.
+    """
+    if limit is not None and total > limit:
+        raise SessionTooLargeError(key, total, limit)
 
 
 @dataclass(frozen=True, slots=True)

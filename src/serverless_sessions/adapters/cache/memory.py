@@ -27,13 +27,13 @@ from serverless_sessions.adapters.cache.base import (
     ScannableCache,
     TTLArg,
     check_same_indexes,
+    check_weight,
 )
 from serverless_sessions.adapters.cache.urls import parse_query, positive_int
 from serverless_sessions.errors import (
     ConfigurationError,
     SessionConflictError,
     SessionNotFoundError,
-    SessionTooLargeError,
 )
 from serverless_sessions.ttl import expiry_for, is_expired, now, ttl_seconds
 
@@ -56,10 +56,6 @@ class _Record:
     def entry(self) -> Entry:
         return Entry(self.value, self.version, self.expires_at, self.touched_at)
 
-
-def _check_weight(key: str, total: int, limit: int | None) -> None:
-    if limit is not None and total > limit:
-        raise SessionTooLargeError(key, total, limit)
 
 
 class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
@@ -267,7 +263,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
             items, log_weight = (current.log, current.log_weight) if current else ([], 0)
         else:
             items = [bytes(item) for item in log]
-        _check_weight(key, value_weight + log_weight, limit)
+        check_weight(key, value_weight + log_weight, limit)
         record = _Record(
             bytes(value),
             actual + 1,
@@ -304,7 +300,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
                 current.version,
                 message=f"{key!r}: expected {expected_length} log items, found {len(current.log)}",
             )
-        _check_weight(key, current.value_weight + current.log_weight + weight, limit)
+        check_weight(key, current.value_weight + current.log_weight + weight, limit)
         current.log = [*current.log, *(bytes(item) for item in items)]
         current.log_weight += weight
         current.version += 1

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from serverless_sessions.adapters.cache.sqlite.cache import Cache, translate_error
+from serverless_sessions.adapters.cache.sqlite.cache import Cache
 from serverless_sessions.adapters.cache.sqlite.config import DEFAULT_TIMEOUT, default_path, parse_url
+from serverless_sessions.adapters.cache.sqlite.errors import translate_error
 
 __all__ = ["DEFAULT_TIMEOUT", "Cache", "default_path", "parse_url", "translate_error"]

@@ -8,8 +8,11 @@ Why it is built this way:
   connection; and because a whole transaction is one function, a cancelled caller can never
   leave a transaction open (at worst its result is discarded after it committed).
 * **``BEGIN IMMEDIATE`` for every write.** The write lock is taken before the version is read,
-  so compare-and-set, deletes, purges and index updates are atomic across processes sharing the
-  file, not only across tasks.
+  so compare-and-set, appends, deletes, purges and index updates are atomic across processes
+  sharing the file, not only across tasks.
+* **A log as rows.** A session's messages are rows keyed by position next to its entry row,
+  which holds the log's length and weight: an append inserts only its items, a read of the last
+  items is one range read, whatever the log's length (:mod:`.schema`).
 * **WAL journal.** Readers never wait for the writer; a writer waits up to ``timeout`` seconds
   for another writer, then the call fails with
   :class:`~serverless_sessions.errors.StorageUnavailableError`. WAL shares memory between the
@@ -17,9 +20,8 @@ Why it is built this way:
 * **Lazy connect.** Nothing touches the file until the first call, so building a cache is cheap
   and cannot fail on I/O.
 
-Every ``sqlite3`` exception is translated here: busy/locked/unopenable →
-``StorageUnavailableError``; anything else (not a database, disk full, corruption) →
-``StorageError``; the message names the operation, the key and the file. A path that cannot
+Every ``sqlite3`` exception is translated at this boundary (:mod:`.errors`): busy/locked/
+unopenable → ``StorageUnavailableError``; anything else → ``StorageError``. A path that cannot
 work (its directory is missing, it is a directory, permission denied) is a
 ``ConfigurationError`` from the first call, in the user's words.
 """
@@ -33,14 +35,16 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from serverless_sessions.adapters.cache.base import (
     KEEP_TTL,
+    AppendableCache,
+    Appended,
     CacheBase,
     Entry,
     IndexedCache,
+    LogSlice,
     PingableCache,
     ScannableCache,
     TTLArg,
@@ -52,38 +56,23 @@ from serverless_sessions.adapters.cache.sqlite.config import (
     default_path,
     parse_url,
 )
+from serverless_sessions.adapters.cache.sqlite.errors import about, translate_error
 from serverless_sessions.adapters.cache.sqlite.store import SqliteStore
-from serverless_sessions.errors import InvalidSessionError, StorageError, StorageUnavailableError
+from serverless_sessions.errors import InvalidSessionError, StorageError
 from serverless_sessions.ttl import ttl_seconds
 
-__all__ = ["DEFAULT_TIMEOUT", "Cache", "default_path", "translate_error"]
+__all__ = ["DEFAULT_TIMEOUT", "Cache", "default_path"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Primary result codes meaning "try again later": another connection holds a lock, or the file
-# (or its directory) cannot be opened right now.
-_UNAVAILABLE_CODES = frozenset(
-    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL}
-)
+
+def _checked_ttl(ttl: TTLArg) -> TTLArg:
+    """``ttl`` validated before the call is queued, so a bad one never takes the write lock."""
+    return KEEP_TTL if ttl is KEEP_TTL else ttl_seconds(ttl)
 
 
-def _about(target: str | None) -> str:
-    return "" if target is None else f" {target!r}"
-
-
-def translate_error(exc: sqlite3.Error, *, operation: str, target: str | None, path: Path) -> StorageError:
-    """The library error for a ``sqlite3`` exception, with context; the caller chains it."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
-    message = f"sqlite {operation}{_about(target)} failed on {path}: {name}: {exc}"
-    # Extended result codes carry the primary code in their low byte (SQLITE_BUSY_SNAPSHOT...).
-    if isinstance(code, int) and code & 0xFF in _UNAVAILABLE_CODES:
-        return StorageUnavailableError(message)
-    return StorageError(message)
-
-
-class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
+class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
     """Sessions in one SQLite file, safe for several processes; the library's default cache.
 
     ``path=None`` uses :func:`default_path` (its directory is created mode 0700). A path given
@@ -145,7 +134,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         except UnicodeEncodeError as exc:
             # Lone surrogates are valid in a Python str but cannot be stored as SQLite text.
             raise InvalidSessionError(
-                f"sqlite {operation}{_about(target)}: keys and index names must be valid UTF-8 ({exc})"
+                f"sqlite {operation}{about(target)}: keys and index names must be valid UTF-8 ({exc})"
             ) from exc
 
     async def _run(
@@ -176,7 +165,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         await self._run("set", key, SqliteStore.set, ns, key, bytes(value), seconds)
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
-        """Delete ``key`` and its index memberships in one transaction; ``False`` if not live."""
+        """Delete ``key``, its log and index memberships in one transaction; ``False`` if not live."""
         return await self._run("delete", key, SqliteStore.delete, self._namespace(namespace), key, None)
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
@@ -218,27 +207,23 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         """Write if the live version is ``expected_version``, atomically across processes.
 
         The version check, the row and its index rows share one ``BEGIN IMMEDIATE`` transaction;
-        on a mismatch nothing is written and SessionConflictError is raised.
+        on a mismatch nothing is written and SessionConflictError is raised. The log is kept.
         """
-        ns = self._namespace(namespace)
-        # Validate before queueing, so a bad TTL never takes the write lock.
-        checked: TTLArg = KEEP_TTL if ttl is KEEP_TTL else ttl_seconds(ttl)
-        return await self._run(
-            "compare_and_set",
+        return await self.write_with_log(
             key,
-            SqliteStore.compare_and_set,
-            ns,
-            key,
-            bytes(value),
-            expected_version,
-            checked,
-            tuple(dict.fromkeys(indexes)),
+            value,
+            log=None,
+            value_weight=len(value),
+            expected_version=expected_version,
+            ttl=ttl,
+            indexes=indexes,
+            namespace=namespace,
         )
 
     async def compare_and_delete(
         self, key: str, *, expected_version: int | None = None, namespace: str | None = None
     ) -> bool:
-        """Delete ``key`` and its index rows if ``expected_version`` matches (``None``: any)."""
+        """Delete ``key``, its log and index rows if ``expected_version`` matches (``None``: any)."""
         return await self._run(
             "compare_and_delete",
             key,
@@ -246,6 +231,87 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             self._namespace(namespace),
             key,
             expected_version,
+        )
+
+    # -- AppendableCache -----------------------------------------------------------------------
+
+    async def write_with_log(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        log: Sequence[bytes] | None,
+        value_weight: int,
+        log_weight: int = 0,
+        limit: int | None = None,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        """Compare-and-set that also replaces the log (or keeps it, ``log=None``), in one transaction.
+
+        The old log's rows are deleted and the new ones inserted with the entry row, so a reader
+        sees the old log or the new one. Past ``limit`` nothing is written.
+        """
+        return await self._run(
+            "write_with_log",
+            key,
+            SqliteStore.write_with_log,
+            self._namespace(namespace),
+            key,
+            bytes(value),
+            log=None if log is None else [bytes(item) for item in log],
+            value_weight=value_weight,
+            log_weight=log_weight,
+            limit=limit,
+            expected_version=expected_version,
+            ttl=_checked_ttl(ttl),
+            indexes=tuple(dict.fromkeys(indexes)),
+        )
+
+    async def append(
+        self,
+        key: str,
+        items: Sequence[bytes],
+        *,
+        weight: int,
+        limit: int | None = None,
+        expected_length: int | None = None,
+        ttl: TTLArg,
+        touched_at: float,
+        namespace: str | None = None,
+    ) -> Appended:
+        """Insert ``items`` after the last position in one ``BEGIN IMMEDIATE`` transaction.
+
+        Holding the write lock from the length check to the commit is what keeps concurrent
+        appends, from tasks or processes, from taking the same positions.
+        """
+        return await self._run(
+            "append",
+            key,
+            SqliteStore.append,
+            self._namespace(namespace),
+            key,
+            [bytes(item) for item in items],
+            weight=weight,
+            limit=limit,
+            expected_length=expected_length,
+            ttl=_checked_ttl(ttl),
+            touched_at=touched_at,
+        )
+
+    async def get_with_log(
+        self,
+        key: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        namespace: str | None = None,
+    ) -> tuple[Entry, LogSlice] | None:
+        """The live entry and the asked log items, from one snapshot; reads only those rows."""
+        return await self._run(
+            "get_with_log", key, SqliteStore.get_with_log, self._namespace(namespace), key, last, before
         )
 
     # -- IndexedCache --------------------------------------------------------------------------
@@ -257,7 +323,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         )
 
     async def purge_expired(self, *, namespace: str | None = None, limit: int | None = None) -> list[str]:
-        """Delete up to ``limit`` expired keys of the namespace with their index rows.
+        """Delete up to ``limit`` expired keys of the namespace with their logs and index rows.
 
         One transaction driven by the expiry index: cost grows with the expired rows only.
         """

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke run of the MCP server with the MCP Inspector's CLI mode (npx, from the npm registry): over
-# stdio and over streamable HTTP with a bearer token, list the tools, create a session and read it
-# back; over HTTP also check that a wrong token is refused and that the token never reaches the
+# stdio and over streamable HTTP with a bearer token, list the tools, create a session, append a
+# message to it and read it back; over HTTP also check that a wrong token is refused and that the token never reaches the
 # server's log. Exits non-zero on the first failure, saying which step failed.
 #
 # 0.16.8 is the last 0.x Inspector: it declares Node >= 22.7.5 but runs on Node 20 (npm prints an
@@ -42,22 +42,26 @@ sys.exit(0 if eval(sys.argv[2], {"r": r}) else 1)
 EOF
 }
 
-# round_trip LABEL USER CREATE-ARGS... -- TARGET...: tools/list, create, get over one transport.
+# round_trip LABEL USER CREATE-ARGS... -- TARGET...: tools/list, create, append, get over one transport.
 round_trip() {
     local label="$1" user="$2"; shift 2
     local create_args=()
     while [ "$1" != "--" ]; do create_args+=("$1"); shift; done
     shift
     inspect "$label tools/list" "$@" --method tools/list
-    expect "$label tools/list" '{"create_serverless_session", "get_serverless_session"} <= {t["name"] for t in r["tools"]}'
+    expect "$label tools/list" '{"create_serverless_session", "append_to_serverless_session", "get_serverless_session"} <= {t["name"] for t in r["tools"]}'
     inspect "$label create" "$@" --method tools/call --tool-name create_serverless_session \
         --tool-arg project_id=smoke "${create_args[@]}"
     expect "$label create" 'not r["isError"] and r["structuredContent"]["user_id"] == "'"$user"'"'
     local id
     id="$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["structuredContent"]["session_id"])' "$work/out.json")"
-    inspect "$label get" "$@" --method tools/call --tool-name get_serverless_session --tool-arg "session_id=$id"
-    expect "$label get" 'not r["isError"] and r["structuredContent"]["session"]["session_id"] == "'"$id"'"'
-    echo "mcp-inspector smoke: $label ok (tools listed, session $id created and read back)"
+    inspect "$label append" "$@" --method tools/call --tool-name append_to_serverless_session \
+        --tool-arg "session_id=$id" --tool-arg 'messages=[{"role": "user", "content": "hi"}]'
+    expect "$label append" 'not r["isError"] and r["structuredContent"]["message_count"] == 1'
+    inspect "$label get" "$@" --method tools/call --tool-name get_serverless_session --tool-arg "session_id=$id" \
+        --tool-arg last=1
+    expect "$label get" 'not r["isError"] and r["structuredContent"]["session"]["session_id"] == "'"$id"'" and r["structuredContent"]["session"]["conversation_history"] == [{"role": "user", "content": "hi"}]'
+    echo "mcp-inspector smoke: $label ok (tools listed, session $id created, appended to and read back)"
 }
 
 round_trip stdio smoke-user --tool-arg user_id=smoke-user -- "$SERVE" serve

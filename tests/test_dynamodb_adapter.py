@@ -3,7 +3,9 @@
 What the contract suite cannot see: URL parsing, table creation and checking, races of 20
 writers, transactions keeping index and data together, expired items hidden before native TTL
 deletes them, listings that never Scan (observed on the wire through botocore's event hooks), an
-unreachable endpoint, secrets, size limits, and migration to and from another backend.
+unreachable endpoint, secrets, size limits, migration to and from another backend, and the log's
+items in the table: written once each under 20 appenders, read only in the asked range, staged
+past one transaction, stamped for native TTL, deleted with their key.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from botocore.exceptions import (
 )
 
 from serverless_sessions.adapters.cache import dynamodb, sqlite
-from serverless_sessions.adapters.cache.base import KEEP_TTL
+from serverless_sessions.adapters.cache.base import KEEP_TTL, Appended, Entry, LogSlice
 from serverless_sessions.adapters.cache.dynamodb.errors import translate_error
-from serverless_sessions.adapters.cache.dynamodb.layout import data_pk, index_pk
+from serverless_sessions.adapters.cache.dynamodb.layout import data_item, data_pk, index_pk
 from serverless_sessions.errors import (
     ConfigurationError,
     InvalidSessionError,
@@ -333,7 +335,8 @@ async def test_listing_and_purging_query_and_never_scan() -> None:
         assert await cache.purge_expired() == ["short"]
         assert len(await cache.get_entries([f"k{i}" for i in range(12)])) == 12
     assert "Scan" not in operations
-    assert set(operations) == {"Query", "BatchGetItem", "DeleteItem"}
+    # Purging reads each expired key again (consistently) before deleting it.
+    assert set(operations) == {"Query", "BatchGetItem", "GetItem", "DeleteItem"}
 
 
 # -- expiry -------------------------------------------------------------------------------------
@@ -547,3 +550,275 @@ async def test_sessions_migrate_from_sqlite_to_dynamodb_and_back(tmp_path: Path)
         report = await migrate(middle, back)
         assert (report.migrated, report.mismatches, report.failed) == (25, [], {})
         assert {sid async for sid in back.iter_session_ids()} == {f"s:{i}" for i in range(25)}
+
+
+# -- the log (AppendableCache) ------------------------------------------------------------------
+
+HEAD = b'{"id":"head"}'
+
+
+async def raw_log(client: Any, table: str, key: str) -> list[dict[str, Any]]:
+    """Every log item stored in ``key``'s partition, of any generation, in sort-key order."""
+    items: list[dict[str, Any]] = []
+    async for page in client.get_paginator("query").paginate(
+        TableName=table,
+        ConsistentRead=True,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :l)",
+        ExpressionAttributeValues={":p": {"S": data_pk(NS, key)}, ":l": {"S": "l#"}},
+    ):
+        items += page["Items"]
+    return items
+
+
+async def write_log(
+    cache: dynamodb.Cache, key: str, log: list[bytes], *, expected_version: int = 0, ttl: float | None = 60
+) -> Entry:
+    return await cache.write_with_log(
+        key,
+        HEAD,
+        log=log,
+        value_weight=len(HEAD),
+        log_weight=sum(map(len, log)),
+        expected_version=expected_version,
+        ttl=ttl,
+    )
+
+
+async def append(cache: dynamodb.Cache, key: str, items: list[bytes], **options: Any) -> Appended:
+    return await cache.append(
+        key, items, weight=sum(map(len, items)), touched_at=now(), **{"ttl": 60, **options}
+    )
+
+
+async def test_twenty_appenders_on_five_clients_write_each_item_exactly_once_and_in_order() -> None:
+    """20 appenders x 50 items (two calls each) over five clients; the table holds exactly the
+    1,000 items afterwards, in one generation: no lost round left anything behind."""
+    table = unique_table()
+    clients = [build(table, namespace=NS) for _ in range(5)]
+    try:
+        created = await write_log(clients[0], "chat", [], ttl=600)
+
+        async def appender(writer: int) -> list[int]:
+            lengths = []
+            for call in range(2):
+                batch = [f"{writer}:{call * 25 + i}".encode() for i in range(25)]
+                lengths.append((await append(clients[writer % 5], "chat", batch, ttl=600)).length)
+            return lengths
+
+        results = await asyncio.wait_for(asyncio.gather(*map(appender, range(20))), timeout=600)
+        assert sorted(length for lengths in results for length in lengths) == list(range(25, 1001, 25))
+        found = await clients[1].get_with_log("chat")
+        assert found is not None
+        entry, log = found
+        assert entry.version == created.version + 40
+        assert log.length == len(log.items) == len(set(log.items)) == 1000
+        for writer in range(20):
+            mine = [item for item in log.items if item.startswith(f"{writer}:".encode())]
+            assert mine == [f"{writer}:{i}".encode() for i in range(50)]
+        for start in range(0, 1000, 25):  # each call's items stayed together
+            assert len({item.split(b":")[0] for item in log.items[start : start + 25]}) == 1
+        async with raw_client() as client:
+            stored = await raw_log(client, table, "chat")
+        assert [item["v"]["B"] for item in stored] == log.items
+        assert len({item["sk"]["S"].split("#")[1] for item in stored}) == 1
+    finally:
+        for cache in clients:
+            await cache.close()
+
+
+async def test_an_append_resent_after_a_lost_answer_is_written_once() -> None:
+    """The client resends a transaction whose answer it did not get. DynamoDB recognises the
+    resent one by its client token; moto does not, and refuses it because the first one changed
+    the data item: the append must recognise its own items rather than write them again."""
+    table = unique_table()
+    resent: list[int] = []
+
+    def resend_once(attempts: int, caught_exception: Exception | None, **_: Any) -> float | None:
+        if not resent and attempts == 1 and caught_exception is None:
+            resent.append(attempts)
+            return 0.0  # retry at once, as after a lost answer
+        return None
+
+    async with build(table, namespace=NS) as setup:
+        await write_log(setup, "s", [b"a"])
+    async with raw_client() as client:
+        client.meta.events.register_first("needs-retry.dynamodb.TransactWriteItems", resend_once)
+        async with build(table, client=client, namespace=NS) as cache:
+            appended = await append(cache, "s", [b"b", b"c"])
+            found = await cache.get_with_log("s")
+    assert resent == [1]
+    assert (appended.version, appended.length) == (2, 3)
+    assert found is not None and found[1] == LogSlice([b"a", b"b", b"c"], 0, 3, 3)
+
+
+async def test_get_with_log_reads_the_data_item_and_only_the_asked_items() -> None:
+    table = unique_table()
+    items = [f"message {i}".encode() for i in range(200)]
+    requests: list[tuple[str, dict[str, Any]]] = []
+    counts: list[int] = []
+
+    def record(event_name: str, params: dict[str, Any], **_: Any) -> None:
+        requests.append((event_name.rsplit(".", 1)[-1], params))
+
+    def count(parsed: dict[str, Any], **_: Any) -> None:
+        counts.append(parsed["Count"])
+
+    async with raw_client() as client, build(table, client=client, namespace=NS) as cache:
+        await write_log(cache, "s", items)
+        client.meta.events.register("provide-client-params.dynamodb", record)
+        client.meta.events.register("after-call.dynamodb.Query", count)
+        found = await cache.get_with_log("s", last=5, before=150)
+    assert found is not None
+    assert found[1] == LogSlice(items[145:150], 145, 200, sum(map(len, items)))
+    assert [name for name, _ in requests] == ["GetItem", "Query"]
+    bounds = requests[1][1]["ExpressionAttributeValues"]
+    assert (bounds[":first"]["S"][-10:], bounds[":last"]["S"][-10:]) == ("0000000145", "0000000149")
+    assert counts == [5]
+
+
+async def test_a_read_racing_a_replacement_sees_one_whole_log() -> None:
+    """The log is replaced between the reader's read of the data item and its query: the old
+    items are gone, so the reader reads again and returns the new log with its own entry."""
+    table = unique_table()
+    old, new = [f"old {i}".encode() for i in range(10)], [f"new {i}".encode() for i in range(8)]
+    replaced: list[Entry] = []
+    async with build(table, namespace=NS) as writer, raw_client() as client:
+        await write_log(writer, "s", old)
+
+        async def replace_once(**_: Any) -> None:
+            if not replaced:
+                replaced.append(await write_log(writer, "s", new, expected_version=1))
+
+        client.meta.events.register("before-call.dynamodb.Query", replace_once)
+        async with build(table, client=client, namespace=NS) as reader:
+            found = await reader.get_with_log("s", last=4)
+    assert found is not None and replaced
+    assert found == (replaced[0], LogSlice(new[-4:], 4, 8, sum(map(len, new))))
+
+
+async def test_racing_replacements_of_a_long_log_leave_only_the_winners_items() -> None:
+    """Logs past one transaction are staged under their own generation before the data item
+    switches to it: readers never see a staged log, and the losers' staged items are removed."""
+    table = unique_table()
+    async with build(table, namespace=NS) as cache, raw_client() as client:
+        await write_log(cache, "s", [])
+        seen: list[list[bytes]] = []
+
+        async def replace(writer: int) -> int | None:
+            log = [f"{writer}:{i}".encode() for i in range(120)]
+            try:
+                await write_log(cache, "s", log, expected_version=1)
+            except SessionConflictError:
+                return None
+            return writer
+
+        async def read_meanwhile() -> None:
+            for _ in range(6):
+                found = await cache.get_with_log("s")
+                assert found is not None
+                seen.append(found[1].items)
+
+        *outcomes, _ = await asyncio.gather(*(replace(w) for w in range(4)), read_meanwhile())
+        winners = [w for w in outcomes if w is not None]
+        assert len(winners) == 1
+        whole = [f"{winners[0]}:{i}".encode() for i in range(120)]
+        assert all(items in ([], whole) for items in seen)
+        found = await cache.get_with_log("s")
+        assert found is not None and found[1].items == whole
+        assert [item["v"]["B"] for item in await raw_log(client, table, "s")] == whole
+
+
+async def test_a_replacement_past_four_megabytes_is_written_whole() -> None:
+    table = unique_table()
+    big = [bytes([i]) * 350_000 for i in range(12)]  # 4.2 MB: more than one transaction holds
+    async with build(table, namespace=NS) as cache:
+        await write_log(cache, "s", [b"before"])
+        written = await write_log(cache, "s", big, expected_version=1)
+        found = await cache.get_with_log("s")
+        assert found is not None and found == (written, LogSlice(big, 0, 12, 4_200_000))
+        async with raw_client() as client:
+            assert len(await raw_log(client, table, "s")) == 12
+
+
+async def test_appends_one_transaction_cannot_hold_are_refused_before_writing() -> None:
+    async with build(unique_table(), namespace=NS) as cache:
+        written = await write_log(cache, "s", [b"a"])
+        with pytest.raises(InvalidSessionError, match="append of 88 items"):
+            await append(cache, "s", [b"x"] * 88)
+        with pytest.raises(InvalidSessionError, match="at most 4000000 bytes"):
+            await append(cache, "s", [b"x" * 60_000] * 70)
+        with pytest.raises(SessionTooLargeError) as caught:
+            await append(cache, "s", [b"x" * 410_000])
+        assert "log item 1 of session 's'" in str(caught.value)
+        assert await cache.get_with_log("s") == (written, LogSlice([b"a"], 0, 1, 1))
+        assert (await append(cache, "s", [b"y"] * 87)).length == 88  # the bound itself fits
+
+
+async def test_log_items_carry_native_ttl_stamps_that_outlast_their_key() -> None:
+    """Native TTL must never delete a message of a live session: each item's stamp lies a day
+    (or the session's time to live) past the key's expiry, and a write moving the expiry past
+    the stamps raises them first; a key given no expiry has them removed."""
+    table = unique_table()
+    async with build(table, namespace=NS) as cache, raw_client() as client:
+
+        async def stored() -> tuple[int | None, list[int | None]]:
+            data = await raw_item(client, table, data_pk(NS, "s"), "d")
+            assert data is not None
+            stamps = [int(i["ttl"]["N"]) if "ttl" in i else None for i in await raw_log(client, table, "s")]
+            return (int(data["ttl"]["N"]) if "ttl" in data else None), stamps
+
+        await write_log(cache, "s", [b"a", b"b"], ttl=60)
+        key_ttl, stamps = await stored()
+        assert key_ttl is not None and all(s is not None and s >= key_ttl + 86_400 for s in stamps)
+
+        await append(cache, "s", [b"c"], ttl=30 * 86_400)  # past the stamps: they are raised
+        key_ttl, stamps = await stored()
+        assert key_ttl is not None and len(stamps) == 3
+        assert all(s is not None and s >= key_ttl + 30 * 86_400 - 5 for s in stamps)
+
+        await cache.compare_and_set("s", HEAD, expected_version=2, ttl=None)
+        assert await stored() == (None, [None, None, None])
+        await append(cache, "s", [b"d"], ttl=KEEP_TTL)
+        assert await stored() == (None, [None] * 4)
+
+
+async def test_log_items_are_deleted_with_their_key_and_with_their_log() -> None:
+    table = unique_table()
+    async with build(table, namespace=NS) as cache, raw_client() as client:
+        await write_log(cache, "replaced", [b"1", b"2"])
+        await write_log(cache, "replaced", [b"3"], expected_version=1)
+        assert [i["v"]["B"] for i in await raw_log(client, table, "replaced")] == [b"3"]
+
+        await write_log(cache, "deleted", [b"1", b"2"])
+        await append(cache, "deleted", [b"3"])
+        assert await cache.delete("deleted")
+        assert await raw_log(client, table, "deleted") == []
+
+        await write_log(cache, "purged", [b"1", b"2"], ttl=0.3)
+        await write_log(cache, "recreated", [b"1", b"2"], ttl=0.3)
+        await asyncio.sleep(0.8)
+        assert await cache.purge_expired() in (["purged", "recreated"], ["recreated", "purged"])
+        await write_log(cache, "recreated", [b"x"])
+        assert await raw_log(client, table, "purged") == []
+        assert [i["v"]["B"] for i in await raw_log(client, table, "recreated")] == [b"x"]
+
+        await write_log(cache, "expired", [b"1", b"2"], ttl=0.3)
+        await asyncio.sleep(0.8)
+        await cache.compare_and_set("expired", HEAD, expected_version=0, ttl=60)  # a new incarnation
+        assert await raw_log(client, table, "expired") == []
+
+
+async def test_an_entry_written_before_logs_has_an_empty_log_and_weighs_its_value() -> None:
+    table = unique_table()
+    async with build(table, namespace=NS) as cache, raw_client() as client:
+        await cache.set("warm-up", b"v")  # creates the table
+        item = data_item(NS, "old", b"x" * 100, version=3, expires_at=None, indexes=(), value_weight=0)
+        for name in ("vw", "len", "lw"):  # what the adapter wrote before it kept logs
+            del item[name]
+        await client.put_item(TableName=table, Item=item)
+        found = await cache.get_with_log("old")
+        assert found is not None and (found[0].version, found[1]) == (3, LogSlice([], 0, 0, 0))
+        with pytest.raises(SessionTooLargeError) as caught:
+            await append(cache, "old", [b"y"], limit=100)
+        assert caught.value.size == 101
+        assert (await append(cache, "old", [b"y"], limit=101)).length == 1

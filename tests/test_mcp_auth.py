@@ -184,10 +184,21 @@ async def test_a_principal_sees_and_changes_only_its_own_sessions(tmp_path: Path
             theirs = (
                 await call(bob, "create_serverless_session", project_id="p", session_data={"note": "bob's"})
             )["session_id"]
+            turn = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+            appended = await call(
+                alice, "append_to_serverless_session", session_id=mine["session_id"], messages=turn
+            )
+            assert appended["message_count"] == 2
+            newest = await call(alice, "get_serverless_session", session_id=mine["session_id"], last=1)
+            assert newest["session"]["conversation_history"] == turn[1:] and newest["message_count"] == 2
+            cursor = newest["messages_cursor"]  # alice's own, tried on bob's session below
 
             missing = new_session_id()
             for tool, extra in (
                 ("get_serverless_session", {}),
+                ("get_serverless_session", {"last": 1}),
+                ("get_serverless_session", {"last": 1, "before": cursor}),
+                ("append_to_serverless_session", {"messages": [{"role": "user", "content": "stolen"}]}),
                 ("update_serverless_session", {"updates": {"metadata": {"stolen": True}}}),
                 ("touch_serverless_session", {"ttl_hours": 1}),
                 ("delete_serverless_session", {}),
@@ -208,6 +219,7 @@ async def test_a_principal_sees_and_changes_only_its_own_sessions(tmp_path: Path
 
             kept = (await call(bob, "get_serverless_session", session_id=theirs))["session"]
             assert kept["metadata"] == {"note": "bob's"} and kept["revision"] == 1
+            assert kept["conversation_history"] == []
             assert [
                 item["session_id"] for item in (await call(bob, "list_serverless_sessions"))["sessions"]
             ] == [theirs]

@@ -31,7 +31,8 @@ __all__ = ["sqlite_env", "storage_env"]  # fixtures imported for pytest
 
 TOOLS = {
     "create_serverless_session": ({"project_id"}, {"user_id", "session_data", "ttl_hours"}),
-    "get_serverless_session": ({"session_id"}, set()),
+    "get_serverless_session": ({"session_id"}, {"last", "before"}),
+    "append_to_serverless_session": ({"session_id", "messages"}, {"ttl_hours"}),
     "update_serverless_session": ({"session_id", "updates"}, {"ttl_hours"}),
     "delete_serverless_session": ({"session_id"}, set()),
     "list_serverless_sessions": (set(), {"user_id", "project_id", "limit", "cursor"}),

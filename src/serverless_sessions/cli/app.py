@@ -14,6 +14,7 @@ from serverless_sessions.cli.commands_demo import demo
 from serverless_sessions.cli.commands_erase import erase
 from serverless_sessions.cli.commands_ops import health, migrate, reencrypt, serve, stats
 from serverless_sessions.cli.commands_sessions import (
+    append,
     cleanup,
     create,
     delete,
@@ -69,6 +70,7 @@ for command in (
     create,
     get,
     update,
+    append,
     touch,
     delete,
     list_sessions,

@@ -1,7 +1,7 @@
-"""Session commands: create, get, update, touch, delete, list, cleanup — one manager call each.
+"""Session commands: create, get, update, append, touch, delete, list, cleanup — one manager call each.
 
-JSON input (``create --data/--fields``, ``update UPDATES``) is given inline, as ``@FILE``, or
-as ``-`` for stdin: a large session does not fit on a command line.
+JSON input (``create --data/--fields``, ``update UPDATES``, ``append MESSAGES``) is given
+inline, as ``@FILE``, or as ``-`` for stdin: a large session does not fit on a command line.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,21 +25,22 @@ from serverless_sessions.cli.views import (
     render_session_summary,
 )
 from serverless_sessions.config.selection import default_ttl_hours
+from serverless_sessions.conversation import MessagePage, message_page
 from serverless_sessions.errors import SessionNotFoundError
 from serverless_sessions.listing import expiry_time
 from serverless_sessions.manager import ServerlessSessionManager, require_stored
 from serverless_sessions.storage.base import StoredSession
 
-__all__ = ["cleanup", "create", "delete", "get", "list_sessions", "touch", "update"]
+__all__ = ["append", "cleanup", "create", "delete", "get", "list_sessions", "touch", "update"]
 
 JSON_INPUT = "JSON|@FILE|-"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
-    """Parse ``text`` as a JSON object: inline, ``@FILE``, or ``-`` for stdin.
+def _json_value(text: str, what: str) -> Any:
+    """Parse ``text`` as JSON: inline, ``@FILE``, or ``-`` for stdin.
 
-    Anything that is not a readable JSON object is a usage error naming ``what``.
+    Anything that is not readable JSON is a usage error naming ``what``.
     """
     if text == "-":
         if sys.stdin.isatty():
@@ -54,27 +56,57 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     else:
         raw = text
     try:
-        value = json.loads(raw)
+        return json.loads(raw)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from exc
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    """Parse ``text`` as :func:`_json_value` does; anything but a JSON object is a usage error."""
+    value = _json_value(text, what)
     if not isinstance(value, dict):
         raise click.BadParameter("must be a JSON object", param_hint=what)
     return value
 
 
-def _show(app: AppContext, stored: StoredSession, headline: str | None = None, *, whole: bool) -> None:
+def _show(
+    app: AppContext,
+    stored: StoredSession,
+    headline: str | None = None,
+    *,
+    whole: bool,
+    page: MessagePage | None = None,
+) -> None:
     """The session as JSON, or for people: ``whole`` (shortened) or only its summary.
 
     The JSON is the stored session plus ``expires_at`` (as ``list`` shows it: ``null`` for
-    never), since the expiry lives beside the session in storage, not in it.
+    never), since the expiry lives beside the session in storage, not in it, and where its
+    ``conversation_history`` sits in the conversation: ``message_count`` messages in all, the
+    first shown at ``history_start``, ``messages_cursor`` for the ones before (``get
+    --before``). ``page`` replaces the messages ``stored`` holds.
     """
+    page = message_page(stored) if page is None else page
+    state = stored.state.model_copy(update={"conversation_history": page.messages})
+    shown = replace(stored, state=state)
 
     def render(console: Console) -> None:
         if headline:
             console.print(headline)
-        (render_session if whole else render_session_summary)(console, stored)
+        if whole:
+            render_session(console, shown, page)
+        else:
+            render_session_summary(console, shown)
 
-    app.output.emit({**stored.state.to_dict(), "expires_at": expiry_time(stored)}, render)
+    app.output.emit(
+        {
+            **state.to_dict(),
+            "expires_at": expiry_time(stored),
+            "message_count": page.total,
+            "history_start": page.start,
+            "messages_cursor": page.next_cursor,
+        },
+        render,
+    )
 
 
 def ttl_option(help_text: str) -> Callable[[F], F]:
@@ -133,15 +165,38 @@ def create(
 
 @click.command()
 @click.argument("session_id")
+@click.option(
+    "--last",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Only the last N messages of the conversation [default: all].",
+)
+@click.option(
+    "--before",
+    default=None,
+    metavar="CURSOR",
+    help="Only messages before those of an earlier `get` (its messages_cursor).",
+)
 @json_option
 @pass_app
-def get(app: AppContext, session_id: str) -> None:
+def get(app: AppContext, session_id: str, last: int | None, before: str | None) -> None:
     """Show a session and when it expires (exit 1 if it does not exist or expired).
 
-    Long values are shortened for the terminal; --json prints the session in full. Reading a
-    session does not renew it: see `touch`.
+    Long values are shortened for the terminal; --json prints the session in full. A long
+    conversation is read a page at a time: --last N shows its newest N messages, and --before
+    with the cursor printed then shows the N before those. Reading a session does not renew
+    it: see `touch`.
     """
-    _show(app, app.run(lambda manager: require_stored(manager, session_id)), whole=True)
+
+    async def job(manager: ServerlessSessionManager) -> tuple[StoredSession, MessagePage | None]:
+        if before is None:
+            return await require_stored(manager, session_id, history_limit=last), None
+        stored = await require_stored(manager, session_id, history_limit=0)
+        return stored, await manager.get_messages(session_id, last=last, before=before)
+
+    stored, page = app.run(job)
+    _show(app, stored, whole=True, page=page)
 
 
 @click.command()
@@ -164,6 +219,38 @@ def update(app: AppContext, session_id: str, updates: str, ttl_hours: float | No
 
     stored = app.run(job)
     _show(app, stored, f"[green]Updated[/] {', '.join(sorted(changes)) or 'nothing'}", whole=False)
+
+
+@click.command()
+@click.argument("session_id")
+@click.argument("messages", default="-", metavar=f"[MESSAGES: {JSON_INPUT}]")
+@ttl_option("New idle timeout in hours [default: the session's own].")
+@json_option
+@pass_app
+def append(app: AppContext, session_id: str, messages: str, ttl_hours: float | None) -> None:
+    """Add messages at the end of a session's conversation (MESSAGES inline, @FILE, or stdin).
+
+    A JSON array is a list of messages, added in order; any other JSON value is one message
+    (wrap a message that is itself an array: [[...]]). All of them are added or none; only
+    they are written, however long the conversation. Prints the new number of messages.
+    Every append is activity: it restarts the session's idle timeout.
+    """
+    value = _json_value(messages, "MESSAGES")
+    batch = value if isinstance(value, list) else [value]
+
+    async def job(manager: ServerlessSessionManager) -> tuple[int, StoredSession]:
+        count = await manager.append_messages(session_id, batch, ttl_hours=ttl_hours)
+        return count, await require_stored(manager, session_id, history_limit=0)
+
+    count, stored = app.run(job)
+    expires = expiry_time(stored)
+    app.output.emit(
+        {"session_id": session_id, "message_count": count, "expires_at": expires},
+        lambda console: console.print(
+            f"[green]Appended[/] {len(batch)} message(s) to session [cyan]{session_id}[/]: "
+            f"{count} message(s) now; expires {human_time(expires)}"
+        ),
+    )
 
 
 @click.command()

@@ -19,6 +19,7 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.table import Table
 
+from serverless_sessions.conversation import MessagePage
 from serverless_sessions.listing import SessionPage, expiry_time
 from serverless_sessions.model import utc_now
 from serverless_sessions.storage.base import StoredSession
@@ -127,17 +128,32 @@ def render_session_summary(console: Console, stored: StoredSession) -> None:
             console.print(f"[bold]{name}[/]: {len(value)} {kind}(s), {human_size(size)}")
 
 
-def render_session(console: Console, stored: StoredSession) -> None:
-    """Identity and expiry as a table, then each non-empty section as (shortened) JSON."""
+def render_session(console: Console, stored: StoredSession, page: MessagePage) -> None:
+    """Identity and expiry as a table, then each non-empty section as (shortened) JSON.
+
+    ``page`` says where the messages shown sit in the conversation, and how to read older ones.
+    """
     _identity(console, stored)
     shortener = _Shortener()
     for name in _SECTIONS:
         value = getattr(stored.state, name)
-        if value:
+        if name == "conversation_history" and len(value) != page.total:
+            console.print(f"[bold]{name}[/]: {_window(page)}")
+        elif value:
             console.print(f"[bold]{name}[/]")
+        if value:
             console.print(JSON.from_data(shortener.shorten(value, 0)))
+    if page.next_cursor:
+        console.print(f"older messages: --before {page.next_cursor}")
     if shortener.shortened:
         console.print("[yellow]Long values were shortened; --json shows the session in full.[/]")
+
+
+def _window(page: MessagePage) -> str:
+    """Which messages of the conversation a page holds (positions from 0, as ``--json`` has them)."""
+    if not page.messages:
+        return f"none of its {page.total} message(s) shown"
+    return f"messages {page.start} to {page.start + len(page.messages) - 1} of {page.total}"
 
 
 @dataclass

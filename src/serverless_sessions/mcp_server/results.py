@@ -14,6 +14,7 @@ from typing import Any, Self
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
+from serverless_sessions.conversation import MessagePage, message_page
 from serverless_sessions.listing import SessionPage, expiry_time
 from serverless_sessions.manager import UserErasure
 from serverless_sessions.model import SessionState
@@ -21,6 +22,7 @@ from serverless_sessions.storage.base import StoredSession
 
 __all__ = [
     "CleanupResult",
+    "MessagesAppended",
     "SessionCreated",
     "SessionDeleted",
     "SessionList",
@@ -51,14 +53,6 @@ def reply(result: ToolResult) -> CallToolResult:
     )
 
 
-def _describe(state: SessionState) -> str:
-    return (
-        f"session {state.session_id} (user {state.user_id}, project {state.project_id}): "
-        f"{len(state.conversation_history)} message(s), last activity "
-        f"{state.last_activity:%Y-%m-%d %H:%M:%S} UTC, revision {state.revision}"
-    )
-
-
 def _expires(moment: datetime | None) -> str:
     return "it never expires" if moment is None else f"it expires at {moment:%Y-%m-%d %H:%M:%S} UTC"
 
@@ -84,19 +78,57 @@ class SessionCreated(ToolResult):
 
 
 class SessionResult(ToolResult):
-    """A session as stored now, and when it expires unless there is activity before then."""
+    """A session as stored now, and when it expires unless there is activity before then.
+
+    ``session.conversation_history`` may be a window of the conversation: it starts at position
+    ``history_start`` of the ``message_count`` messages there are. ``messages_cursor``, passed
+    back as ``before``, reads the messages before it (``None``: the window starts at the first).
+    """
 
     session: SessionState
     expires_at: datetime | None
+    message_count: int
+    history_start: int
+    messages_cursor: str | None
 
     @classmethod
-    def of(cls, stored: StoredSession, **extra: Any) -> Self:
-        """The result for ``stored`` (``extra``: the fields a subclass adds)."""
-        return cls(session=stored.state, expires_at=expiry_time(stored), **extra)
+    def of(cls, stored: StoredSession, page: MessagePage | None = None, **extra: Any) -> Self:
+        """The result for ``stored`` showing ``page`` of its messages (default: those it holds).
+
+        ``extra``: the fields a subclass adds.
+        """
+        page = message_page(stored) if page is None else page
+        return cls(
+            session=stored.state.model_copy(update={"conversation_history": page.messages}),
+            expires_at=expiry_time(stored),
+            message_count=page.total,
+            history_start=page.start,
+            messages_cursor=page.next_cursor,
+            **extra,
+        )
+
+    def _describe(self) -> str:
+        """Identity, messages, activity and revision, as a clause."""
+        state = self.session
+        shown = len(state.conversation_history)
+        messages = f"{self.message_count} message(s)"
+        if shown != self.message_count:
+            messages += f" ({shown} shown, from position {self.history_start})"
+        return (
+            f"session {state.session_id} (user {state.user_id}, project {state.project_id}): "
+            f"{messages}, last activity {state.last_activity:%Y-%m-%d %H:%M:%S} UTC, "
+            f"revision {state.revision}"
+        )
 
     def text(self) -> str:
-        text = _describe(self.session)
-        return f"{text[0].upper()}{text[1:]}; {_expires(self.expires_at)}."
+        text = self._describe()
+        text = f"{text[0].upper()}{text[1:]}; {_expires(self.expires_at)}."
+        if self.messages_cursor is None:
+            return text
+        return (
+            f"{text} Older messages: call get_serverless_session with "
+            f"before={self.messages_cursor!r} (and last=N for at most N of them)."
+        )
 
 
 class SessionUpdated(SessionResult):
@@ -106,7 +138,21 @@ class SessionUpdated(SessionResult):
 
     def text(self) -> str:
         fields = ", ".join(self.updated_fields) or "no fields"
-        return f"Updated {fields} of {_describe(self.session)}; {_expires(self.expires_at)}."
+        return f"Updated {fields} of {self._describe()}; {_expires(self.expires_at)}."
+
+
+class MessagesAppended(ToolResult):
+    """Messages added at the end of a session's conversation; the idle timeout restarted."""
+
+    session_id: str
+    message_count: int
+    expires_at: datetime | None
+
+    def text(self) -> str:
+        return (
+            f"Appended: session {self.session_id} now has {self.message_count} message(s); "
+            f"{_expires(self.expires_at)}."
+        )
 
 
 class SessionTouched(ToolResult):

@@ -1,8 +1,9 @@
-"""The MCP server: the original eight tools plus ``touch`` and ``erase``, on the official SDK.
+"""The MCP server: the original eight tools plus touch, append and erase, on the official SDK.
 
 Names, parameters and meanings are the original module's, so existing prompts keep working
 (``session_data`` of the create tool is the session's metadata; listing gained optional
-``limit``/``cursor``). Each tool is one manager call; every library error becomes a
+``limit``/``cursor``, and get optional ``last``/``before`` to read a long conversation a page
+at a time). Each tool is one manager call; every library error becomes a
 :class:`ToolError` carrying the library's message (the SDK would otherwise hide it behind
 "Error executing tool"), so a failure is always ``is_error`` and never a cheerful text.
 """
@@ -22,11 +23,13 @@ from pydantic import Field, ValidationError
 from serverless_sessions.backends import BACKENDS
 from serverless_sessions.config.selection import configured_settings, default_ttl_hours
 from serverless_sessions.errors import SessionError, SessionNotFoundError
+from serverless_sessions.listing import expiry_time
 from serverless_sessions.manager import ServerlessSessionManager, require_stored
 from serverless_sessions.mcp_server.access import Caller, current_caller, owned_session
 from serverless_sessions.mcp_server.http import HttpOptions
 from serverless_sessions.mcp_server.results import (
     CleanupResult,
+    MessagesAppended,
     SessionCreated,
     SessionDeleted,
     SessionList,
@@ -48,8 +51,10 @@ INSTRUCTIONS = (
     "Session state that survives serverless restarts: create a session, keep its id, and "
     "resume it later (from any instance) with get_serverless_session. Sessions expire after "
     "ttl_hours without activity; every update, or touch_serverless_session, is activity and "
-    "restarts that timeout. Reading is not activity. Over authenticated HTTP you see and "
-    "create only your own sessions: user_id is the principal of your token."
+    "restarts that timeout. Reading is not activity. Add each turn's new messages with "
+    "append_to_serverless_session instead of sending the whole conversation again, and read "
+    "a long conversation back with get_serverless_session(last=N). Over authenticated HTTP "
+    "you see and create only your own sessions: user_id is the principal of your token."
 )
 
 SessionId = Annotated[str, Field(description="Session id returned by create_serverless_session.")]
@@ -154,22 +159,77 @@ def build_server(
     @server.tool()
     async def get_serverless_session(
         session_id: SessionId,
+        last: Annotated[
+            int | None,
+            Field(
+                ge=0,
+                description="Return only the last N messages of conversation_history "
+                "(message_count says how many there are); omitted: all of them.",
+            ),
+        ] = None,
+        before: Annotated[
+            str | None,
+            Field(
+                description="messages_cursor of an earlier result: return the messages before "
+                "that result's (with last: at most N of them)."
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, SessionResult]:
-        """Resume a session: its full state and expiry (an error if it does not exist or expired).
+        """Resume a session: its state and expiry (an error if it does not exist or expired).
 
+        A long conversation need not be read whole: last=20 returns its 20 newest messages,
+        with message_count (how many there are), history_start (the position of the first one
+        returned) and messages_cursor (pass it as before for older ones; null at the start).
         Reading does not renew the session; see touch_serverless_session.
         """
         who = caller()
         async with _using(holder) as (manager, _):
-            stored = await owned_session(manager, who, session_id)
-        return reply(SessionResult.of(stored))
+            if before is None:
+                stored = await owned_session(manager, who, session_id, history_limit=last)
+                page = None
+            else:
+                stored = await owned_session(manager, who, session_id, history_limit=0)
+                page = await manager.get_messages(session_id, last=last, before=before)
+        return reply(SessionResult.of(stored, page))
+
+    @server.tool()
+    async def append_to_serverless_session(
+        session_id: SessionId,
+        messages: Annotated[
+            list[Any],
+            Field(
+                description="The new messages, oldest first: JSON values, e.g. "
+                "[{'role': 'user', 'content': '...'}, {'role': 'assistant', 'content': '...'}]."
+            ),
+        ],
+        ttl_hours: NewTTLHours = None,
+    ) -> Annotated[CallToolResult, MessagesAppended]:
+        """Add messages at the end of a session's conversation_history; returns the new count.
+
+        Use it for every new turn instead of sending the whole conversation again with
+        update_serverless_session: only the new messages are sent and written, all of them or
+        none, and appends made at the same time by several clients all land. It is activity:
+        it restarts the session's idle timeout.
+        """
+        who = caller()
+        async with _using(holder) as (manager, _):
+            await owned_session(manager, who, session_id, history_limit=0)
+            count = await manager.append_messages(session_id, messages, ttl_hours=ttl_hours)
+            stored = await require_stored(manager, session_id, history_limit=0)
+        return reply(
+            MessagesAppended(session_id=session_id, message_count=count, expires_at=expiry_time(stored))
+        )
 
     @server.tool()
     async def update_serverless_session(
         session_id: SessionId,
         updates: Annotated[
             dict[str, Any],
-            Field(description="Fields to set, e.g. {'metadata': {...}, 'conversation_history': [...]}"),
+            Field(
+                description="Fields to set, e.g. {'metadata': {...}, 'permissions': [...]}. "
+                "conversation_history given here replaces the whole conversation: to add "
+                "messages, use append_to_serverless_session."
+            ),
         ],
         ttl_hours: NewTTLHours = None,
     ) -> Annotated[CallToolResult, SessionUpdated]:
@@ -179,7 +239,7 @@ def build_server(
         """
         who = caller()
         async with _using(holder) as (manager, _):
-            await owned_session(manager, who, session_id)
+            await owned_session(manager, who, session_id, history_limit=0)
             await manager.update_session(session_id, updates, ttl_hours=ttl_hours)
             stored = await require_stored(manager, session_id)
         return reply(SessionUpdated.of(stored, updated_fields=sorted(updates)))
@@ -194,7 +254,7 @@ def build_server(
         """
         who = caller()
         async with _using(holder) as (manager, _):
-            await owned_session(manager, who, session_id)
+            await owned_session(manager, who, session_id, history_limit=0)
             await manager.touch(session_id, ttl_hours=ttl_hours)
             stored = await require_stored(manager, session_id)
         return reply(SessionTouched.of(stored))
@@ -206,7 +266,7 @@ def build_server(
         """Delete a session (an error if there is no such session)."""
         who = caller()
         async with _using(holder) as (manager, _):
-            await owned_session(manager, who, session_id)
+            await owned_session(manager, who, session_id, history_limit=0)
             if not await manager.delete_session(session_id):
                 raise SessionNotFoundError(session_id)
         return reply(SessionDeleted(session_id=session_id))

@@ -1,8 +1,9 @@
 """DynamoDB cache adapter (extra ``s3``, which brings aiobotocore).
 
 ``dynamodb://TABLE?region=...&endpoint_url=...`` — one table holds every namespace; the key
-design, costs and guarantees are described in :mod:`.layout` and :mod:`.cache`, the table's
-definition and first-use creation in :mod:`.table`.
+design is described in :mod:`.layout`, costs and guarantees in :mod:`.cache` (writes in
+:mod:`.writes`, the message log and its bounds in :mod:`.log`, listings in :mod:`.listing`), the
+table's definition and first-use creation in :mod:`.table`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 
 from serverless_sessions.adapters.cache.dynamodb.layout import Record, number
 
-__all__ = ["Action", "delete", "put", "still_expired", "unchanged"]
+__all__ = ["Action", "delete", "put", "unchanged"]
 
 Action = dict[str, Any]
 """One ``TransactWriteItems`` element: ``{"Put": {...}}`` or ``{"Delete": {...}}``."""
@@ -47,13 +47,4 @@ def unchanged(record: Record | None, *, live_at: float | None) -> dict[str, Any]
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
-    }
-
-
-def still_expired(at: float) -> dict[str, Any]:
-    """Condition: the item had expired by ``at`` (so whoever rewrote it since keeps it)."""
-    return {
-        "ConditionExpression": "#e <= :now",
-        "ExpressionAttributeNames": {"#e": "exp"},
-        "ExpressionAttributeValues": {":now": number(at)},
     }

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from serverless_sessions.adapters.cache.aws import ClientHolder, session
+from serverless_sessions.adapters.cache.base import gather_bounded
 from serverless_sessions.adapters.cache.dynamodb.actions import Action
 from serverless_sessions.adapters.cache.dynamodb.config import DynamoDBSettings
 from serverless_sessions.adapters.cache.dynamodb.errors import lost_condition, translate_error
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 _BATCH_GET = 100
+_BATCH_WRITE = 25
 _UNPROCESSED_ROUNDS = 8
 
 
@@ -101,38 +104,89 @@ class Connection(ClientHolder["DynamoDBClient"]):
         client = await self.client()
         found: dict[str, dict[str, Any]] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _BATCH_GET):
-            pending: list[Mapping[str, Any]] = [_key(pk, sk) for pk, sk in unique[start : start + _BATCH_GET]]
-            for attempt in range(_UNPROCESSED_ROUNDS):
-                with self.errors("batch get", None):
-                    response = await client.batch_get_item(
-                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
-                    )
-                for item in response.get("Responses", {}).get(self.table, []):
-                    found[str(item["pk"]["S"])] = dict(item)
-                unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
-                pending = list(unprocessed["Keys"]) if unprocessed else []
-                if not pending:
-                    break
-                await asyncio.sleep(0.05 * 2**attempt)
-            else:
-                raise StorageUnavailableError(
-                    f"{self.backend} batch get failed (table {self.table!r}): {len(pending)} keys "
-                    f"still unprocessed after {_UNPROCESSED_ROUNDS} rounds (throttled)"
+
+        async def batch_get(pending: list[Any]) -> list[Any]:
+            with self.errors("batch get", None):
+                response = await client.batch_get_item(
+                    RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
                 )
+            for item in response.get("Responses", {}).get(self.table, []):
+                found[str(item["pk"]["S"])] = dict(item)
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
+            return list(unprocessed["Keys"]) if unprocessed else []
+
+        for start in range(0, len(unique), _BATCH_GET):
+            await self._until_processed(
+                "batch get", batch_get, [_key(pk, sk) for pk, sk in unique[start : start + _BATCH_GET]]
+            )
         return found
 
-    async def commit(self, primary: Action, others: Sequence[Action] = (), *, key: str) -> bool:
+    async def write_many(
+        self, puts: Sequence[dict[str, Any]] = (), deletes: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Put ``puts`` and delete the items at ``deletes``, 25 per ``BatchWriteItem``.
+
+        Not atomic, and unconditional: for items no reader sees (a log being staged, or one no
+        longer named by its data item). Batches go out concurrently (up to the pool's size);
+        unprocessed requests are sent again like in :meth:`get_many`.
+        """
+        client = await self.client()
+        requests: list[Any] = [{"PutRequest": {"Item": item}} for item in puts]
+        requests += [{"DeleteRequest": {"Key": _key(pk, sk)}} for pk, sk in deletes]
+
+        async def batch_write(pending: list[Any]) -> list[Any]:
+            with self.errors("batch write", None):
+                response = await client.batch_write_item(RequestItems={self.table: pending})
+            return list(response.get("UnprocessedItems", {}).get(self.table, []))
+
+        calls = [
+            partial(self._until_processed, "batch write", batch_write, requests[start : start + _BATCH_WRITE])
+            for start in range(0, len(requests), _BATCH_WRITE)
+        ]
+        await gather_bounded(calls, self.settings.max_pool_connections)
+
+    async def _until_processed(
+        self, operation: str, send: Callable[[list[Any]], Awaitable[list[Any]]], pending: list[Any]
+    ) -> None:
+        """Send ``pending`` until the service processed all of it, with backoff, bounded."""
+        for attempt in range(_UNPROCESSED_ROUNDS):
+            pending = await send(pending)
+            if not pending:
+                return
+            await asyncio.sleep(0.05 * 2**attempt)
+        raise StorageUnavailableError(
+            f"{self.backend} {operation} failed (table {self.table!r}): {len(pending)} requests "
+            f"still unprocessed after {_UNPROCESSED_ROUNDS} rounds (throttled)"
+        )
+
+    async def update(self, pk: str, sk: str, *, key: str, **params: Any) -> bool:
+        """One conditional ``UpdateItem``; ``False`` when its condition failed."""
+        client = await self.client()
+        with self.errors("update", key):
+            try:
+                await client.update_item(TableName=self.table, Key=_key(pk, sk), **params)
+            except ClientError as exc:
+                if lost_condition(exc):
+                    return False
+                raise
+        return True
+
+    async def commit(
+        self, primary: Action, others: Sequence[Action] = (), *, key: str, certain: bool = False
+    ) -> bool:
         """Apply ``primary`` (a conditional put or delete) and ``others`` all or nothing.
 
         Alone, ``primary`` is one ``PutItem``/``DeleteItem``; with others, one
         ``TransactWriteItems``. ``False``: a condition failed or a concurrent transaction won.
+        ``certain``: a transaction even alone, so ``False`` is never our own write seen again —
+        botocore resends a transaction whose answer was lost with the same client token, which
+        DynamoDB recognises, whereas a resent ``PutItem`` fails its condition on its own work.
         """
         client = await self.client()
         ((kind, params),) = primary.items()
         with self.errors("write" if kind == "Put" else "delete", key):
             try:
-                if others:
+                if others or certain:
                     await client.transact_write_items(TransactItems=[primary, *others])  # type: ignore[list-item]
                 elif kind == "Put":
                     await client.put_item(**params)

@@ -1,9 +1,10 @@
 """Redis cache adapter: one server, Sentinel or Cluster (extra ``redis``).
 
 ``redis://``, ``rediss://``, ``unix://`` and ``redis+sentinel://`` URLs (:mod:`.config`). The
-design is in :mod:`.cache`; :mod:`.scripts` holds the key layout and Lua, :mod:`.cluster` the
-one-key-per-script cluster path, :mod:`.client` the shared pools, :mod:`.errors` the error
-translation (shared with the legacy ``RedisStorage``) and retries, :mod:`.health` the server report.
+design is in :mod:`.cache`; :mod:`.scripts` holds the key layout and the script runner,
+:mod:`.lua` the scripts, :mod:`.log` the message log, :mod:`.cluster` the one-key-per-script
+cluster path, :mod:`.client` the shared pools, :mod:`.errors` the error translation (shared with
+the legacy ``RedisStorage``) and retries, :mod:`.health` the server report.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ Caches built from equal settings on one event loop share one bounded pool.
 Key layout (``P`` = ``key_prefix``, ``N`` = namespace, both limited to ``[A-Za-z0-9_.-]``)::
 
     P:N:d:<key>     HASH  v=value  n=version  g=generation  i=index list (JSON)  [e=expiry ms]
+                          [log: l:<position>=item  ll=length  lw=weight
+                           vw=<version>:<value weight>  t=<version>:<touched_at of an append>]
     P:N:i:<index>   ZSET  member <generation><key>               score = expiry ms, +inf = none
     P:N:x           ZSET  member <generation><index list><key>   score = expiry ms, +inf = none
 
@@ -14,6 +16,13 @@ Key layout (``P`` = ``key_prefix``, ``N`` = namespace, both limited to ``[A-Za-z
   index keys and the expiry key disjoint for ANY key or index string (colons, braces, glob
   characters, unicode). ``SCAN MATCH P:N:d:*`` (glob characters escaped) lists the data keys.
 * A data hash carries Redis's own expiry (``PEXPIREAT``), so no read ever sees an expired value.
+* The log (:class:`~serverless_sessions.adapters.cache.base.AppendableCache`) lives in the data
+  hash itself: it shares the value's expiry, slot, ``DEL`` and purge, can never show up as a key,
+  and a read of the last items or an append touches only those items' fields (:mod:`.log`).
+  ``compare_and_set`` and ``set`` keep it and touch no log field, so they cost what they cost
+  without a log: ``vw`` and ``t`` hold only while stamped with the entry's current version, and
+  otherwise (or absent, as in entries written before logs) the value weighs its length in bytes
+  and the entry has no ``touched_at``.
 * The *generation* (16 hex characters, chosen when a key is created) tags index entries, so an
   entry of a deleted or expired incarnation of a key is never taken for, nor removes, one of a
   newer incarnation with the same name.
@@ -50,7 +59,6 @@ from typing import Any, Self, TypeVar
 from redis.asyncio.cluster import RedisCluster
 
 from serverless_sessions.adapters.cache.base import (
-    KEEP_TTL,
     CacheBase,
     Entry,
     IndexedCache,
@@ -70,17 +78,19 @@ from serverless_sessions.adapters.cache.redis.client import (
 from serverless_sessions.adapters.cache.redis.config import RedisSettings, parse_url
 from serverless_sessions.adapters.cache.redis.errors import BACKEND_ERRORS, translate
 from serverless_sessions.adapters.cache.redis.health import server_report
+from serverless_sessions.adapters.cache.redis.log import LogCommands, RecentIndexLists, refusal
 from serverless_sessions.adapters.cache.redis.scripts import (
     GENERATION_LENGTH,
     KeyLayout,
     Lua,
     WriteRequest,
+    decode_entry,
     encode_indexes,
-    new_generation,
+    expiry_arg,
+    new_tag,
     parse_expiry_member,
 )
-from serverless_sessions.errors import ConfigurationError, SessionConflictError, StorageError
-from serverless_sessions.ttl import expiry_for, now
+from serverless_sessions.errors import ConfigurationError, StorageError
 
 __all__ = ["Cache", "RedisSettings"]
 
@@ -90,19 +100,7 @@ _STALE_ATTEMPTS = 4  # a write retried this often because its key's indexes kept
 _PURGE_BATCH = 1000
 
 
-def _expiry_arg(ttl: TTLArg) -> str:
-    """The WRITE script's expiry argument: absolute ms, ``keep`` or ``none``."""
-    if ttl is KEEP_TTL:
-        return "keep"
-    expires_at = expiry_for(ttl, current=None, at=now())
-    return "none" if expires_at is None else str(round(expires_at * 1000))
-
-
-def _entry(value: bytes, version: Any, expiry: Any) -> Entry:
-    return Entry(bytes(value), int(version), None if expiry is None else int(expiry) / 1000)
-
-
-class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
+class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache):
     """Sessions' bytes in Redis hashes, indexed by expiry-scored sorted sets."""
 
     backend = "redis"
@@ -135,6 +133,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         self._grace = str(round(settings.index_grace * 1000))
         self._link: Link | None = None if client is None else wrap(client, settings)
         self._lua: Lua | None = None
+        self._index_lists = RecentIndexLists()
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str | None = None, **overrides: object) -> Self:
@@ -178,25 +177,27 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             ) from exc
 
     async def _mutate(self, request: WriteRequest) -> list[Any]:
-        """Set or delete a key and its index entries; returns the WRITE script's ``ok`` reply.
+        """Set, append to or delete a key and its index entries; the WRITE script's ``ok`` reply.
 
-        On one server the first attempt guesses the key's index list (the caller's); a
-        ``stale`` reply carries the stored list and the script runs again with its keys.
+        On one server the first attempt guesses the key's index list (the caller's; for an
+        append, the one this cache last saw for the key); a ``stale`` reply carries the stored
+        list and the script runs again with its keys.
         """
         link, lua = self._connected()
         layout, ns, key = self._layout, request.namespace, request.key
-        guess = request.indexes
+        guess = self._index_lists.get(ns, key) if request.op == "append" else request.indexes
         for _ in range(_STALE_ATTEMPTS):
             if link.cluster:
                 reply = await cluster.mutate(self._run, lua, layout, request)
             else:
                 keys = [layout.data(ns, key), layout.expiry(ns)]
                 keys += [layout.index(ns, name) for name in guess]
-                reply = await lua.write(request, keys, new_generation(), encode_indexes(guess), "")
-            if reply[0] == b"conflict":
-                raise SessionConflictError(key, request.expected or 0, int(reply[1]) or None)
+                reply = await lua.write(request, keys, new_tag(), encode_indexes(guess), "")
             if reply[0] == b"ok":
+                self._index_lists.remember(ns, key, None if request.op == "del" else reply[4])
                 return reply
+            if reply[0] != b"stale":
+                raise refusal(request, reply)
             guess = tuple(json.loads(reply[1] or b"[]"))
             if request.op == "set":
                 check_same_indexes(key, guess, request.indexes, expected=request.expected or 0, actual=None)
@@ -214,7 +215,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     ) -> None:
         """Store ``value``; the key keeps its generation and index names if it exists."""
         ns = self._namespace(namespace)
-        await self._mutate(WriteRequest("set", ns, key, bytes(value), expiry=_expiry_arg(ttl)))
+        await self._mutate(WriteRequest("set", ns, key, bytes(value), expiry=expiry_arg(ttl)))
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         return await self.compare_and_delete(key, namespace=namespace)
@@ -234,8 +235,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
         """One HMGET: the common read path, auto-pipelined with concurrent calls."""
         data = self._layout.data(self._namespace(namespace), key)
-        row = await self._command("get_entry", key, "HMGET", data, "v", "n", "e")
-        return None if row[1] is None else _entry(*row)
+        row = await self._command("get_entry", key, "HMGET", data, "v", "n", "e", "t")
+        return None if row[1] is None else decode_entry(*row)
 
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         """One pipelined round trip (per cluster node) for all ``keys``."""
@@ -246,11 +247,11 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         async def fetch(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for key in keys:
-                pipe.hmget(self._layout.data(ns, key), ["v", "n", "e"])
+                pipe.hmget(self._layout.data(ns, key), ["v", "n", "e", "t"])
             return list(await pipe.execute())
 
         rows = await self._run("get_entries", keys[0] if len(keys) == 1 else None, fetch)
-        return [None if row[1] is None else _entry(*row) for row in rows]
+        return [None if row[1] is None else decode_entry(*row) for row in rows]
 
     async def compare_and_set(
         self,
@@ -264,10 +265,10 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     ) -> Entry:
         ns = self._namespace(namespace)
         request = WriteRequest(
-            "set", ns, key, bytes(value), expected_version, _expiry_arg(ttl), tuple(indexes)
+            "set", ns, key, bytes(value), expected_version, expiry_arg(ttl), tuple(indexes)
         )
         reply = await self._mutate(request)
-        return _entry(value, reply[1], reply[2])
+        return decode_entry(value, reply[1], reply[2])
 
     async def compare_and_delete(
         self, key: str, *, expected_version: int | None = None, namespace: str | None = None

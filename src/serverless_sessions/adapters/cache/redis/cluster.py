@@ -1,7 +1,8 @@
 """The Redis Cluster side of the adapter: multi-slot writes and verified index reads.
 
 In a cluster one script cannot span a key and its indexes (they live in different slots), so
-a write is three steps, ordered so that a live key is never missing from its indexes:
+a write (a set, an append, a delete) is three steps, ordered so that a live key is never missing
+from its indexes:
 
 1. read the key's version, generation, index list and expiry (a conflict stops here, having
    written nothing);
@@ -33,7 +34,7 @@ from serverless_sessions.adapters.cache.redis.scripts import (
     WriteRequest,
     encode_indexes,
     expiry_member,
-    new_generation,
+    new_tag,
 )
 
 __all__ = ["mutate", "verify_members"]
@@ -51,8 +52,10 @@ async def mutate(run: Runner, lua: Lua, layout: KeyLayout, request: WriteRequest
     version, stored_expiry, stored_gen, stored_list = (int(raw[0] or 0), *map(_text, raw[1:]))
     if request.expected is not None and version != request.expected:
         return [b"conflict", version]
+    if op == "append" and version == 0:
+        return [b"missing"]  # what the script would say, with no entry pre-written for nothing
     fresh = version == 0 or stored_gen is None
-    generation = new_generation() if fresh else str(stored_gen)
+    generation = new_tag() if fresh else str(stored_gen)
     keep_list = stored_list is not None and not fresh and (op == "del" or stored_list != "[]")
     index_list = str(stored_list) if keep_list else encode_indexes(request.indexes)
     if op == "set" and keep_list:  # a key's index names never change (as on one server)
@@ -61,7 +64,7 @@ async def mutate(run: Runner, lua: Lua, layout: KeyLayout, request: WriteRequest
     members = {layout.index(ns, name): generation + key for name in json.loads(index_list)}
     members[layout.expiry(ns)] = expiry_member(generation, index_list, key)
     bound = "inf"
-    if op == "set":
+    if op != "del":
         bound = {"keep": stored_expiry or "inf", "none": "inf"}.get(request.expiry, request.expiry)
         await asyncio.gather(*(lua.add(z, bound, m, operation=op, key=key) for z, m in members.items()))
     reply = await lua.write(request, [data], generation, index_list, bound)

@@ -1,0 +1,168 @@
+"""The message log of the Redis adapter (:class:`AppendableCache`), mixed into ``Cache``.
+
+The log lives in the entry's data hash (the layout is in :mod:`.cache`), so every operation is
+one script on one key — on one server, behind Sentinel and in a cluster alike — sent through the
+cache's auto-pipelined command: ``write_with_log`` and ``append`` are the ``WRITE`` script (with
+its index and expiry bookkeeping, and the cluster's pre-written entries, exactly as for
+``compare_and_set``), ``get_with_log`` is the ``READ`` script.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from serverless_sessions.adapters.cache.base import AppendableCache, Appended, Entry, LogSlice, TTLArg
+from serverless_sessions.adapters.cache.redis.client import Link
+from serverless_sessions.adapters.cache.redis.scripts import (
+    KeyLayout,
+    Lua,
+    WriteRequest,
+    decode_entry,
+    expiry_arg,
+    new_tag,
+)
+from serverless_sessions.errors import (
+    CorruptSessionError,
+    SessionConflictError,
+    SessionError,
+    SessionNotFoundError,
+    SessionTooLargeError,
+)
+
+__all__ = ["LogCommands", "RecentIndexLists", "refusal"]
+
+_REMEMBERED = 4096
+
+
+class RecentIndexLists:
+    """The index list last seen for each recently used key: an append's first guess.
+
+    An append does not name the key's indexes, yet on one server its script must be given
+    their keys; guessing from the latest write or read of the key saves the round trip of a
+    ``stale`` reply. A wrong guess only costs that round trip. Bounded: the oldest key goes.
+    """
+
+    def __init__(self, size: int = _REMEMBERED) -> None:
+        self._size = size
+        self._lists: dict[tuple[str, str], bytes] = {}
+
+    def get(self, namespace: str, key: str) -> tuple[str, ...]:
+        """The remembered index names of ``key`` (none if it was not seen lately)."""
+        found = self._lists.get((namespace, key))
+        return () if found is None else tuple(json.loads(found))
+
+    def remember(self, namespace: str, key: str, index_list: bytes | None) -> None:
+        """Record ``key``'s stored index list (JSON); ``None`` forgets the key."""
+        self._lists.pop((namespace, key), None)
+        if index_list is None:
+            return
+        self._lists[(namespace, key)] = index_list
+        if len(self._lists) > self._size:
+            del self._lists[next(iter(self._lists))]
+
+
+def refusal(request: WriteRequest, reply: list[Any]) -> SessionError:
+    """The error a WRITE reply other than ``ok`` or ``stale`` stands for (nothing was written)."""
+    key = request.key
+    if reply[0] == b"missing":
+        return SessionNotFoundError(key)
+    if reply[0] == b"too_large":
+        return SessionTooLargeError(key, int(reply[1]), int(request.limit or 0))
+    version = int(reply[1])
+    if request.op == "append":
+        message = f"{key!r}: expected {request.expected_length} log items, found {int(reply[2])}"
+        return SessionConflictError(key, version, version, message=message)
+    return SessionConflictError(key, request.expected or 0, version or None)
+
+
+def _log_slice(key: str, length: int, weight: int, start: int, items: list[bytes | None]) -> LogSlice:
+    if None in items:  # every write is atomic: a hole means the hash was changed by hand
+        hole = start + items.index(None)
+        raise CorruptSessionError(key, f"its Redis log has no item at position {hole}")
+    return LogSlice([bytes(item) for item in items if item is not None], start, length, weight)
+
+
+class LogCommands(AppendableCache):
+    """:class:`AppendableCache` over the cache's WRITE and READ scripts (a ``Cache`` mixin)."""
+
+    _layout: KeyLayout
+    _index_lists: RecentIndexLists
+
+    @abstractmethod
+    def _namespace(self, namespace: str | None) -> str: ...
+
+    @abstractmethod
+    def _connected(self) -> tuple[Link, Lua]: ...
+
+    @abstractmethod
+    async def _mutate(self, request: WriteRequest) -> list[Any]: ...
+
+    async def write_with_log(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        log: Sequence[bytes] | None,
+        value_weight: int,
+        log_weight: int = 0,
+        limit: int | None = None,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        """``compare_and_set``'s script, which also replaces the log (or keeps it)."""
+        request = WriteRequest(
+            "set", self._namespace(namespace), key, bytes(value), expected_version, expiry_arg(ttl),
+            tuple(indexes), value_weight, None if log is None else tuple(map(bytes, log)),
+            log_weight, limit,
+        )  # fmt: skip
+        reply = await self._mutate(request)
+        return decode_entry(value, reply[1], reply[2])
+
+    async def append(
+        self,
+        key: str,
+        items: Sequence[bytes],
+        *,
+        weight: int,
+        limit: int | None = None,
+        expected_length: int | None = None,
+        ttl: TTLArg,
+        touched_at: float,
+        namespace: str | None = None,
+    ) -> Appended:
+        """One WRITE script: the items go into the entry's hash, its expiry is set as by a write.
+
+        A retry of the script (after a lost reply) carries the same id and is not applied twice.
+        """
+        request = WriteRequest(
+            "append", self._namespace(namespace), key, expiry=expiry_arg(ttl),
+            items=tuple(map(bytes, items)), weight=weight, limit=limit,
+            expected_length=expected_length, touched_at=touched_at, append_id=new_tag(),
+        )  # fmt: skip
+        reply = await self._mutate(request)
+        expires_at = None if reply[2] is None else int(reply[2]) / 1000
+        return Appended(int(reply[1]), int(reply[5]), expires_at)
+
+    async def get_with_log(
+        self,
+        key: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        namespace: str | None = None,
+    ) -> tuple[Entry, LogSlice] | None:
+        """One READ script, auto-pipelined like ``get_entry``; cost O(items returned)."""
+        ns = self._namespace(namespace)
+        lua = self._connected()[1]
+        found = await lua.read(self._layout.data(ns, key), last=last, before=before, key=key)
+        if found is None:
+            return None
+        value, version, expiry, touched_at, index_list, length, weight, start, items = found
+        self._index_lists.remember(ns, key, index_list)
+        entry = decode_entry(value, version, expiry, touched_at)
+        return entry, _log_slice(key, int(length), int(weight), int(start), list(items))

@@ -297,6 +297,7 @@ class ServerlessSessionManager(Closable):
                     ttl_seconds=self._ttl(state, state.idle_ttl_seconds),
                     expected_count=stored.message_count or 0,
                     messages_in_head=stored.messages_in_head,
+                    revision=state.revision,
                 )
             except SessionConflictError:
                 await CONFLICT_BACKOFF.wait(attempt)

@@ -164,6 +164,7 @@ class SessionStorage(Closable, ABC):
         ttl_seconds: float | None,
         expected_count: int,
         messages_in_head: int = 0,
+        revision: int | None = None,
     ) -> int:
         """Append ``messages`` to the session's log; the new message count (``appends_messages`` only)."""
         raise CapabilityNotSupportedError(self, "message log", "append_messages")

@@ -211,7 +211,7 @@ class ACBCacheStorage(SessionStorage):
         weight = 0
         for offset, message in enumerate(messages):
             body = self.codec.message_body(message, session_id=session_id, path=f"messages[{offset}]")
-            weight += len(body)
+            weight += len(body) + 1  # and its comma in the whole session's JSON
             items.append(self._seal(self.codec.wrap(body), self._message_name(session_id, first + offset)))
         return items, weight
 
@@ -224,9 +224,13 @@ class ACBCacheStorage(SessionStorage):
 
     def _stored(self, session_id: str, entry: Entry) -> StoredSession:
         state = self.decode(session_id, entry.value, entry.version)
-        in_value = len(state.conversation_history) if self._log is not None else 0
+        if self._log is None:  # the value holds the whole conversation
+            return StoredSession(
+                state, entry.expires_at, len(entry.value), message_count=len(state.conversation_history)
+            )
         return StoredSession(
-            _touched(state, entry), entry.expires_at, len(entry.value), messages_in_head=in_value
+            _touched(state, entry), entry.expires_at, len(entry.value),
+            messages_in_head=len(state.conversation_history),
         )
 
     def assemble(
@@ -352,10 +356,13 @@ class ACBCacheStorage(SessionStorage):
         ttl_seconds: float | None,
         expected_count: int,
         messages_in_head: int = 0,
+        revision: int | None = None,
     ) -> int:
         """Append ``messages`` after the ``expected_count`` the caller read; the new count.
 
-        ``messages_in_head`` is the number of those in the session's value (read with them).
+        ``messages_in_head`` is the number of those in the session's value and ``revision`` the
+        revision they were read at. When another write landed between that read and this
+        append, the count is read again (it then includes what landed).
         Without encryption, appends racing each other all land (``expected_count`` is not
         checked). Sealed messages are bound to their positions, so with encryption an append
         must land at ``expected_count`` and raises
@@ -365,7 +372,7 @@ class ACBCacheStorage(SessionStorage):
         if self._log is None:
             return await super().append_messages(
                 session_id, messages, ttl_seconds=ttl_seconds, expected_count=expected_count,
-                messages_in_head=messages_in_head,
+                messages_in_head=messages_in_head, revision=revision,
             )
         validate_session_id(session_id)
         logged = expected_count - messages_in_head
@@ -380,7 +387,10 @@ class ACBCacheStorage(SessionStorage):
             touched_at=time.time(),
             namespace=self._ns(),
         )
-        return messages_in_head + appended.length
+        if revision is not None and appended.version == revision + 1:
+            return messages_in_head + appended.length
+        now = await self.load_conversation(session_id, last=0)
+        return appended.length if now is None or now.message_count is None else now.message_count
 
     async def load_session(self, session_id: str) -> StoredSession | None:
         if self._log is not None:

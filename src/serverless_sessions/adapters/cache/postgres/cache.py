@@ -2,10 +2,14 @@
 
 Why it is built this way:
 
-* **One statement per call.** Reads are single ``SELECT`` statements; writes call the schema's
-  PL/pgSQL functions (:mod:`.schema`), which lock the row, compare the version and write the row
-  with its index memberships in one transaction — one round trip, atomic across every process
-  sharing the database.
+* **One statement per call.** Reads are single ``SELECT`` statements (one snapshot); writes
+  and appends are single data-modifying statements (:mod:`.statements`) that lock the key's row,
+  decide, and write the row with its index memberships and log items — one round trip, one
+  transaction, atomic across every process sharing the database. Concurrent appends to one key
+  queue on its row lock inside the server: each lands after the previous one, none retries.
+* **Logs by position.** A key's log is rows of ``log_items`` keyed by position, with its length
+  and weight kept on the key's row: an append inserts its items only, and a read of the last
+  items is a range read of the primary key — both cost the same at item 10 as at item 10,000.
 * **The server's clock.** Expiries are absolute UNIX seconds computed and compared by the
   server, so many clients with drifting clocks agree on what has expired. Every read filters
   expired rows; a write to an expired key starts it afresh; :meth:`Cache.purge_expired` deletes
@@ -20,26 +24,30 @@ key and a password-free address.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from serverless_sessions.adapters.cache.base import (
     KEEP_TTL,
+    AppendableCache,
+    Appended,
     CacheBase,
     Entry,
     IndexedCache,
+    LogSlice,
     PingableCache,
     ScannableCache,
     TTLArg,
     check_same_indexes,
 )
 from serverless_sessions.adapters.cache.postgres.config import PostgresSettings, parse_url
-from serverless_sessions.adapters.cache.postgres.schema import Statements
+from serverless_sessions.adapters.cache.postgres.statements import Statements
 from serverless_sessions.errors import (
     ConfigurationError,
     MissingDependencyError,
     SessionConflictError,
+    SessionNotFoundError,
+    SessionTooLargeError,
     StorageError,
 )
 from serverless_sessions.ttl import ttl_seconds
@@ -56,17 +64,14 @@ def _database(settings: PostgresSettings, sql: Statements) -> Database:
     return Database(settings, sql)
 
 
-async def _round_trip(connection: Any) -> float:
-    started = time.perf_counter()
-    await connection.fetchval("SELECT 1")
-    return time.perf_counter() - started
+def _ttl_arguments(ttl: TTLArg) -> tuple[float | None, bool]:
+    """The statements' ``(seconds, keep the live expiry)`` for a caller's TTL."""
+    if ttl is KEEP_TTL:
+        return None, True
+    return ttl_seconds(ttl), False
 
 
-def _entry(value: bytes, version: int, expires_at: float | None) -> Entry:
-    return Entry(bytes(value), int(version), expires_at)
-
-
-class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
+class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
     """Sessions' bytes in PostgreSQL tables, listed by index tables, purged by an expiry index."""
 
     backend = "postgres"
@@ -116,11 +121,11 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     async def set(
         self, key: str, value: bytes, ttl: float | None = None, namespace: str | None = None
     ) -> None:
-        """Store ``value`` atomically; a live key's version grows by one and keeps its indexes."""
-        await self._write("set", key, bytes(value), None, ttl_seconds(ttl), False, (), namespace)
+        """Store ``value`` atomically; a live key's version grows by one and keeps its indexes and log."""
+        await self._write("set", key, value, None, ttl, (), namespace, value_weight=len(value))
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
-        """Delete ``key`` and its index memberships in one statement; ``False`` if not live."""
+        """Delete ``key``, its index memberships and its log in one statement; ``False`` if not live."""
         outcome, _ = await self._delete("delete", key, None, namespace)
         return bool(outcome == "deleted")
 
@@ -138,7 +143,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         self._check_open()
         ns = self._namespace(namespace)
         row = await self._db.run("get_entry", key, lambda c: c.fetchrow(self._sql.get_entry, ns, key))
-        return None if row is None else _entry(row[0], row[1], row[2])
+        return None if row is None else Entry(*row)
 
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         """Live entries for ``keys`` in order, from one statement (one snapshot, one round trip)."""
@@ -147,7 +152,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         wanted = list(keys)
         target = wanted[0] if len(wanted) == 1 else None
         rows = await self._db.run("get_entries", target, lambda c: c.fetch(self._sql.get_entries, ns, wanted))
-        found = {row[0]: _entry(row[1], row[2], row[3]) for row in rows}
+        found = {row[0]: Entry(row[1], row[2], row[3], row[4]) for row in rows}
         return [found.get(key) for key in wanted]
 
     async def compare_and_set(
@@ -162,20 +167,12 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
     ) -> Entry:
         """Write if the live version is ``expected_version``, atomically across processes.
 
-        The version check, the row and its index memberships are one statement on the server;
-        on a mismatch nothing is written and SessionConflictError is raised.
+        :meth:`write_with_log` keeping the log, the value weighing its length. On a mismatch
+        nothing is written and SessionConflictError is raised.
         """
-        data = bytes(value)
-        keep = ttl is KEEP_TTL
-        seconds = None if ttl is KEEP_TTL else ttl_seconds(ttl)
-        wanted = tuple(dict.fromkeys(indexes))
-        outcome, version, expires_at, stored = await self._write(
-            "compare_and_set", key, data, expected_version, seconds, keep, wanted, namespace
+        return await self._write(
+            "compare_and_set", key, value, expected_version, ttl, indexes, namespace, value_weight=len(value)
         )
-        if outcome != "ok":
-            check_same_indexes(key, stored or (), wanted, expected=expected_version, actual=version)
-            raise SessionConflictError(key, expected_version, version)
-        return _entry(data, version, expires_at)
 
     async def _write(
         self,
@@ -183,20 +180,37 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         key: str,
         value: bytes,
         expected: int | None,
-        ttl: float | None,
-        keep_ttl: bool,
-        indexes: tuple[str, ...],
+        ttl: TTLArg,
+        indexes: Sequence[str],
         namespace: str | None,
-    ) -> Any:
-        """``(outcome, version, expires_at, stored indexes)`` of one ``write_entry`` call."""
+        *,
+        value_weight: int,
+        log: Sequence[bytes] | None = None,
+        log_weight: int = 0,
+        limit: int | None = None,
+    ) -> Entry:
+        """One write statement; ``expected=None`` (``set``) writes whatever the version."""
         self._check_open()
-        args = (self._namespace(namespace), key, value, expected, ttl, keep_ttl, list(indexes))
-        return await self._db.run(operation, key, lambda c: c.fetchrow(self._sql.write, *args))
+        data = bytes(value)
+        seconds, keep = _ttl_arguments(ttl)
+        wanted = list(dict.fromkeys(indexes))
+        items = None if log is None else [bytes(item) for item in log]
+        ns = self._namespace(namespace)
+        args = (ns, key, data, expected, seconds, keep, wanted, value_weight, items, log_weight, limit)
+        row = await self._db.run(operation, key, lambda c: c.fetchrow(self._sql.write, *args))
+        outcome, version, expires_at, stored, total = row
+        if outcome == "too_large":
+            raise SessionTooLargeError(key, total, limit or 0)
+        if outcome != "ok" and expected is not None:  # set (no expected version) never conflicts
+            if outcome == "indexes":
+                check_same_indexes(key, stored, wanted, expected=expected, actual=version)
+            raise SessionConflictError(key, expected, version)
+        return Entry(data, version, expires_at)
 
     async def compare_and_delete(
         self, key: str, *, expected_version: int | None = None, namespace: str | None = None
     ) -> bool:
-        """Delete ``key`` and its index memberships if ``expected_version`` matches (``None``: any)."""
+        """Delete ``key``, its memberships and its log if ``expected_version`` matches (``None``: any)."""
         outcome, version = await self._delete("compare_and_delete", key, expected_version, namespace)
         if outcome == "conflict" and expected_version is not None:
             raise SessionConflictError(key, expected_version, version)
@@ -207,6 +221,94 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         self._check_open()
         ns = self._namespace(namespace)
         return await self._db.run(operation, key, lambda c: c.fetchrow(self._sql.delete, ns, key, expected))
+
+    # -- AppendableCache -----------------------------------------------------------------------
+
+    async def write_with_log(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        log: Sequence[bytes] | None,
+        value_weight: int,
+        log_weight: int = 0,
+        limit: int | None = None,
+        expected_version: int,
+        ttl: TTLArg,
+        indexes: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> Entry:
+        """Compare-and-set of the value that also replaces the log (``log=None`` keeps it).
+
+        One statement: the version and weight checks, the row, its memberships and the log's
+        items. A replaced log is rewritten in place: items that did not change are not written.
+        """
+        return await self._write(
+            "write_with_log",
+            key,
+            value,
+            expected_version,
+            ttl,
+            indexes,
+            namespace,
+            value_weight=value_weight,
+            log=log,
+            log_weight=log_weight,
+            limit=limit,
+        )
+
+    async def append(
+        self,
+        key: str,
+        items: Sequence[bytes],
+        *,
+        weight: int,
+        limit: int | None = None,
+        expected_length: int | None = None,
+        ttl: TTLArg,
+        touched_at: float,
+        namespace: str | None = None,
+    ) -> Appended:
+        """Append ``items`` after the log's last item in one statement (see :mod:`.statements`).
+
+        Concurrent appends queue on the key's row lock in the server; each lands whole after the
+        previous one. Refusals (missing key, other length, past ``limit``) write nothing.
+        """
+        self._check_open()
+        seconds, keep = _ttl_arguments(ttl)
+        ns, added = self._namespace(namespace), [bytes(item) for item in items]
+        args = (ns, key, added, weight, expected_length, limit, seconds, keep, touched_at)
+        row = await self._db.run("append", key, lambda c: c.fetchrow(self._sql.append, *args))
+        if row is None:
+            raise SessionNotFoundError(key)
+        version, length, total, new_version, new_length, expires_at = row
+        if new_version is not None:
+            return Appended(new_version, new_length, expires_at)
+        if expected_length is not None and expected_length != length:
+            found = f"{key!r}: expected {expected_length} log items, found {length}"
+            raise SessionConflictError(key, version, version, message=found)
+        raise SessionTooLargeError(key, total, limit or 0)
+
+    async def get_with_log(
+        self,
+        key: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        namespace: str | None = None,
+    ) -> tuple[Entry, LogSlice] | None:
+        """The live entry and a window of its log from one statement (one snapshot).
+
+        The items are a range read of the log's primary key: cost O(items returned).
+        """
+        self._check_open()
+        ns = self._namespace(namespace)
+        sql = self._sql.get_with_log
+        row = await self._db.run("get_with_log", key, lambda c: c.fetchrow(sql, ns, key, last, before))
+        if row is None:
+            return None
+        value, version, expires_at, touched_at, length, weight, start, items = row
+        return Entry(value, version, expires_at, touched_at), LogSlice(items, start, length, weight)
 
     # -- IndexedCache --------------------------------------------------------------------------
 
@@ -222,7 +324,8 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         """Delete up to ``limit`` expired keys of the namespace, oldest expiry first.
 
         One statement driven by the expiry index: cost grows with the expired rows only. Their
-        memberships go in the same statement; rows locked by a writer are left to it.
+        memberships and log items go in the same statement; rows locked by a writer are left to
+        it.
         """
         self._check_open()
         ns = self._namespace(namespace)
@@ -267,7 +370,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         raises StorageUnavailableError within ``timeout``.
         """
         self._check_open()
-        return await self._db.run("ping", None, _round_trip)
+        return await self._db.ping()
 
     async def health(self) -> dict[str, Any]:
         """Backend, address, availability, latency, server and schema versions, rows, pool.
@@ -278,7 +381,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         report: dict[str, Any] = {"backend": self.backend, "address": self.settings.describe()}
         try:
             latency = await self.ping()
-            server, rows = await self._db.run("health", None, self._server_stats)
+            server, rows = await self._db.server_stats()
         except StorageError as exc:
             return {**report, "available": False, "error": str(exc)}
         return {
@@ -291,8 +394,3 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
             "rows_estimate": rows,
             "pool": self._db.pool_stats(),
         }
-
-    async def _server_stats(self, connection: Any) -> tuple[str, int]:
-        version = connection.get_server_version()
-        rows = await connection.fetchval(self._sql.row_estimate)
-        return f"{version.major}.{version.minor}", int(rows or 0)

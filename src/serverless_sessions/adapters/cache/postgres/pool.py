@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,7 +30,8 @@ import asyncpg  # type: ignore[import-untyped]
 
 from serverless_sessions.adapters.cache.postgres.config import PostgresSettings
 from serverless_sessions.adapters.cache.postgres.errors import BACKEND_ERRORS, STALE_CONNECTION, translate
-from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS, SCHEMA_VERSION, Statements
+from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+from serverless_sessions.adapters.cache.postgres.statements import Statements
 from serverless_sessions.errors import ClosedError, ConfigurationError
 
 __all__ = ["Database"]
@@ -41,6 +43,12 @@ Query = Callable[[Any], Awaitable[T]]
 
 async def _keep_session(connection: Any) -> None:
     """The pool's reset hook: nothing to reset (see the module docstring)."""
+
+
+async def _round_trip(connection: Any) -> float:
+    started = time.perf_counter()
+    await connection.fetchval("SELECT 1")
+    return time.perf_counter() - started
 
 
 def _lock_key(schema: str) -> int:
@@ -165,6 +173,19 @@ class Database:
         except BACKEND_ERRORS as exc:
             where, timeout = self.settings.describe(), self.settings.timeout
             raise translate(exc, operation=operation, key=key, where=where, timeout=timeout) from exc
+
+    async def ping(self) -> float:
+        """Seconds for one ``SELECT 1`` round trip on a pooled connection (connecting not timed)."""
+        return await self.run("ping", None, _round_trip)
+
+    async def server_stats(self) -> tuple[str, int]:
+        """The server's ``major.minor`` version and the planner's estimate of stored entries."""
+        return await self.run("health", None, self._server_stats)
+
+    async def _server_stats(self, connection: Any) -> tuple[str, int]:
+        version = connection.get_server_version()
+        rows = await connection.fetchval(self._sql.row_estimate)
+        return f"{version.major}.{version.minor}", int(rows or 0)
 
     def pool_stats(self) -> dict[str, int]:
         """Open, idle and maximum connections of the pool (zeros before the first call)."""

@@ -1,4 +1,4 @@
-"""The adapter's tables, their versioned migrations, and every statement it sends.
+"""The adapter's tables and their versioned migrations (the statements are in :mod:`.statements`).
 
 Everything lives in one schema of the database (``?schema=``, default ``serverless_sessions``),
 so several deployments can share a database and a test can drop its own schema afterwards.
@@ -8,32 +8,43 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 
 * ``schema_migrations(version, description, applied_at)`` — one row per applied migration; the
   highest version is the schema's version. Created with the schema on first use.
-* ``entries(namespace, key, value, version, expires_at, indexes)`` keyed by ``(namespace, key)``;
-  ``expires_at`` is absolute UNIX seconds by the server's clock, or NULL; ``indexes`` the names
-  the key was listed under by its first indexed write. Expired rows stay until a write to the
+* ``entries(namespace, key, value, version, expires_at, indexes, value_weight, log_length,
+  log_weight, touched_at)`` keyed by ``(namespace, key)``; ``expires_at`` is absolute UNIX
+  seconds by the server's clock, or NULL; ``indexes`` the names the key was listed under by its
+  first indexed write; ``log_length`` and ``log_weight`` describe the key's whole log, so an
+  append or a read of the last items never counts them. Expired rows stay until a write to the
   key or a purge removes them; every read filters them out.
 * ``entries_by_expiry`` on ``(namespace, expires_at)`` (rows that expire only), so a purge reads
   the expired range of one namespace and nothing else.
 * ``index_members(namespace, index_name, key)``, primary key in that order: listing an index is
-  a range read of it. Every statement that removes an entry removes its memberships too, each
-  found through that primary key from the entry's ``indexes`` (no foreign key: its trigger and
-  a second index would cost every write more than they save).
+  a range read of it.
+* ``log_items(namespace, key, position, item)``, primary key in that order: the last items of a
+  log, or any window of it, are a range read of it.
+
+Neither ``index_members`` nor ``log_items`` has a foreign key to ``entries``: its trigger would
+check every inserted item on its own. Instead every statement that ends a key's life (delete,
+purge, a write over an expired row) removes its memberships and items in the same statement,
+and a write that starts a key's life clears any items left at its key.
 
 Text columns use the ``"C"`` collation: keys compare as bytes, the same on every server whatever
 its locale, so scan pages and index listings have one stable order.
 
-Writes are two PL/pgSQL functions, ``write_entry`` and ``delete_entry``: one statement, hence
-one round trip and one transaction, locks the row (``FOR UPDATE``), compares the version, writes
-the row and its memberships. A write expecting no key first tries the insert, so creating a key
-costs one insert; two writers creating one key at once are settled by the primary key
-(``ON CONFLICT DO NOTHING``): exactly one insert wins.
+Writes go through the PL/pgSQL function ``write_entry`` (version 2's): one statement, hence one
+round trip and one transaction, that locks the row (``FOR UPDATE``), compares the version and
+writes the row, its memberships and its log. A write expecting no key first tries the insert,
+so creating a key costs one insert; two writers creating one key at once are settled by the
+primary key (``ON CONFLICT DO NOTHING``): exactly one insert wins. Appends, deletes and reads
+are single SQL statements (:mod:`.statements`).
+
+Migrations are history: a database is only ever moved forward, one version at a time, and a
+new database runs them all (version 1's functions are created, then replaced by version 2).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "Statements"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +56,7 @@ class Migration:
     statements: tuple[str, ...]
 
 
-_LIVE = "(e.expires_at IS NULL OR e.expires_at > extract(epoch FROM now())::float8)"
-
+# Version 1's functions, kept as the history a new database is built from (version 2 drops them).
 _UNLIST = """DELETE FROM {s}.index_members AS m
             WHERE m.namespace = p_namespace AND m.index_name = ANY (cur.indexes) AND m.key = p_key;
             DELETE FROM {s}.entries AS e WHERE e.namespace = p_namespace AND e.key = p_key;"""
@@ -163,6 +173,118 @@ END
 $$"""
 )
 
+# Version 2's write: the branches of a write run only the statements they need (a whole-SQL
+# statement would set up every data-modifying part on every call, which costs more). One call is
+# one statement, hence one round trip and one transaction.
+_WRITE_ENTRY_2 = """
+CREATE FUNCTION {s}.write_entry(
+    p_namespace text, p_key text, p_value bytea, p_expected bigint, p_ttl float8,
+    p_keep_ttl boolean, p_indexes text[], p_value_weight bigint, p_log bytea[],
+    p_log_weight bigint, p_limit bigint,
+    OUT outcome text, OUT version bigint, OUT expires_at float8, OUT indexes text[], OUT total bigint
+) LANGUAGE plpgsql AS $$
+-- p_expected NULL: write whatever the version (set); p_keep_ttl: keep the live row's expiry;
+-- p_log NULL: keep the live log; p_limit NULL: no limit. Outcomes: ok; conflict (version: the
+-- live one, NULL if none); indexes (indexes: the stored ones); too_large (total: the weight).
+DECLARE
+    cur {s}.entries%ROWTYPE;
+    at float8 := extract(epoch FROM clock_timestamp())::float8;
+    created boolean := false;
+    live boolean := false;
+    actual bigint;
+    stored text[] := '{{}}';
+    new_length bigint := coalesce(cardinality(p_log), 0);
+    new_weight bigint := CASE WHEN p_log IS NULL THEN 0 ELSE p_log_weight END;
+    new_expiry float8 := CASE WHEN p_keep_ttl THEN NULL ELSE at + p_ttl END;
+BEGIN
+    total := p_value_weight + new_weight;
+    LOOP
+        IF coalesce(p_expected, 0) = 0 AND NOT coalesce(total > p_limit, false) THEN
+            -- Most such writes create the key: one insert settles them, the primary key
+            -- deciding between concurrent creators.
+            INSERT INTO {s}.entries
+                (namespace, key, value, version, expires_at, indexes, value_weight, log_length, log_weight)
+            VALUES (p_namespace, p_key, p_value, 1, new_expiry, p_indexes, p_value_weight, new_length,
+                new_weight)
+            ON CONFLICT DO NOTHING;
+            created := FOUND;
+            EXIT WHEN created;
+        END IF;
+        SELECT * INTO cur FROM {s}.entries AS e
+        WHERE e.namespace = p_namespace AND e.key = p_key FOR UPDATE;
+        EXIT WHEN FOUND;
+        IF coalesce(p_expected, 0) <> 0 THEN
+            outcome := 'conflict';
+            RETURN;
+        ELSIF total > p_limit THEN
+            outcome := 'too_large';
+            RETURN;
+        END IF;
+        -- Absent now (deleted since the insert found it): the insert goes again.
+    END LOOP;
+    IF created THEN
+        version := 1;
+    ELSE
+        at := extract(epoch FROM clock_timestamp())::float8;  -- after waiting for the lock
+        live := cur.expires_at IS NULL OR cur.expires_at > at;
+        actual := CASE WHEN live THEN cur.version ELSE 0 END;
+        IF p_expected <> actual THEN
+            outcome := 'conflict';
+            version := nullif(actual, 0);
+            RETURN;
+        END IF;
+        IF live THEN
+            stored := cur.indexes;
+        END IF;
+        IF cardinality(stored) > 0 AND cardinality(p_indexes) > 0
+                AND NOT (stored @> p_indexes AND stored <@ p_indexes) THEN
+            outcome := 'indexes';
+            version := actual;
+            indexes := stored;
+            RETURN;
+        END IF;
+        IF p_log IS NULL AND live THEN
+            new_length := cur.log_length;
+            new_weight := cur.log_weight;
+            total := p_value_weight + new_weight;
+        END IF;
+        IF total > p_limit THEN
+            outcome := 'too_large';
+            RETURN;
+        END IF;
+        new_expiry := CASE WHEN NOT p_keep_ttl THEN at + p_ttl WHEN live THEN cur.expires_at END;
+        version := actual + 1;
+        UPDATE {s}.entries AS e
+        SET value = p_value, version = actual + 1, expires_at = new_expiry,
+            indexes = CASE WHEN cardinality(stored) > 0 THEN stored ELSE p_indexes END,
+            value_weight = p_value_weight, log_length = new_length, log_weight = new_weight,
+            touched_at = NULL
+        WHERE e.namespace = p_namespace AND e.key = p_key;
+        IF NOT live THEN
+            -- An expired key is a missing key: its life ends here, its memberships with it.
+            DELETE FROM {s}.index_members AS m
+            WHERE m.namespace = p_namespace AND m.index_name = ANY (cur.indexes) AND m.key = p_key;
+        END IF;
+    END IF;
+    IF cardinality(stored) = 0 THEN
+        INSERT INTO {s}.index_members (namespace, index_name, key)
+        SELECT p_namespace, name, p_key FROM unnest(p_indexes) AS name ON CONFLICT DO NOTHING;
+    END IF;
+    IF p_log IS NOT NULL OR NOT live THEN
+        -- A replaced log, or a new life of the key (which keeps no item found at it): items
+        -- past the new length go, the others are written where they changed.
+        DELETE FROM {s}.log_items AS l
+        WHERE l.namespace = p_namespace AND l.key = p_key AND l.position >= new_length;
+        INSERT INTO {s}.log_items AS l (namespace, key, position, item)
+        SELECT p_namespace, p_key, i.n - 1, i.item FROM unnest(p_log) WITH ORDINALITY AS i (item, n)
+        ON CONFLICT (namespace, key, position) DO UPDATE
+        SET item = excluded.item WHERE l.item IS DISTINCT FROM excluded.item;
+    END IF;
+    outcome := 'ok';
+    expires_at := new_expiry;
+END
+$$"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -189,75 +311,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             _DELETE_ENTRY,
         ),
     ),
+    Migration(
+        2,
+        "message logs: log_items, log length, weights and activity on entries; a write function for them",
+        (
+            # Metadata-only column additions: no table rewrite, so the migration holds its lock
+            # for an instant whatever the table's size. A NULL value_weight (a row written
+            # before weights) counts the value's length in bytes.
+            """ALTER TABLE {s}.entries
+                ADD COLUMN value_weight bigint,
+                ADD COLUMN log_length bigint NOT NULL DEFAULT 0,
+                ADD COLUMN log_weight bigint NOT NULL DEFAULT 0,
+                ADD COLUMN touched_at float8""",
+            """CREATE TABLE {s}.log_items (
+                namespace text COLLATE "C" NOT NULL,
+                key text COLLATE "C" NOT NULL,
+                position bigint NOT NULL,
+                item bytea NOT NULL,
+                PRIMARY KEY (namespace, key, position)
+            )""",
+            # A process of the previous version still running fails its writes and deletes
+            # loudly instead of writing rows without weights or leaving log items behind.
+            "DROP FUNCTION {s}.write_entry(text, text, bytea, bigint, float8, boolean, text[])",
+            "DROP FUNCTION {s}.delete_entry(text, text, bigint)",
+            _WRITE_ENTRY_2,
+        ),
+    ),
 )
 """Every migration in order; a database records each one it applied in ``schema_migrations``."""
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The schema this code reads; a database at a higher version is refused (upgrade the library)."""
-
-
-class Statements:
-    """The SQL of one schema, every table name qualified once, so each call sends a ready string."""
-
-    def __init__(self, schema: str) -> None:
-        # The name was checked against [a-z_][a-z0-9_]*; quoting still guards against keywords.
-        s = f'"{schema}"'
-        self.schema = schema
-        self._qualified = s
-        self.create_schema = f"CREATE SCHEMA {s}"
-        self.create_migrations = f"""CREATE TABLE {s}.schema_migrations (
-            version integer PRIMARY KEY,
-            description text NOT NULL,
-            applied_at timestamptz NOT NULL DEFAULT now()
-        )"""
-        # Catalog reads with the statement's snapshot, not to_regclass(): a session's name cache
-        # may still miss a schema another session created while this one waited for the lock.
-        self.schema_exists = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
-        self.migrations_exist = """SELECT EXISTS (SELECT 1 FROM pg_class AS c
-            JOIN pg_namespace AS n ON n.oid = c.relnamespace
-            WHERE n.nspname = $1 AND c.relname = 'schema_migrations')"""
-        self.schema_version = f"SELECT coalesce(max(version), 0) FROM {s}.schema_migrations"
-        self.record_migration = f"INSERT INTO {s}.schema_migrations (version, description) VALUES ($1, $2)"
-        self.get_entry = f"""SELECT e.value, e.version, e.expires_at FROM {s}.entries AS e
-            WHERE e.namespace = $1 AND e.key = $2 AND {_LIVE}"""
-        self.get_entries = f"""SELECT e.key, e.value, e.version, e.expires_at FROM {s}.entries AS e
-            WHERE e.namespace = $1 AND e.key = ANY($2::text[]) AND {_LIVE}"""
-        self.exists = f"""SELECT EXISTS (SELECT 1 FROM {s}.entries AS e
-            WHERE e.namespace = $1 AND e.key = $2 AND {_LIVE})"""
-        self.write = (
-            f"SELECT outcome, version, expires_at, indexes FROM {s}.write_entry($1, $2, $3, $4, $5, $6, $7)"
-        )
-        self.delete = f"SELECT outcome, version FROM {s}.delete_entry($1, $2, $3)"
-        # A range read of the index_members primary key, then one entries lookup per member.
-        self.index_members = f"""SELECT m.key FROM {s}.index_members AS m
-            JOIN {s}.entries AS e ON e.namespace = m.namespace AND e.key = m.key
-            WHERE m.namespace = $1 AND m.index_name = $2 AND {_LIVE}
-            ORDER BY m.key"""
-        # Oldest expiry first through entries_by_expiry; rows being written right now are skipped
-        # (their writer decides their fate), so a purge never waits for a writer. The removed
-        # rows' memberships go in the same statement, found by the primary key of each.
-        self.purge = f"""WITH gone AS (
-                DELETE FROM {s}.entries AS d USING (
-                    SELECT e.namespace, e.key FROM {s}.entries AS e
-                    WHERE e.namespace = $1 AND e.expires_at <= extract(epoch FROM now())::float8
-                    ORDER BY e.expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
-                ) AS x WHERE d.namespace = x.namespace AND d.key = x.key
-                RETURNING d.key, d.indexes
-            ), unlisted AS (
-                DELETE FROM {s}.index_members AS m
-                USING (SELECT g.key, unnest(g.indexes) AS index_name FROM gone AS g) AS u
-                WHERE m.namespace = $1 AND m.index_name = u.index_name AND m.key = u.key
-            )
-            SELECT key FROM gone"""
-        self.first_page = f"""SELECT e.key FROM {s}.entries AS e
-            WHERE e.namespace = $1 AND {_LIVE} ORDER BY e.key LIMIT $2"""
-        self.next_page = f"""SELECT e.key FROM {s}.entries AS e
-            WHERE e.namespace = $1 AND e.key > $2 AND {_LIVE} ORDER BY e.key LIMIT $3"""
-        # The planner's estimate: exact counts cost a full scan of a table that may be large.
-        self.row_estimate = (
-            f"SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass('{s}.entries')"
-        )
-
-    def migration(self, migration: Migration) -> list[str]:
-        """The DDL of ``migration`` for this schema."""
-        return [statement.format(s=self._qualified) for statement in migration.statements]

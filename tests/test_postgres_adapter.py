@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
+from itertools import chain
 from pathlib import Path
 
 import asyncpg
@@ -20,9 +22,11 @@ import pytest
 from asyncpg import exceptions as pgx
 
 from serverless_sessions.adapters.cache import postgres
-from serverless_sessions.adapters.cache.base import KEEP_TTL
+from serverless_sessions.adapters.cache.base import KEEP_TTL, LogSlice
 from serverless_sessions.adapters.cache.postgres import SCHEMA_VERSION, PostgresSettings, parse_url
 from serverless_sessions.adapters.cache.postgres.errors import translate
+from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS
+from serverless_sessions.adapters.cache.postgres.statements import Statements
 from serverless_sessions.errors import (
     ClosedError,
     ConfigurationError,
@@ -30,6 +34,7 @@ from serverless_sessions.errors import (
     MissingDependencyError,
     SessionConflictError,
     SessionError,
+    SessionTooLargeError,
     StorageError,
     StorageUnavailableError,
 )
@@ -281,7 +286,8 @@ async def plan(raw: asyncpg.Connection, sql: str, *args: object) -> str:
 async def test_purge_and_listing_are_index_reads(cache: postgres.Cache, raw: asyncpg.Connection) -> None:
     schema = cache.settings.schema
     await cache.ping()
-    # 20,000 live rows (and their memberships), a handful expired, statistics up to date.
+    # 20,000 live rows (their memberships, 3 log items each), a handful expired, statistics up
+    # to date.
     await raw.execute(
         f"""INSERT INTO "{schema}".entries (namespace, key, value, version, expires_at, indexes)
         SELECT 't', 'k' || i, '\\x00', 1, extract(epoch FROM now()) + 3600 + i, ARRAY['user:' || i % 400]
@@ -291,18 +297,211 @@ async def test_purge_and_listing_are_index_reads(cache: postgres.Cache, raw: asy
         f"""INSERT INTO "{schema}".index_members SELECT 't', 'user:' || i % 400, 'k' || i
         FROM generate_series(1, 20000) AS i"""
     )
+    await raw.execute(
+        f"""INSERT INTO "{schema}".log_items SELECT 't', 'k' || i, p, '\\x00'
+        FROM generate_series(1, 20000) AS i, generate_series(0, 2) AS p"""
+    )
     for i in range(5):
-        await cache.set(f"gone{i}", b"v", ttl=0.1)
-    await raw.execute(f'ANALYZE "{schema}".entries')
-    await raw.execute(f'ANALYZE "{schema}".index_members')
+        await cache.write_with_log(f"gone{i}", b"v", log=[b"m"], value_weight=1, expected_version=0, ttl=0.1)
+    for table in ("entries", "index_members", "log_items"):
+        await raw.execute(f'ANALYZE "{schema}".{table}')
     sql = cache._sql  # the statements the adapter sends
     purge = await plan(raw, sql.purge, "t", 1000)
-    assert "entries_by_expiry" in purge and "Seq Scan" not in purge, purge
+    assert "entries_by_expiry" in purge and "log_items_pkey" in purge and "Seq Scan" not in purge, purge
     listing = await plan(raw, sql.index_members, "t", "user:7")
     assert "index_members_pkey" in listing and "Seq Scan" not in listing, listing
     await asyncio.sleep(0.3)
     assert sorted(await cache.purge_expired()) == [f"gone{i}" for i in range(5)]
+    assert await raw.fetchval(f"SELECT count(*) FROM \"{schema}\".log_items WHERE key LIKE 'gone%'") == 0
     assert len(await cache.index_members("user:7")) == 50
+
+
+# -- message logs ------------------------------------------------------------------------------
+
+
+async def test_twenty_concurrent_appenders_lose_nothing(schema: str) -> None:
+    # Two pools, as two processes would be: 20 appenders of 50 single items each. They queue on
+    # the key's row lock in the server; none retries and none is refused.
+    async with (
+        postgres.Cache.from_url(SHARED_URL, schema=schema, pool_size=5) as one,
+        postgres.Cache.from_url(SHARED_URL, schema=schema, pool_size=5) as two,
+    ):
+        await one.write_with_log("s", b"head", log=[], value_weight=4, expected_version=0, ttl=60)
+
+        async def appender(a: int) -> list[int]:
+            cache = (one, two)[a % 2]
+            lengths = []
+            for i in range(50):
+                appended = await cache.append("s", [f"{a}:{i}".encode()], weight=1, ttl=60, touched_at=1.0)
+                lengths.append(appended.length)
+            return lengths
+
+        lengths = await asyncio.gather(*map(appender, range(20)))
+        found = await two.get_with_log("s")
+    assert sorted(chain.from_iterable(lengths)) == list(range(1, 1001))
+    assert found is not None
+    entry, log = found
+    assert (entry.version, log.length, log.weight, len(log.items)) == (1001, 1000, 1000, 1000)
+    assert len(set(log.items)) == 1000
+    for a in range(20):
+        mine = [item for item in log.items if item.startswith(f"{a}:".encode())]
+        assert mine == [f"{a}:{i}".encode() for i in range(50)]
+
+
+async def test_whole_writes_racing_appends_keep_the_log_whole(
+    cache: postgres.Cache, raw: asyncpg.Connection
+) -> None:
+    # A whole write lands only on the version it read, so no appended item is dropped or doubled,
+    # and the stored rows always match the length kept on the entry.
+    await cache.write_with_log("s", b"head", log=[], value_weight=4, expected_version=0, ttl=60)
+    rewrites = 0
+
+    async def appender(a: int) -> None:
+        for i in range(20):
+            await cache.append("s", [f"a{a}:{i}".encode()], weight=1, ttl=60, touched_at=1.0)
+
+    async def rewriter() -> None:
+        nonlocal rewrites
+        while rewrites < 15:
+            found = await cache.get_with_log("s")
+            assert found is not None
+            entry, log = found
+            items = [*log.items, f"w{rewrites}".encode()]
+            try:
+                await cache.write_with_log(
+                    "s",
+                    b"head",
+                    log=items,
+                    value_weight=4,
+                    log_weight=len(items),
+                    expected_version=entry.version,
+                    ttl=60,
+                )
+            except SessionConflictError:
+                continue
+            rewrites += 1
+
+    await asyncio.gather(rewriter(), *map(appender, range(5)))
+    found = await cache.get_with_log("s")
+    assert found is not None
+    _, log = found
+    assert sorted(item for item in log.items if item.startswith(b"a")) == sorted(
+        f"a{a}:{i}".encode() for a in range(5) for i in range(20)
+    )
+    assert [item for item in log.items if item.startswith(b"w")] == [f"w{i}".encode() for i in range(15)]
+    positions = await raw.fetch(
+        f'SELECT position FROM "{cache.settings.schema}".log_items WHERE key = $1 ORDER BY position', "s"
+    )
+    assert [row[0] for row in positions] == list(range(log.length)) and log.length == 115
+
+
+async def test_concurrent_creators_of_one_key(schema: str) -> None:
+    async with (
+        postgres.Cache.from_url(SHARED_URL, schema=schema, pool_size=5) as one,
+        postgres.Cache.from_url(SHARED_URL, schema=schema, pool_size=5) as two,
+    ):
+        caches = [(one, two)[i % 2] for i in range(20)]
+        # Expecting no key: the primary key lets exactly one creator in.
+        outcomes = await asyncio.gather(
+            *(
+                cache.compare_and_set("c", str(i).encode(), expected_version=0, ttl=60, indexes=["user:u"])
+                for i, cache in enumerate(caches)
+            ),
+            return_exceptions=True,
+        )
+        created = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+        refused = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert len(created) == 1 and created[0].version == 1
+        assert all(isinstance(exc, SessionConflictError) and "already exists" in str(exc) for exc in refused)
+        # set expects nothing: the ones that lose the creation write after the winner.
+        await asyncio.gather(*(cache.set("s", str(i).encode(), ttl=60) for i, cache in enumerate(caches)))
+        entry = await one.get_entry("s")
+        assert entry is not None and entry.version == 20
+        assert await two.index_members("user:u") == ["c"]
+
+
+async def test_items_left_at_a_key_never_join_its_next_log(
+    cache: postgres.Cache, raw: asyncpg.Connection
+) -> None:
+    # A process of the previous library version purges rows without their items.
+    await cache.ping()
+    insert = f'INSERT INTO "{cache.settings.schema}".log_items VALUES ($1, $2, $3, $4)'
+    await raw.executemany(insert, [("t", "k", i, b"left over") for i in range(3)])
+    await cache.compare_and_set("k", b"head", expected_version=0, ttl=60)
+    assert (await cache.append("k", [b"new"], weight=3, ttl=60, touched_at=1.0)).length == 1
+    found = await cache.get_with_log("k")
+    assert found is not None and found[1] == LogSlice([b"new"], 0, 1, 3)
+
+
+async def test_rewriting_a_log_writes_only_the_items_that_changed(
+    cache: postgres.Cache, raw: asyncpg.Connection
+) -> None:
+    async def row_versions() -> dict[int, str]:
+        rows = await raw.fetch(
+            f'SELECT position, xmin::text FROM "{cache.settings.schema}".log_items WHERE key = $1', "s"
+        )
+        return {row[0]: row[1] for row in rows}
+
+    await cache.write_with_log("s", b"h", log=[b"a", b"b", b"c"], value_weight=1, expected_version=0, ttl=60)
+    before = await row_versions()
+    await cache.write_with_log("s", b"h", log=[b"a", b"B"], value_weight=1, expected_version=1, ttl=60)
+    after = await row_versions()
+    assert after.keys() == {0, 1}
+    assert after[0] == before[0] and after[1] != before[1]
+    found = await cache.get_with_log("s")
+    assert found is not None and found[1].items == [b"a", b"B"]
+
+
+async def test_reading_the_last_items_reads_only_them(cache: postgres.Cache, raw: asyncpg.Connection) -> None:
+    items = [str(i).encode() for i in range(5000)]
+    await cache.write_with_log("long", b"head", log=items, value_weight=4, expected_version=0, ttl=60)
+    await raw.execute(f'ANALYZE "{cache.settings.schema}".log_items')
+    for last, before in ((20, None), (20, 1000)):
+        rows = await raw.fetch(f"EXPLAIN ANALYZE {cache._sql.get_with_log}", "t", "long", last, before)
+        explained = "\n".join(row[0] for row in rows)
+        scans = [line for line in explained.splitlines() if "log_items" in line]
+        assert scans and "log_items_pkey" in explained and "Seq Scan" not in explained, explained
+        assert all("rows=20 loops=1" in line for line in scans), explained
+    found = await cache.get_with_log("long", last=20, before=1000)
+    assert found is not None and found[1] == LogSlice(items[980:1000], 980, 5000, 0)
+
+
+async def test_a_version_1_schema_migrates_in_place_and_stays_readable(
+    schema: str, raw: asyncpg.Connection
+) -> None:
+    sql = Statements(schema)
+    await raw.execute(sql.create_schema)
+    await raw.execute(sql.create_migrations)
+    for statement in sql.migration(MIGRATIONS[0]):
+        await raw.execute(statement)
+    await raw.execute(sql.record_migration, 1, MIGRATIONS[0].description)
+    # Rows written as the version-1 library wrote them: through its write function.
+    write = f'SELECT outcome FROM "{schema}".write_entry($1, $2, $3, $4, $5, false, $6)'
+    assert await raw.fetchval(write, "t", "kept", b"x" * 40, 0, 3600.0, ["user:a"]) == "ok"
+    assert await raw.fetchval(write, "t", "forever", b"y", 0, None, []) == "ok"
+    async with postgres.Cache.from_url(SHARED_URL, namespace="t", schema=schema) as cache:
+        found = await cache.get_with_log("kept")
+        assert found is not None
+        entry, log = found
+        assert (entry.value, entry.version, entry.touched_at) == (b"x" * 40, 1, None)
+        assert entry.expires_at == pytest.approx(time.time() + 3600, abs=30)
+        assert log == LogSlice([], 0, 0, 0)
+        assert await cache.index_members("user:a") == ["kept"]
+        forever = await cache.get_entry("forever")
+        assert forever is not None and forever.expires_at is None
+        # The value written without a weight weighs its length: 40 + 5 fits 45, 40 + 6 does not.
+        with pytest.raises(SessionTooLargeError) as refused:
+            await cache.append("kept", [b"123456"], weight=6, limit=45, ttl=KEEP_TTL, touched_at=1.0)
+        assert refused.value.size == 46
+        appended = await cache.append("kept", [b"12345"], weight=5, limit=45, ttl=KEEP_TTL, touched_at=1.0)
+        assert (appended.version, appended.length, appended.expires_at) == (2, 1, entry.expires_at)
+        assert (await cache.compare_and_set("kept", b"z", expected_version=2, ttl=60)).version == 3
+    versions = await raw.fetch(f'SELECT version FROM "{schema}".schema_migrations ORDER BY version')
+    assert [row[0] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
+    # The version-1 functions are gone: an older process fails its writes instead of writing
+    # rows without weights.
+    with pytest.raises(pgx.UndefinedFunctionError):
+        await raw.fetchval(write, "t", "late", b"v", 0, None, [])
 
 
 # -- input the database cannot hold ------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""Every statement the adapter sends, written once per schema (the tables are in :mod:`.schema`).
+
+Each call is ONE statement: one round trip, one transaction, one snapshot, prepared once per
+connection by asyncpg's statement cache. Writes call the schema's ``write_entry`` function;
+appends and deletes are data-modifying CTEs in one shape:
+
+1. ``cur`` locks the key's row with ``FOR UPDATE``. Callers of one key queue there; under READ
+   COMMITTED the next one reads the row its predecessor committed.
+2. A decision made from that locked row (or its absence) gates the data-modifying parts, each
+   reading it or another part's RETURNING, so nothing runs unless the change is due; the parts
+   touch disjoint rows, so the order in which PostgreSQL runs them does not matter.
+3. The final ``SELECT`` reports what was found and what was done.
+
+A part that would otherwise scan a range of another table reads its gate through a scalar
+sub-select (evaluated once, before that table is touched) and reaches rows by their whole
+primary key. Expiries are absolute UNIX seconds by the server's clock (``now()``: the
+statement's start).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from serverless_sessions.adapters.cache.postgres.schema import Migration
+
+__all__ = ["Statements"]
+
+NOW = "extract(epoch FROM now())::float8"
+LIVE = f"(e.expires_at IS NULL OR e.expires_at > {NOW})"
+
+# Parameters: $1 namespace, $2 key, $3 items, $4 their weight, $5 expected log length (NULL:
+# any), $6 weight limit (NULL: none), $7 ttl seconds (NULL: none), $8 keep the expiry,
+# $9 touched_at. Concurrent appends queue on the row lock of ``cur``; each reads the length its
+# predecessor left, so every call's items land together, after the others'.
+_APPEND = """WITH cur AS MATERIALIZED (
+    SELECT e.version, e.expires_at, e.log_length, e.log_weight,
+        coalesce(e.value_weight, octet_length(e.value)) + e.log_weight AS weight
+    FROM {s}.entries AS e WHERE e.namespace = $1 AND e.key = $2 AND {live}
+    FOR UPDATE
+), ok AS MATERIALIZED (
+    SELECT c.* FROM cur AS c
+    WHERE ($5::bigint IS NULL OR c.log_length = $5) AND ($6::bigint IS NULL OR c.weight + $4::bigint <= $6)
+), added AS (
+    INSERT INTO {s}.log_items (namespace, key, position, item)
+    SELECT $1, $2, ok.log_length + i.n - 1, i.item FROM ok, unnest($3::bytea[]) WITH ORDINALITY AS i (item, n)
+), bumped AS (
+    UPDATE {s}.entries AS e
+    SET version = ok.version + 1, log_length = ok.log_length + cardinality($3),
+        log_weight = ok.log_weight + $4, touched_at = $9::float8,
+        expires_at = CASE WHEN $8::boolean THEN ok.expires_at ELSE {now} + $7::float8 END
+    FROM ok WHERE e.namespace = $1 AND e.key = $2
+    RETURNING e.version, e.log_length, e.expires_at
+)
+SELECT c.version, c.log_length, c.weight + $4, b.version, b.log_length, b.expires_at
+FROM cur AS c LEFT JOIN bumped AS b ON true"""
+
+# Parameters: $1 namespace, $2 key, $3 expected version (NULL: any). An expired row goes too
+# (it was invisible already); its outcome is 'absent'.
+_DELETE = """WITH cur AS MATERIALIZED (
+    SELECT e.version, {live} AS live FROM {s}.entries AS e
+    WHERE e.namespace = $1 AND e.key = $2
+    FOR UPDATE
+), verdict AS MATERIALIZED (
+    SELECT c.version IS NOT NULL AS present, coalesce(c.live, false) AS live,
+        CASE WHEN c.live THEN c.version ELSE 0 END AS actual
+    FROM (VALUES (1)) AS one LEFT JOIN cur AS c ON true
+), gone AS (
+    DELETE FROM {s}.entries AS e USING verdict AS v
+    WHERE v.present AND ($3::bigint IS NULL OR $3 = v.actual) AND e.namespace = $1 AND e.key = $2
+    RETURNING e.indexes
+), unlisted AS (
+    DELETE FROM {s}.index_members AS m USING unnest((SELECT g.indexes FROM gone AS g)) AS old (name)
+    WHERE m.namespace = $1 AND m.index_name = old.name AND m.key = $2 AND EXISTS (SELECT FROM gone)
+), dropped AS (
+    DELETE FROM {s}.log_items AS l WHERE l.namespace = $1 AND l.key = $2 AND EXISTS (SELECT FROM gone)
+)
+SELECT CASE WHEN $3 IS NOT NULL AND $3 <> v.actual THEN 'conflict'
+    WHEN v.live THEN 'deleted' ELSE 'absent' END, nullif(v.actual, 0)
+FROM verdict AS v"""
+
+# Parameters: $1 namespace, $2 key, $3 last (NULL: from the start), $4 before (NULL: to the
+# end). The items come from a range of the log's primary key: O(items returned).
+_GET_WITH_LOG = """SELECT e.value, e.version, e.expires_at, e.touched_at, e.log_length, e.log_weight,
+    w.start, ARRAY (
+        SELECT l.item FROM {s}.log_items AS l
+        WHERE l.namespace = $1 AND l.key = $2 AND l.position >= w.start AND l.position < w.stop
+        ORDER BY l.position
+    )
+FROM {s}.entries AS e
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN $4::bigint IS NULL THEN e.log_length
+        ELSE greatest(0, least($4, e.log_length)) END AS stop
+) AS b
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN $3::bigint IS NULL THEN 0 ELSE greatest(0, b.stop - $3) END AS start, b.stop
+) AS w
+WHERE e.namespace = $1 AND e.key = $2 AND {live}"""
+
+# Oldest expiry first through entries_by_expiry; rows being written right now are skipped
+# (their writer decides their fate), so a purge never waits for a writer. The removed rows'
+# memberships and log items go in the same statement, found by the primary key of each.
+_PURGE = """WITH gone AS (
+    DELETE FROM {s}.entries AS d USING (
+        SELECT e.namespace, e.key FROM {s}.entries AS e
+        WHERE e.namespace = $1 AND e.expires_at <= {now}
+        ORDER BY e.expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ) AS x WHERE d.namespace = x.namespace AND d.key = x.key
+    RETURNING d.key, d.indexes
+), unlisted AS (
+    DELETE FROM {s}.index_members AS m
+    USING (SELECT g.key, unnest(g.indexes) AS index_name FROM gone AS g) AS u
+    WHERE m.namespace = $1 AND m.index_name = u.index_name AND m.key = u.key
+), dropped AS (
+    DELETE FROM {s}.log_items AS l
+    WHERE l.namespace = $1 AND l.key = ANY (ARRAY (SELECT g.key FROM gone AS g))
+)
+SELECT key FROM gone"""
+
+
+class Statements:
+    """The SQL of one schema, every table name qualified once, so each call sends a ready string."""
+
+    def __init__(self, schema: str) -> None:
+        # The name was checked against [a-z_][a-z0-9_]*; quoting still guards against keywords.
+        s = f'"{schema}"'
+        self.schema = schema
+        self._qualified = s
+        self.create_schema = f"CREATE SCHEMA {s}"
+        self.create_migrations = f"""CREATE TABLE {s}.schema_migrations (
+            version integer PRIMARY KEY,
+            description text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )"""
+        # Catalog reads with the statement's snapshot, not to_regclass(): a session's name cache
+        # may still miss a schema another session created while this one waited for the lock.
+        self.schema_exists = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
+        self.migrations_exist = """SELECT EXISTS (SELECT 1 FROM pg_class AS c
+            JOIN pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relname = 'schema_migrations')"""
+        self.schema_version = f"SELECT coalesce(max(version), 0) FROM {s}.schema_migrations"
+        self.record_migration = f"INSERT INTO {s}.schema_migrations (version, description) VALUES ($1, $2)"
+        self.get_entry = f"""SELECT e.value, e.version, e.expires_at, e.touched_at FROM {s}.entries AS e
+            WHERE e.namespace = $1 AND e.key = $2 AND {LIVE}"""
+        self.get_entries = f"""SELECT e.key, e.value, e.version, e.expires_at, e.touched_at
+            FROM {s}.entries AS e WHERE e.namespace = $1 AND e.key = ANY($2::text[]) AND {LIVE}"""
+        self.exists = f"""SELECT EXISTS (SELECT 1 FROM {s}.entries AS e
+            WHERE e.namespace = $1 AND e.key = $2 AND {LIVE})"""
+        self.write = f"""SELECT outcome, version, expires_at, indexes, total
+            FROM {s}.write_entry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+        self.append = _APPEND.format(s=s, live=LIVE, now=NOW)
+        self.delete = _DELETE.format(s=s, live=LIVE)
+        self.get_with_log = _GET_WITH_LOG.format(s=s, live=LIVE)
+        # A range read of the index_members primary key, then one entries lookup per member.
+        self.index_members = f"""SELECT m.key FROM {s}.index_members AS m
+            JOIN {s}.entries AS e ON e.namespace = m.namespace AND e.key = m.key
+            WHERE m.namespace = $1 AND m.index_name = $2 AND {LIVE}
+            ORDER BY m.key"""
+        self.purge = _PURGE.format(s=s, now=NOW)
+        self.first_page = f"""SELECT e.key FROM {s}.entries AS e
+            WHERE e.namespace = $1 AND {LIVE} ORDER BY e.key LIMIT $2"""
+        self.next_page = f"""SELECT e.key FROM {s}.entries AS e
+            WHERE e.namespace = $1 AND e.key > $2 AND {LIVE} ORDER BY e.key LIMIT $3"""
+        # The planner's estimate: exact counts cost a full scan of a table that may be large.
+        self.row_estimate = (
+            f"SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass('{s}.entries')"
+        )
+
+    def migration(self, migration: Migration) -> list[str]:
+        """The DDL of ``migration`` for this schema."""
+        return [statement.format(s=self._qualified) for statement in migration.statements]

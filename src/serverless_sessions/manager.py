@@ -227,20 +227,26 @@ class ServerlessSessionManager(Closable):
         return None if stored is None else stored.state
 
     async def load_session(
-        self, session_id: str, *, history_limit: int | None = None
+        self, session_id: str, *, history_limit: int | None = None, before: str | None = None
     ) -> StoredSession | None:
         """The stored session with its size and expiry, or ``None`` like :meth:`get_session`.
 
         ``expires_at`` (UNIX seconds, ``None`` = never) is when the session dies if nothing
         writes it again: never later than its absolute deadline. Reading does not extend it.
-        ``history_limit`` is :meth:`get_session`'s; ``message_count`` is the whole
-        conversation's length.
+        ``history_limit`` is :meth:`get_session`'s; ``before`` (a page's ``next_cursor``, see
+        :meth:`get_messages`) keeps only the messages before it, in the same read.
+        ``message_count`` is the whole conversation's length.
         """
         self._check_open()
         limit = check_count(history_limit, "history_limit")
-        if limit is None:
+        if limit is None and before is None:
             return live(await self.storage.load_session(session_id))
-        return live(await self.storage.load_conversation(session_id, last=limit))
+        position, in_head = (None, 0) if before is None else decode_message_cursor(before, session_id)
+        return live(
+            await self.storage.load_conversation(
+                session_id, last=limit, before=position, messages_in_head=in_head
+            )
+        )
 
     async def get_messages(
         self, session_id: str, *, last: int | None = None, before: str | None = None
@@ -251,17 +257,8 @@ class ServerlessSessionManager(Closable):
         ``last=None`` reads every message before it. Raises :class:`SessionNotFoundError` for a
         missing session. Reads never write, so they never extend the session.
         """
-        self._check_open()
-        count = check_count(last, "last")
-        position, in_head = (None, 0) if before is None else decode_message_cursor(before, session_id)
-        stored = live(
-            await self.storage.load_conversation(
-                session_id, last=count, before=position, messages_in_head=in_head
-            )
-        )
-        if stored is None:
-            raise SessionNotFoundError(session_id)
-        return message_page(stored)
+        check_count(last, "last")
+        return message_page(await require_stored(self, session_id, history_limit=last, before=before))
 
     async def append_messages(
         self, session_id: str, messages: Sequence[Any], *, ttl_hours: float | None = None
@@ -581,14 +578,18 @@ def _check_identity(before: SessionState, after: SessionState) -> None:
 
 
 async def require_stored(
-    manager: ServerlessSessionManager, session_id: str, *, history_limit: int | None = None
+    manager: ServerlessSessionManager,
+    session_id: str,
+    *,
+    history_limit: int | None = None,
+    before: str | None = None,
 ) -> StoredSession:
     """The session as stored now, with its expiry; a missing or expired one is not found.
 
     The front ends show when a session expires, which only the stored copy knows, so after a
     write they read it back with this.
     """
-    stored = await manager.load_session(session_id, history_limit=history_limit)
+    stored = await manager.load_session(session_id, history_limit=history_limit, before=before)
     if stored is None:
         raise SessionNotFoundError(session_id)
     return stored

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +24,7 @@ from serverless_sessions.cli.views import (
     render_session_summary,
 )
 from serverless_sessions.config.selection import default_ttl_hours
-from serverless_sessions.conversation import MessagePage, message_page
+from serverless_sessions.conversation import message_page
 from serverless_sessions.errors import SessionNotFoundError
 from serverless_sessions.listing import expiry_time
 from serverless_sessions.manager import ServerlessSessionManager, require_stored
@@ -75,7 +74,6 @@ def _show(
     headline: str | None = None,
     *,
     whole: bool,
-    page: MessagePage | None = None,
 ) -> None:
     """The session as JSON, or for people: ``whole`` (shortened) or only its summary.
 
@@ -83,23 +81,21 @@ def _show(
     never), since the expiry lives beside the session in storage, not in it, and where its
     ``conversation_history`` sits in the conversation: ``message_count`` messages in all, the
     first shown at ``history_start``, ``messages_cursor`` for the ones before (``get
-    --before``). ``page`` replaces the messages ``stored`` holds.
+    --before``).
     """
-    page = message_page(stored) if page is None else page
-    state = stored.state.model_copy(update={"conversation_history": page.messages})
-    shown = replace(stored, state=state)
+    page = message_page(stored)
 
     def render(console: Console) -> None:
         if headline:
             console.print(headline)
         if whole:
-            render_session(console, shown, page)
+            render_session(console, stored, page)
         else:
-            render_session_summary(console, shown)
+            render_session_summary(console, stored)
 
     app.output.emit(
         {
-            **state.to_dict(),
+            **stored.state.to_dict(),
             "expires_at": expiry_time(stored),
             "message_count": page.total,
             "history_start": page.start,
@@ -189,14 +185,10 @@ def get(app: AppContext, session_id: str, last: int | None, before: str | None) 
     it: see `touch`.
     """
 
-    async def job(manager: ServerlessSessionManager) -> tuple[StoredSession, MessagePage | None]:
-        if before is None:
-            return await require_stored(manager, session_id, history_limit=last), None
-        stored = await require_stored(manager, session_id, history_limit=0)
-        return stored, await manager.get_messages(session_id, last=last, before=before)
+    async def job(manager: ServerlessSessionManager) -> StoredSession:
+        return await require_stored(manager, session_id, history_limit=last, before=before)
 
-    stored, page = app.run(job)
-    _show(app, stored, whole=True, page=page)
+    _show(app, app.run(job), whole=True)
 
 
 @click.command()

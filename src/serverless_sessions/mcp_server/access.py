@@ -92,17 +92,22 @@ def current_caller(*, scoped: bool) -> Caller:
 
 
 async def owned_session(
-    manager: ServerlessSessionManager, caller: Caller, session_id: str, *, history_limit: int | None = None
+    manager: ServerlessSessionManager,
+    caller: Caller,
+    session_id: str,
+    *,
+    history_limit: int | None = None,
+    before: str | None = None,
 ) -> StoredSession:
     """The session if it exists, is live and is the caller's; else :class:`SessionNotFoundError`.
 
-    ``history_limit`` is :meth:`~ServerlessSessionManager.load_session`'s: a tool that only
+    ``history_limit`` and ``before`` are :meth:`~ServerlessSessionManager.load_session`'s: a tool that only
     checks ownership before writing passes 0, so a long conversation is not read for nothing.
     A session that cannot be decoded has no readable owner: it is reported as corrupt only to
     a caller whose own index lists it, and as missing to anyone else.
     """
     try:
-        stored = await manager.load_session(session_id, history_limit=history_limit)
+        stored = await manager.load_session(session_id, history_limit=history_limit, before=before)
     except CorruptSessionError:
         if caller.principal is not None and session_id not in await manager.list_user_sessions(
             caller.principal

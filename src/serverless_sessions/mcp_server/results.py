@@ -14,7 +14,7 @@ from typing import Any, Self
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from serverless_sessions.conversation import MessagePage, message_page
+from serverless_sessions.conversation import message_page
 from serverless_sessions.listing import SessionPage, expiry_time
 from serverless_sessions.manager import UserErasure
 from serverless_sessions.model import SessionState
@@ -92,14 +92,14 @@ class SessionResult(ToolResult):
     messages_cursor: str | None
 
     @classmethod
-    def of(cls, stored: StoredSession, page: MessagePage | None = None, **extra: Any) -> Self:
-        """The result for ``stored`` showing ``page`` of its messages (default: those it holds).
+    def of(cls, stored: StoredSession, **extra: Any) -> Self:
+        """The result for ``stored`` with the messages it holds and where they sit.
 
         ``extra``: the fields a subclass adds.
         """
-        page = message_page(stored) if page is None else page
+        page = message_page(stored)
         return cls(
-            session=stored.state.model_copy(update={"conversation_history": page.messages}),
+            session=stored.state,
             expires_at=expiry_time(stored),
             message_count=page.total,
             history_start=page.start,

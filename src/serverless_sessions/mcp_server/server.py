@@ -184,13 +184,12 @@ def build_server(
         """
         who = caller()
         async with _using(holder) as (manager, _):
-            if before is None:
-                stored = await owned_session(manager, who, session_id, history_limit=last)
-                page = None
-            else:
-                stored = await owned_session(manager, who, session_id, history_limit=0)
-                page = await manager.get_messages(session_id, last=last, before=before)
-        return reply(SessionResult.of(stored, page))
+            if before is not None:
+                # Ownership first: a cursor is checked against the session it names, and that
+                # answer must not tell another principal's session from a missing one.
+                await owned_session(manager, who, session_id, history_limit=0)
+            stored = await owned_session(manager, who, session_id, history_limit=last, before=before)
+        return reply(SessionResult.of(stored))
 
     @server.tool()
     async def append_to_serverless_session(

@@ -25,7 +25,7 @@ from serverless_sessions import (
     SessionState,
     SessionTooLargeError,
 )
-from tests.cache_factories import factory
+from tests.cache_factories import few_contended_writes
 from tests.conftest import unique_namespace
 
 APPENDERS, PER_APPENDER = 20, 50
@@ -55,19 +55,10 @@ def manager(storage: ACBCacheStorage) -> ServerlessSessionManager:
     return ServerlessSessionManager(storage)
 
 
-SERIAL_TEST_SERVERS = ("dynamodb",)
-"""Adapters tested on a server that answers one request at a time (``tests/moto_server.py``)."""
-
-
 @pytest.fixture
 def slow(adapter_name: str) -> bool:
-    """Whether the adapter's test server is slow under contention: contended tests do less there.
-
-    Every contended append there is a round of requests the server takes one by one, so the
-    full counts would take minutes (see ``tests/cache_factories``).
-    """
-    flagged = getattr(factory(adapter_name), "SLOW_UNDER_CONTENTION", False)
-    return bool(flagged) or adapter_name in SERIAL_TEST_SERVERS
+    """Whether contended tests do less on the adapter's test server (see ``tests/cache_factories``)."""
+    return few_contended_writes(adapter_name)
 
 
 async def append_all(

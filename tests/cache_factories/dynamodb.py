@@ -15,6 +15,9 @@ from pathlib import Path
 from serverless_sessions.adapters.cache import dynamodb
 from tests import moto_server
 
+SERIAL_SERVER = True
+"""moto's DynamoDB server answers one request at a time (see :mod:`tests.moto_server`)."""
+
 
 def unique_table(prefix: str = "ss") -> str:
     """A table name no other test uses."""

@@ -208,6 +208,23 @@ async def test_schema_is_created_on_first_use_and_versioned(schema: str, raw: as
     assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == SCHEMA_VERSION
 
 
+async def test_values_and_items_are_compressed_with_lz4(
+    cache: postgres.Cache, raw: asyncpg.Connection
+) -> None:
+    # The shared server has lz4 (PostgreSQL 15 from Debian): cheaper than pglz for the same job.
+    schema = cache.settings.schema
+    await cache.write_with_log(
+        "k", b"v" * 6000, log=[b"m" * 6000], value_weight=6000, expected_version=0, ttl=60
+    )
+    methods = await raw.fetch(
+        f"""SELECT pg_column_compression(e.value), pg_column_compression(l.item)
+        FROM "{schema}".entries AS e JOIN "{schema}".log_items AS l USING (namespace, key)"""
+    )
+    assert [tuple(row) for row in methods] == [("lz4", "lz4")]
+    found = await cache.get_with_log("k")
+    assert found is not None and found[0].value == b"v" * 6000 and found[1].items == [b"m" * 6000]
+
+
 async def test_a_newer_schema_is_refused(schema: str, raw: asyncpg.Connection) -> None:
     async with postgres.Cache.from_url(SHARED_URL, schema=schema) as cache:
         await cache.ping()

@@ -2,9 +2,10 @@
 
 Why it is built this way:
 
-* **One statement per call.** Reads are single ``SELECT`` statements (one snapshot); writes
-  and appends are single data-modifying statements (:mod:`.statements`) that lock the key's row,
-  decide, and write the row with its index memberships and log items — one round trip, one
+* **One statement per call.** Reads are single ``SELECT`` statements (one snapshot); a write
+  is one call of the schema's ``write_entry`` function (:mod:`.schema`), appends and deletes
+  are single data-modifying statements (:mod:`.statements`). Each locks the key's row, decides,
+  and writes the row with its index memberships and log items — one round trip, one
   transaction, atomic across every process sharing the database. Concurrent appends to one key
   queue on its row lock inside the server: each lands after the previous one, none retries.
 * **Logs by position.** A key's log is rows of ``log_items`` keyed by position, with its length
@@ -189,7 +190,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         log_weight: int = 0,
         limit: int | None = None,
     ) -> Entry:
-        """One write statement; ``expected=None`` (``set``) writes whatever the version."""
+        """One ``write_entry`` call; ``expected=None`` (``set``) writes whatever the version."""
         self._check_open()
         data = bytes(value)
         seconds, keep = _ttl_arguments(ttl)

@@ -361,8 +361,8 @@ class ACBCacheStorage(SessionStorage):
         """Append ``messages`` after the ``expected_count`` the caller read; the new count.
 
         ``messages_in_head`` is the number of those in the session's value and ``revision`` the
-        revision they were read at. When another write landed between that read and this
-        append, the count is read again (it then includes what landed).
+        revision they were read at. When it is given and another write landed between that read
+        and this append, the count is read again (it then includes what landed).
         Without encryption, appends racing each other all land (``expected_count`` is not
         checked). Sealed messages are bound to their positions, so with encryption an append
         must land at ``expected_count`` and raises
@@ -387,7 +387,7 @@ class ACBCacheStorage(SessionStorage):
             touched_at=time.time(),
             namespace=self._ns(),
         )
-        if revision is not None and appended.version == revision + 1:
+        if revision is None or appended.version == revision + 1:
             return messages_in_head + appended.length
         now = await self.load_conversation(session_id, last=0)
         return appended.length if now is None or now.message_count is None else now.message_count

@@ -39,7 +39,7 @@ from serverless_sessions.lifecycle import Closable
 from serverless_sessions.model import SessionState, mark_partial_history
 from serverless_sessions.storage.batch import DEFAULT_CONCURRENCY, BatchStoreResult, store_each
 
-__all__ = ["SessionStorage", "StoredSession", "history_window"]
+__all__ = ["SessionStorage", "StoredSession"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class StoredSession:
     messages_in_head: int = 0
 
 
-def history_window(stored: StoredSession, last: int | None, before: int | None) -> StoredSession:
+def _history_window(stored: StoredSession, last: int | None, before: int | None) -> StoredSession:
     """``stored`` (holding its whole conversation) cut to the window ``last`` / ``before`` select.
 
     The messages before position ``before`` (``None``: the end), at most the ``last`` of them
@@ -147,14 +147,14 @@ class SessionStorage(Closable, ABC):
         before: int | None = None,
         messages_in_head: int = 0,
     ) -> StoredSession | None:
-        """The session with only a window of its messages (see :func:`history_window`).
+        """The session with only a window of its messages (see :func:`_history_window`).
 
         ``messages_in_head``: how many messages the session's value held when ``before`` was
         learnt (a page's ``messages_in_head``), so a message-log storage reads the right log
         items at once; a wrong guess costs a second read, never a wrong page.
         """
         stored = await self.load_session(session_id)
-        return None if stored is None else history_window(stored, last, before)
+        return None if stored is None else _history_window(stored, last, before)
 
     async def append_messages(
         self,

@@ -157,9 +157,6 @@ class ACBCacheStorage(SessionStorage):
     def _key_name(self, session_id: str) -> str:
         return f"{self.namespace}:{session_id}"
 
-    def _associated_data(self, session_id: str) -> bytes:
-        return self._key_name(session_id).encode("utf-8")
-
     def _message_name(self, session_id: str, position: int) -> str:
         """The name of the log item at ``position``, its associated data when sealed."""
         # '#' is in neither a namespace nor a session id: no message name equals another's.

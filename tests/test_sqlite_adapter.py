@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from serverless_sessions.adapters.cache import sqlite
+from serverless_sessions.adapters.cache.base import Entry
 from serverless_sessions.adapters.cache.sqlite.schema import SCHEMA_VERSION
 from serverless_sessions.adapters.cache.sqlite.statements import EXPIRED_KEYS, LIVE_INDEX_MEMBERS
 from serverless_sessions.errors import (
@@ -264,8 +265,43 @@ async def test_every_sqlite_call_runs_on_the_worker_thread(tmp_path: Path, trace
         await cache.purge_expired()
         await cache.delete("w0")
         assert (await cache.health())["available"] is True
-    assert trace.count("connect") == 1 and trace.count("COMMIT") >= 103
+    assert trace.count("connect") == 1 and trace.count("SAVEPOINT one_write") + trace.count("COMMIT") >= 103
     assert loop_thread not in {thread for thread, _ in trace.calls}, "sqlite3 ran on the event loop"
+
+
+async def test_concurrent_writes_commit_together_and_each_gets_its_own_outcome(
+    tmp_path: Path, trace: Trace
+) -> None:
+    async with sqlite.Cache(tmp_path / "sessions.db") as cache:
+        await cache.compare_and_set("taken", b"v1", expected_version=0, ttl=None, indexes=["u"])
+        writes = [
+            cache.compare_and_set(f"k{i}", b"v", expected_version=0, ttl=60, indexes=["u"])
+            for i in range(50)
+        ]
+        stale = cache.compare_and_set("taken", b"lost", expected_version=0, ttl=None)
+        bad_key = cache.set("\ud800", b"v")
+        results = await asyncio.gather(*writes, stale, bad_key, return_exceptions=True)
+        assert all(isinstance(entry, Entry) and entry.version == 1 for entry in results[:50])
+        assert isinstance(results[50], SessionConflictError)
+        assert isinstance(results[51], InvalidSessionError) and "UTF-8" in str(results[51])
+        # The failed writes changed nothing; their neighbours all landed, in far fewer commits.
+        assert (await cache.get_entry("taken")) is not None
+        assert await cache.get("taken") == b"v1"
+        assert len(await cache.index_members("u")) == 51
+        assert trace.count("COMMIT") < 10
+    async with sqlite.Cache(tmp_path / "sessions.db") as reopened:
+        assert len([key async for key in reopened.scan_keys()]) == 51
+
+
+async def test_writes_queued_before_close_are_written_before_it(tmp_path: Path) -> None:
+    cache = sqlite.Cache(tmp_path / "sessions.db")
+    await cache.get("warm")
+    pending = [asyncio.ensure_future(cache.set(f"k{i}", b"v")) for i in range(5)]
+    await asyncio.sleep(0)  # the writes are queued, not yet sent
+    await cache.close()
+    await asyncio.gather(*pending)
+    async with sqlite.Cache(tmp_path / "sessions.db") as reopened:
+        assert [await reopened.get(f"k{i}") for i in range(5)] == [b"v"] * 5
 
 
 async def test_opening_waits_for_a_new_files_lock_instead_of_failing(tmp_path: Path, trace: Trace) -> None:

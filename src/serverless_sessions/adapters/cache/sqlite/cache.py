@@ -35,7 +35,8 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from serverless_sessions.adapters.cache.base import (
     KEEP_TTL,
@@ -72,6 +73,21 @@ def _checked_ttl(ttl: TTLArg) -> TTLArg:
     return KEEP_TTL if ttl is KEEP_TTL else ttl_seconds(ttl)
 
 
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A write waiting for its group, and where its caller waits for the outcome."""
+
+    operation: str
+    target: str | None
+    write: Callable[[SqliteStore], Any]
+    done: asyncio.Future[Any]
+
+
+def _one(store: SqliteStore, writes: list[Callable[[SqliteStore], Any]]) -> list[Any]:
+    """A group of one: its own transaction, exactly as a write alone would run."""
+    return [writes[0](store)]
+
+
 class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
     """Sessions in one SQLite file, safe for several processes; the library's default cache.
 
@@ -96,6 +112,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         self.path = default_path() if path is None else checked_path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions-sqlite")
         self._store: SqliteStore | None = None  # touched only on the worker thread
+        self._queued: list[_Queued] = []  # writes waiting for the next group (see _write)
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str | None = None, timeout: float | None = None) -> Cache:
@@ -129,13 +146,69 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, call)
-        except sqlite3.Error as exc:
-            raise translate_error(exc, operation=operation, target=target, path=self.path) from exc
-        except UnicodeEncodeError as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise self._translated(exc, operation, target) from exc
+
+    def _translated(self, exc: BaseException, operation: str, target: str | None) -> BaseException:
+        """The library's error for a backend exception; others pass through unchanged."""
+        if isinstance(exc, sqlite3.Error):
+            error: BaseException = translate_error(exc, operation=operation, target=target, path=self.path)
+        elif isinstance(exc, UnicodeEncodeError):
             # Lone surrogates are valid in a Python str but cannot be stored as SQLite text.
-            raise InvalidSessionError(
+            error = InvalidSessionError(
                 f"sqlite {operation}{about(target)}: keys and index names must be valid UTF-8 ({exc})"
-            ) from exc
+            )
+        else:
+            return exc
+        error.__cause__ = exc
+        return error
+
+    async def _write(
+        self,
+        operation: str,
+        target: str | None,
+        fn: Callable[Concatenate[SqliteStore, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Queue a write; the writes queued while the loop runs other tasks commit together."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.append(_Queued(operation, target, lambda store: fn(store, *args, **kwargs), done))
+        return cast(T, await done)
+
+    def _flush(self) -> None:
+        """Send the queued writes to the worker as one job: one transaction for all of them."""
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        writes = [each.write for each in queued]
+        call = functools.partial(self._in_worker, _one if len(writes) == 1 else SqliteStore.together, writes)
+        try:
+            job = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except RuntimeError as exc:  # the executor is shut down: the cache closed meanwhile
+            job = asyncio.get_running_loop().create_future()
+            job.set_exception(exc)
+        job.add_done_callback(functools.partial(self._deliver, queued))
+
+    def _deliver(self, queued: list[_Queued], job: asyncio.Future[list[Any]]) -> None:
+        """Hand each caller its own outcome, translated at this boundary like any call's."""
+        if job.cancelled():  # the loop is going away
+            for each in queued:
+                each.done.cancel()
+            return
+        failure = job.exception()
+        outcomes: list[Any] = [failure] * len(queued) if failure else job.result()
+        for each, outcome in zip(queued, outcomes, strict=True):
+            if each.done.done():
+                continue  # its caller was cancelled; the write may still have committed
+            if isinstance(outcome, BaseException):
+                each.done.set_exception(self._translated(outcome, each.operation, each.target))
+            else:
+                each.done.set_result(outcome)
 
     async def _run(
         self,
@@ -162,11 +235,11 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         """Store ``value`` atomically; a live key's version grows by one and keeps its indexes."""
         ns = self._namespace(namespace)
         seconds = ttl_seconds(ttl)
-        await self._run("set", key, SqliteStore.set, ns, key, bytes(value), seconds)
+        await self._write("set", key, SqliteStore.set, ns, key, bytes(value), seconds)
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Delete ``key``, its log and index memberships in one transaction; ``False`` if not live."""
-        return await self._run("delete", key, SqliteStore.delete, self._namespace(namespace), key, None)
+        return await self._write("delete", key, SqliteStore.delete, self._namespace(namespace), key, None)
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
         """Whether ``key`` holds a live value; an expired row counts as absent."""
@@ -176,6 +249,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         """Close the connection once queued calls finish; later calls raise ClosedError."""
         if self.closed:
             return
+        self._flush()  # queued writes go before the close, on the connection they were meant for
         await super().close()
         try:
             await self._submit("close", None, self._close_store)
@@ -224,7 +298,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         self, key: str, *, expected_version: int | None = None, namespace: str | None = None
     ) -> bool:
         """Delete ``key``, its log and index rows if ``expected_version`` matches (``None``: any)."""
-        return await self._run(
+        return await self._write(
             "compare_and_delete",
             key,
             SqliteStore.delete,
@@ -254,7 +328,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         The old log's rows are deleted and the new ones inserted with the entry row, so a reader
         sees the old log or the new one. Past ``limit`` nothing is written.
         """
-        return await self._run(
+        return await self._write(
             "write_with_log",
             key,
             SqliteStore.write_with_log,
@@ -287,7 +361,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         Holding the write lock from the length check to the commit is what keeps concurrent
         appends, from tasks or processes, from taking the same positions.
         """
-        return await self._run(
+        return await self._write(
             "append",
             key,
             SqliteStore.append,

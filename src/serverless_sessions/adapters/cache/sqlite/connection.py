@@ -85,7 +85,22 @@ def use_wal(conn: sqlite3.Connection, timeout: float) -> str:
 
 @contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction: lock first, then read and write; roll back on any exception."""
+    """One write transaction: lock first, then read and write; roll back on any exception.
+
+    Inside a transaction already open (a group of writes, :meth:`.store.SqliteStore.together`)
+    it is a savepoint instead: a write that fails undoes only its own changes.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT one_write")
+        try:
+            yield
+            conn.execute("RELEASE one_write")
+        except BaseException:
+            if conn.in_transaction:  # some errors end the whole transaction by themselves
+                conn.execute("ROLLBACK TO one_write")
+                conn.execute("RELEASE one_write")
+            raise
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield

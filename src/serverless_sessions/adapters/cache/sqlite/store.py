@@ -18,10 +18,10 @@ its items and updates one row, and a read of the last items is one range read of
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from serverless_sessions.adapters.cache.base import (
     Appended,
@@ -53,6 +53,8 @@ from serverless_sessions.adapters.cache.sqlite.statements import (
 )
 from serverless_sessions.errors import SessionConflictError, SessionNotFoundError
 from serverless_sessions.ttl import expiry_for, is_expired, now
+
+T = TypeVar("T")
 
 # The statements and version are also named here for the tests that predate their own modules.
 __all__ = ["SqliteStore"]
@@ -237,6 +239,25 @@ class SqliteStore:
         }
 
     # -- writes (each one BEGIN IMMEDIATE transaction) -----------------------------------------
+
+    def together(self, writes: Sequence[Callable[[SqliteStore], T]]) -> list[T | Exception]:
+        """Run ``writes`` in one transaction, each in its own savepoint; one outcome each.
+
+        A write that raises has its changes undone and its exception as its outcome; the others
+        commit together. If the transaction itself fails (the lock, the commit, an error that
+        aborts it) this raises and none of them stands. One commit for many writes is what
+        makes a batch cheap: the cost of a commit dwarfs that of a row.
+        """
+        outcomes: list[T | Exception] = []
+        with immediate(self._conn):
+            for write in writes:
+                try:
+                    outcomes.append(write(self))
+                except Exception as exc:
+                    if not self._conn.in_transaction:
+                        raise  # the transaction is gone, and the group's earlier writes with it
+                    outcomes.append(exc)
+        return outcomes
 
     def set(self, ns: str, key: str, value: bytes, ttl: float | None) -> None:
         """Store ``value``; a live key keeps its indexes and log, and its version grows by one."""

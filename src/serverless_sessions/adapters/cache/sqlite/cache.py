@@ -7,6 +7,11 @@ Why it is built this way:
   lock waits never block the event loop; calls from concurrent tasks queue in order on the one
   connection; and because a whole transaction is one function, a cancelled caller can never
   leave a transaction open (at worst its result is discarded after it committed).
+* **Concurrent writes commit together.** Writes issued while the loop runs other tasks go to
+  the worker as one job: one transaction, each write in its own savepoint (a write that fails
+  undoes only itself and gets its own error), one commit. A commit costs far more than a row,
+  so many writes in flight (``store_sessions``, a busy server) cost a fraction of as many
+  transactions; a write alone still runs in a transaction of its own.
 * **``BEGIN IMMEDIATE`` for every write.** The write lock is taken before the version is read,
   so compare-and-set, appends, deletes, purges and index updates are atomic across processes
   sharing the file, not only across tasks.

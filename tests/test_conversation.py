@@ -132,6 +132,22 @@ async def test_paging_back_to_the_start_returns_every_message_once_in_order(
         await manager.get_messages("no-such-session", last=5)
 
 
+async def test_a_window_ending_where_the_stored_value_ends_is_still_partial(
+    manager: ServerlessSessionManager, storage: ACBCacheStorage
+) -> None:
+    session_id = await manager.create_session("u", "p", ttl_hours=1)
+    head, tail = conversation(3, "head"), conversation(2, "tail")
+    await manager.update_session(session_id, {"conversation_history": head})
+    await manager.append_messages(session_id, tail)
+
+    window = await storage.load_conversation(session_id, before=3)
+    assert window is not None and window.state.conversation_history == head
+    assert window.state.has_partial_history and window.message_count == 5
+    whole = await storage.load_conversation(session_id)
+    assert whole is not None and whole.state.conversation_history == head + tail
+    assert not whole.state.has_partial_history
+
+
 async def test_a_history_limit_reads_the_last_messages_and_that_session_cannot_be_stored_whole(
     manager: ServerlessSessionManager, storage: ACBCacheStorage
 ) -> None:

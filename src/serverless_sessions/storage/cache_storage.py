@@ -255,12 +255,13 @@ class ACBCacheStorage(SessionStorage):
         first, stop = max(start, len(in_value)) - len(in_value), end - len(in_value)
         if first < stop and not window.start <= first <= stop <= window.start + len(window.items):
             return None
-        held = window.items[max(0, first - window.start) : max(0, stop - window.start)]
-        messages = in_value[start:end] + self._decode_messages(session_id, LogSlice(held, first, 0, 0))
-        # Parsed from JSON, so plain JSON already: no second validation of every message.
-        state = state.model_copy(update={"conversation_history": messages})
-        if (start, end) != (0, total):
-            mark_partial_history(state)
+        if (start, end) != (0, total) or total != len(in_value):  # else the value holds them all
+            held = window.items[max(0, first - window.start) : max(0, stop - window.start)]
+            messages = in_value[start:end] + self._decode_messages(session_id, LogSlice(held, first, 0, 0))
+            # Parsed from JSON, so plain JSON already: no second validation of every message.
+            state = state.model_copy(update={"conversation_history": messages})
+            if (start, end) != (0, total):
+                mark_partial_history(state)
         return StoredSession(
             state, entry.expires_at, len(entry.value) + window.weight,
             history_start=start, message_count=total, messages_in_head=len(in_value),

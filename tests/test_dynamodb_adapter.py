@@ -427,6 +427,8 @@ async def test_a_value_over_the_item_limit_is_too_large_and_nothing_is_written()
             await cache.compare_and_set("big", b"x" * 410_000, expected_version=1, ttl=60)
         assert caught.value.session_id == "big" and caught.value.size == 410_000
         assert 409_000 < caught.value.limit < 409_600  # DynamoDB's 400 KiB less this item's other attributes
+        assert "DynamoDB's 400 KB item size" in str(caught.value)
+        assert "max_session_bytes" not in str(caught.value)  # raising that would not help
         entry = await cache.get_entry("big")
         assert entry is not None and (entry.value, entry.version) == (b"small", 1)
 

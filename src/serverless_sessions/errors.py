@@ -86,14 +86,20 @@ class SessionConflictError(SessionError):
 
 
 class SessionTooLargeError(SessionError, ValueError):
-    """The session's JSON is larger than ``max_session_bytes``; nothing was written."""
+    """The session is larger than ``max_session_bytes`` (or a backend's own bound); nothing was written."""
 
-    def __init__(self, session_id: str, size: int, limit: int, *, part: str | None = None) -> None:
+    def __init__(
+        self, session_id: str, size: int, limit: int, *, part: str | None = None, bound: str | None = None
+    ) -> None:
         subject = f"session {session_id!r}" if part is None else f"{part} of session {session_id!r}"
-        super().__init__(
-            f"{subject} is {size} bytes as JSON, over the limit of {limit} bytes "
-            f"(max_session_bytes, SERVERLESS_SESSIONS_MAX_SESSION_BYTES)"
-        )
+        if bound is None:  # the library's own limit, on the JSON
+            detail = (
+                f"as JSON, over the limit of {limit} bytes "
+                "(max_session_bytes, SERVERLESS_SESSIONS_MAX_SESSION_BYTES)"
+            )
+        else:  # a backend's own limit, on the bytes it would store
+            detail = f"as stored, over the {limit} bytes left by {bound}"
+        super().__init__(f"{subject} is {size} bytes {detail}")
         self.session_id = session_id
         self.size = size
         self.limit = limit

@@ -268,7 +268,7 @@ def log_item(
 def _add_binary(item: dict[str, Any], name: str, value: bytes, key: str, *, part: str | None) -> None:
     room = _MAX_ITEM_BYTES - item_size(item) - len(name)
     if len(value) > room:
-        raise SessionTooLargeError(key, len(value), room, part=part)
+        raise SessionTooLargeError(key, len(value), room, part=part, bound="DynamoDB's 400 KB item size")
     item[name] = {"B": value}
 
 

@@ -20,4 +20,9 @@ shared cores, so many stores in flight reach only ~1.3-2.5x single stores. A bat
 COLDSTART_MISS = """\
 The candidate's extra time is import time (see the profile: modules only the candidate
 imports), not connecting or reading. Levers: a lazy package `__init__`, settings for an explicit
-URL without pydantic-settings, and the `SessionState` schema built once, on first use."""
+URL without pydantic-settings, and the `SessionState` schema built once, on first use (all in
+place). What remains is pydantic itself, which the model needs: importing it (about 20 ms here),
+its plugin discovery on the first model class (`pydantic.plugin._loader` reads every installed
+distribution's entry points, 10-13 ms in this venv; `PYDANTIC_DISABLE_PLUGINS` would skip it, a
+choice for the deployment, not the library) and the `SessionState` validator (about 13 ms) --
+about 45 ms over a baseline of about 110 ms, so about 1.4x is the floor with a pydantic model."""

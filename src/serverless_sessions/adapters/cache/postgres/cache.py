@@ -6,8 +6,11 @@ Why it is built this way:
   is one call of the schema's ``write_entry`` function (:mod:`.schema`), appends and deletes
   are single data-modifying statements (:mod:`.statements`). Each locks the key's row, decides,
   and writes the row with its index memberships and log items — one round trip, one
-  transaction, atomic across every process sharing the database. Concurrent appends to one key
-  queue on its row lock inside the server: each lands after the previous one, none retries.
+  transaction, atomic across every process sharing the database. Creating a key and updating
+  a live one are tried first as plain statements, cheaper than the function; whatever they
+  do not cover (a conflict, an expired key, a log, a limit) takes a second round trip to it.
+  Concurrent appends to one key queue on its row lock inside the server: each lands after the
+  previous one, none retries.
 * **Logs by position.** A key's log is rows of ``log_items`` keyed by position, with its length
   and weight kept on the key's row: an append inserts its items only, and a read of the last
   items is a range read of the primary key — both cost the same at item 10 as at item 10,000.
@@ -198,6 +201,10 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         items = None if log is None else [bytes(item) for item in log]
         ns = self._namespace(namespace)
         args = (ns, key, data, expected, seconds, keep, wanted, value_weight, items, log_weight, limit)
+        if items is None and limit is None and expected is not None:
+            quick = await self._quick_write(operation, key, args[:8])
+            if quick is not None:
+                return Entry(data, *quick)
         row = await self._db.run(operation, key, lambda c: c.fetchrow(self._sql.write, *args))
         outcome, version, expires_at, stored, total = row
         if outcome == "too_large":
@@ -224,6 +231,19 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         return await self._db.run(operation, key, lambda c: c.fetchrow(self._sql.delete, ns, key, expected))
 
     # -- AppendableCache -----------------------------------------------------------------------
+
+    async def _quick_write(self, operation: str, key: str, args: tuple[Any, ...]) -> Any:
+        """``(version, expires_at)`` of a create or an update done by a plain statement, or ``None``.
+
+        ``args`` are ``write_entry``'s first eight; ``None`` means the case was not the common
+        one (see :mod:`.statements`) and nothing was written.
+        """
+        ns, key, data, expected, seconds, keep, wanted, value_weight = args
+        if expected == 0:
+            sql, values = self._sql.create, (ns, key, data, seconds, keep, wanted, value_weight)
+        else:
+            sql, values = self._sql.update, args
+        return await self._db.run(operation, key, lambda c: c.fetchrow(sql, *values))
 
     async def write_with_log(
         self,

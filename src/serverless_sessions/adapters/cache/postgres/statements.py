@@ -79,6 +79,40 @@ SELECT CASE WHEN $3 IS NOT NULL AND $3 <> v.actual THEN 'conflict'
     WHEN v.live THEN 'deleted' ELSE 'absent' END, nullif(v.actual, 0)
 FROM verdict AS v"""
 
+# The two writes most calls are -- creating a key, and replacing the value of a live key of the
+# expected version and the same indexes, keeping its log -- as plain statements: PL/pgSQL costs
+# about a fifth of a write (measured: 148 against 123 us for a create, 131 against 108 for an
+# update, 50 in flight). Either returns no row when its case does not hold (the key exists;
+# another version, expired, other indexes), and the caller then calls ``write_entry``, which
+# decides. Under READ COMMITTED a racing writer's UPDATE re-checks the version on the row its
+# predecessor committed, and a racing creator's insert waits for the first to commit and does
+# nothing: both then lose to ``write_entry``'s verdict, as one call would.
+
+# Parameters: $1 namespace, $2 key, $3 value, $4 ttl seconds (NULL: none), $5 keep the expiry
+# (a new key: none), $6 indexes, $7 value weight. A new key keeps no log item found at it.
+_CREATE = """WITH made AS (
+    INSERT INTO {s}.entries AS e (namespace, key, value, version, expires_at, indexes, value_weight)
+    VALUES ($1, $2, $3, 1, CASE WHEN $5::boolean THEN NULL ELSE {now} + $4::float8 END, $6::text[], $7)
+    ON CONFLICT DO NOTHING
+    RETURNING e.expires_at
+), listed AS (
+    INSERT INTO {s}.index_members (namespace, index_name, key)
+    SELECT $1, i.name, $2 FROM made, unnest($6::text[]) AS i (name) ON CONFLICT DO NOTHING
+), cleared AS (
+    DELETE FROM {s}.log_items AS l USING made WHERE l.namespace = $1 AND l.key = $2
+)
+SELECT 1::bigint, m.expires_at FROM made AS m"""
+
+# Parameters: $1 namespace, $2 key, $3 value, $4 expected version, $5 ttl seconds (NULL: none),
+# $6 keep the expiry, $7 indexes (empty: keep the stored ones), $8 value weight.
+_UPDATE = """UPDATE {s}.entries AS e
+SET value = $3, version = e.version + 1, value_weight = $8, touched_at = NULL,
+    expires_at = CASE WHEN $6::boolean THEN e.expires_at ELSE {now} + $5::float8 END
+WHERE e.namespace = $1 AND e.key = $2 AND e.version = $4::bigint AND {live}
+    AND CASE WHEN cardinality($7::text[]) = 0 THEN true
+        ELSE cardinality(e.indexes) > 0 AND e.indexes @> $7 AND e.indexes <@ $7 END
+RETURNING e.version, e.expires_at"""
+
 # Parameters: $1 namespace, $2 key, $3 last (NULL: from the start), $4 before (NULL: to the
 # end). The items come from a range of the log's primary key: O(items returned).
 _GET_WITH_LOG = """SELECT e.value, e.version, e.expires_at, e.touched_at, e.log_length, e.log_weight,
@@ -148,6 +182,8 @@ class Statements:
             WHERE e.namespace = $1 AND e.key = $2 AND {LIVE})"""
         self.write = f"""SELECT outcome, version, expires_at, indexes, total
             FROM {s}.write_entry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+        self.create = _CREATE.format(s=s, now=NOW)
+        self.update = _UPDATE.format(s=s, live=LIVE, now=NOW)
         self.append = _APPEND.format(s=s, live=LIVE, now=NOW)
         self.delete = _DELETE.format(s=s, live=LIVE)
         self.get_with_log = _GET_WITH_LOG.format(s=s, live=LIVE)

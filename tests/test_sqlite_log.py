@@ -125,8 +125,8 @@ async def test_an_old_file_is_upgraded_in_place_and_its_entries_take_appends(tmp
             LogSlice([b"hello"], 0, 1, 5),
         )
         assert await cache.purge_expired() == ["expired"]
-        assert (await cache.health())["schema_version"] == SCHEMA_VERSION == 2
-    assert raw(path, "SELECT value FROM meta WHERE name = 'schema_version'") == [("2",)]
+        assert (await cache.health())["schema_version"] == SCHEMA_VERSION == 3
+    assert raw(path, "SELECT value FROM meta WHERE name = 'schema_version'") == [("3",)]
     async with sqlite.Cache(path, namespace="t") as reopened:  # an upgraded file opens as it is
         found = await reopened.get_with_log("kept", last=1)
         assert found is not None and found[1].items == [b"hello"]
@@ -178,7 +178,7 @@ async def test_two_caches_opening_an_old_file_at_once_upgrade_it_once(tmp_path: 
     assert raw(path, "SELECT log_length, version FROM entries") == [(4, 5)]
 
 
-@pytest.mark.parametrize("version", ["3", "0"])
+@pytest.mark.parametrize("version", [str(SCHEMA_VERSION + 1), "0"])
 async def test_a_schema_version_it_cannot_upgrade_from_is_refused(tmp_path: Path, version: str) -> None:
     path = version_1_file(tmp_path / "odd.db", [])
     raw(path, "UPDATE meta SET value = ? WHERE name = 'schema_version'", version)

@@ -176,6 +176,11 @@ async def list_page(
     if not 1 <= limit <= 1000:
         raise InvalidSessionError(f"limit must be 1-1000, got {limit!r}")
     after = decode_cursor(cursor) if cursor else None
+    ordered = await _page_in_activity_order(
+        storage, user_id=user_id, project_id=project_id, limit=limit, after=after
+    )
+    if ordered is not None:
+        return ordered
     ids = await storage.list_sessions(user_id=user_id, project_id=project_id)
     summaries: list[SessionSummary] = []
     unreadable: list[str] = []
@@ -188,6 +193,48 @@ async def list_page(
     page = summaries[:limit]
     more = len(summaries) > limit
     next_cursor = encode_cursor(page[-1]) if more and page else None
+    return SessionPage(sessions=page, next_cursor=next_cursor, unreadable=unreadable)
+
+
+async def _page_in_activity_order(
+    storage: SessionStorage,
+    *,
+    user_id: str | None,
+    project_id: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> SessionPage | None:
+    """The page read from the storage's activity order: O(page), whatever the owner holds.
+
+    ``None`` when the storage keeps no complete activity order (see
+    :meth:`SessionStorage.recent_sessions`). Candidates are read a chunk at a time from the
+    cursor down, their heads loaded, and those expired, of another project, or moved above the
+    cursor since (a write meanwhile) skipped, until the page and one more are found.
+    """
+    before = None if after is None else (after[0].timestamp(), after[1])
+    summaries: list[SessionSummary] = []
+    unreadable: list[str] = []
+    chunk = limit + 1
+    while len(summaries) <= limit:
+        found = await storage.recent_sessions(
+            user_id=user_id, project_id=project_id, limit=chunk, before=before
+        )
+        if found is None:
+            return None
+        ids = [session_id for session_id, _ in found]
+        for stored in await _load_batch(storage, ids, unreadable, heads=True):
+            summary = SessionSummary.of(stored)
+            if project_id is not None and summary.project_id != project_id:
+                continue
+            if after is None or (summary.last_activity, summary.session_id) < after:
+                summaries.append(summary)
+        if len(found) < chunk:
+            break
+        before = found[-1][1], found[-1][0]
+        chunk = min(BATCH, chunk * 2)
+    summaries.sort(key=lambda s: (s.last_activity, s.session_id), reverse=True)
+    page = summaries[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(summaries) > limit and page else None
     return SessionPage(sessions=page, next_cursor=next_cursor, unreadable=unreadable)
 
 

@@ -185,6 +185,23 @@ class SessionStorage(Closable, ABC):
     ) -> list[str]:
         """Ids of live sessions, filtered by user and/or project (both: the intersection)."""
 
+    async def recent_sessions(
+        self,
+        *,
+        user_id: str | None,
+        project_id: str | None,
+        limit: int,
+        before: tuple[float, str] | None = None,
+    ) -> list[tuple[str, float]] | None:
+        """Session ids newest ``last_activity`` first, each with it in UNIX seconds.
+
+        Up to ``limit`` of the user's (else the project's, else all), strictly below ``before``.
+        ``None`` when the storage keeps no activity order (the default): a listing then reads
+        every owner's session to sort them. Ids may name sessions that expired or changed since;
+        the caller reads them and checks.
+        """
+        return None
+
     async def iter_session_ids(self) -> AsyncIterator[str]:
         """Every live session id once; used by migration and re-encryption."""
         for session_id in await self.list_sessions():

@@ -22,7 +22,6 @@ is stored.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -37,6 +36,7 @@ from serverless_sessions.adapters.cache.base import (
     IndexedCache,
     LogSlice,
     PingableCache,
+    RecentCache,
     ScannableCache,
     TTLArg,
     gather_bounded,
@@ -325,11 +325,12 @@ class ACBCacheStorage(SessionStorage):
         body = self.codec.json_body(state)
         value = self._seal(self.codec.wrap(body), self._key_name(state.session_id))
         indexes = (user_index(state.user_id), project_index(state.project_id))
+        activity = state.last_activity.timestamp()
         if self._log is None or (state.revision == 0 and messages_in_head is None):
             # A new key has an empty log: no log to replace.
             entry = await self._atomic.compare_and_set(
                 state.session_id, value, expected_version=state.revision, ttl=ttl,
-                indexes=indexes, namespace=self._ns(),
+                indexes=indexes, namespace=self._ns(), activity=activity,
             )
         else:
             entry = await self._log.write_with_log(
@@ -342,6 +343,7 @@ class ACBCacheStorage(SessionStorage):
                 ttl=ttl,
                 indexes=indexes,
                 namespace=self._ns(),
+                activity=activity,
             )
         session_state.revision = entry.version
         return entry
@@ -382,7 +384,8 @@ class ACBCacheStorage(SessionStorage):
             limit=self.codec.max_size,
             expected_length=None if self.encryptor is None else logged,
             ttl=KEEP_TTL if ttl_seconds is None else ttl_seconds,
-            touched_at=time.time(),
+            # To the microsecond, as a reader sees it (an activity index orders by this number).
+            touched_at=datetime.now(UTC).timestamp(),
             namespace=self._ns(),
         )
         if revision is None or appended.version == revision + 1:
@@ -471,6 +474,26 @@ class ACBCacheStorage(SessionStorage):
             members = set(await cache.index_members(project_index(project_id), namespace=self._ns()))
             found = members if found is None else found & members
         return sorted(found or ())
+
+    async def recent_sessions(
+        self,
+        *,
+        user_id: str | None,
+        project_id: str | None,
+        limit: int,
+        before: tuple[float, str] | None = None,
+    ) -> list[tuple[str, float]] | None:
+        """Read from the cache's activity index (:class:`RecentCache`); ``None`` without one."""
+        self._check_open()
+        if not isinstance(self.cache, RecentCache):
+            return None
+        if user_id is not None:
+            index: str | None = user_index(validate_owner_id(user_id, what="user id"))
+        elif project_id is not None:
+            index = project_index(validate_owner_id(project_id, what="project id"))
+        else:
+            index = None
+        return await self.cache.recent(index, limit=limit, before=before, namespace=self._ns())
 
     async def iter_session_ids(self) -> AsyncIterator[str]:
         self._check_open()

@@ -107,6 +107,7 @@ class EmulatedAtomicCache(AtomicCache):
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         current = await self.get_entry(key)
         actual = current.version if current else 0

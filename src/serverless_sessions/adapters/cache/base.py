@@ -42,6 +42,7 @@ __all__ = [
     "KeepTTL",
     "LogSlice",
     "PingableCache",
+    "RecentCache",
     "ScannableCache",
     "TTLArg",
     "check_same_indexes",
@@ -162,6 +163,9 @@ class AtomicCache(ABC):
     is never missing from its indexes (an index may briefly name a key that is not written yet;
     readers filter those). A key's index names are fixed by its first indexed write; a write
     naming none keeps them.
+
+    ``activity`` (UNIX seconds) is the caller's time of the entry's latest activity; an adapter
+    with :class:`RecentCache` orders keys by it, the others ignore it.
     """
 
     @abstractmethod
@@ -184,6 +188,7 @@ class AtomicCache(ABC):
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """Write ``value`` if the stored version equals ``expected_version`` (0 = absent).
 
@@ -217,6 +222,32 @@ class IndexedCache(AtomicCache):
 
         Cost grows with the number of expired keys, not with the total (S3, which has no
         server-side expiry index, documents its exception). ``limit`` bounds one call.
+        """
+
+
+class RecentCache(IndexedCache):
+    """Capability: the keys of an index, or of a namespace, newest activity first, a page at a time.
+
+    A key's activity is the ``activity`` of its latest write, raised by the ``touched_at`` of
+    an append since that write when later (what a reader of the entry sees as its latest
+    activity). The adapter keeps keys ordered by it, so a page costs O(page) however many keys
+    the index holds.
+    """
+
+    @abstractmethod
+    async def recent(
+        self,
+        index: str | None,
+        *,
+        limit: int,
+        before: tuple[float, str] | None = None,
+        namespace: str | None = None,
+    ) -> list[tuple[str, float]] | None:
+        """Up to ``limit`` live keys of ``index`` (``None``: every key) with their activity.
+
+        Sorted by ``(activity, key)``, descending, strictly below ``before``. ``None`` when some
+        live key of that scope was written without an activity (by an older version, or
+        without one): the order would be incomplete, so the caller must list another way.
         """
 
 
@@ -261,6 +292,7 @@ class AppendableCache(AtomicCache):
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """:meth:`~AtomicCache.compare_and_set` that also replaces the log, or keeps it.
 

@@ -210,6 +210,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         return await self.write_with_log(
             key,
@@ -249,6 +250,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         self._check_open()
         ns = self._namespace(namespace)

@@ -213,6 +213,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         return await self.write_with_log(
             key,
@@ -238,6 +239,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """See :mod:`.log` for how a new log is written atomically, whatever its size."""
         self._check_open()

@@ -168,6 +168,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """Write if the live version is ``expected_version``, atomically across processes.
 
@@ -258,6 +259,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """Compare-and-set of the value that also replaces the log (``log=None`` keeps it).
 

@@ -262,6 +262,7 @@ class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache)
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         ns = self._namespace(namespace)
         request = WriteRequest(

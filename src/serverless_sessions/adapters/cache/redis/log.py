@@ -113,6 +113,7 @@ class LogCommands(AppendableCache):
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """``compare_and_set``'s script, which also replaces the log (or keeps it)."""
         request = WriteRequest(

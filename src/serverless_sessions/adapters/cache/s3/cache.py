@@ -207,6 +207,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         self._check_open()
         return await self._write(self._namespace(namespace), key, value, expected_version, ttl, indexes)

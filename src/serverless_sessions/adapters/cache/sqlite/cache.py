@@ -49,9 +49,9 @@ from serverless_sessions.adapters.cache.base import (
     Appended,
     CacheBase,
     Entry,
-    IndexedCache,
     LogSlice,
     PingableCache,
+    RecentCache,
     ScannableCache,
     TTLArg,
 )
@@ -93,7 +93,7 @@ def _one(store: SqliteStore, writes: list[Callable[[SqliteStore], Any]]) -> list
     return [writes[0](store)]
 
 
-class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
+class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCache):
     """Sessions in one SQLite file, safe for several processes; the library's default cache.
 
     ``path=None`` uses :func:`default_path` (its directory is created mode 0700). A path given
@@ -282,6 +282,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """Write if the live version is ``expected_version``, atomically across processes.
 
@@ -297,6 +298,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
             ttl=ttl,
             indexes=indexes,
             namespace=namespace,
+            activity=activity,
         )
 
     async def compare_and_delete(
@@ -327,6 +329,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         ttl: TTLArg,
         indexes: Sequence[str] = (),
         namespace: str | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """Compare-and-set that also replaces the log (or keeps it, ``log=None``), in one transaction.
 
@@ -347,6 +350,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
             expected_version=expected_version,
             ttl=_checked_ttl(ttl),
             indexes=tuple(dict.fromkeys(indexes)),
+            activity=activity,
         )
 
     async def append(
@@ -393,12 +397,25 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
             "get_with_log", key, SqliteStore.get_with_log, self._namespace(namespace), key, last, before
         )
 
-    # -- IndexedCache --------------------------------------------------------------------------
+    # -- IndexedCache, RecentCache ---------------------------------------------------------------
 
     async def index_members(self, index: str, *, namespace: str | None = None) -> list[str]:
         """Live keys of ``index``, sorted: a range read of the index table, no table scan."""
         return await self._run(
             "index_members", index, SqliteStore.index_members, self._namespace(namespace), index
+        )
+
+    async def recent(
+        self,
+        index: str | None,
+        *,
+        limit: int,
+        before: tuple[float, str] | None = None,
+        namespace: str | None = None,
+    ) -> list[tuple[str, float]] | None:
+        """A page of keys, newest activity first: a range read of an activity index, no sort."""
+        return await self._run(
+            "recent", index, SqliteStore.recent, self._namespace(namespace), index, limit, before
         )
 
     async def purge_expired(self, *, namespace: str | None = None, limit: int | None = None) -> list[str]:

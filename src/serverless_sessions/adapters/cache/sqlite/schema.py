@@ -16,6 +16,11 @@ Layout at :data:`SCHEMA_VERSION` (recorded in ``meta``):
   a range read), plus ``index_members_by_key`` so a key's memberships are found without a scan.
 * ``log_items(namespace, key, position, item)`` keyed in that order: the last items of a log are
   one range read of the key, whatever the log's length. Expiry lives on the entry only.
+* Activity (version 3): ``entries.activity`` is the latest write's, ``recent`` that raised by
+  an append's ``touched_at`` since; ``index_members.recent`` copies the entry's. The indexes
+  ``entries_by_recent`` ``(namespace, recent, key)`` and ``index_members_by_recent``
+  ``(namespace, index_name, recent, key)`` make a page of the newest keys a range read. Rows
+  written before version 3 have NULL there until their next write.
 """
 
 from __future__ import annotations
@@ -69,6 +74,13 @@ _UPGRADES: Mapping[int, Sequence[str]] = MappingProxyType(
                 item BLOB NOT NULL,
                 PRIMARY KEY (namespace, key, position)
             )""",
+        ),
+        2: (
+            "ALTER TABLE entries ADD COLUMN activity REAL",
+            "ALTER TABLE entries ADD COLUMN recent REAL",
+            "ALTER TABLE index_members ADD COLUMN recent REAL",
+            "CREATE INDEX entries_by_recent ON entries (namespace, recent, key)",
+            "CREATE INDEX index_members_by_recent ON index_members (namespace, index_name, recent, key)",
         ),
     }
 )

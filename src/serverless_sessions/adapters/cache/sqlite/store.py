@@ -45,10 +45,16 @@ from serverless_sessions.adapters.cache.sqlite.statements import (
     FIRST_PAGE,
     HEAD,
     INSERT_ITEM,
+    INSERT_MEMBER,
     LIVE_ENTRY,
     LIVE_INDEX_MEMBERS,
     LOG_RANGE,
     NEXT_PAGE,
+    RECENT_ENTRIES,
+    RECENT_MEMBERS,
+    RECENT_OF_MEMBERS,
+    UNORDERED_ENTRY,
+    UNORDERED_MEMBER,
     UPSERT,
 )
 from serverless_sessions.errors import SessionConflictError, SessionNotFoundError
@@ -69,7 +75,6 @@ class _Head:
     value_weight: int
     log_length: int
     log_weight: int
-
 
 
 class SqliteStore:
@@ -144,6 +149,7 @@ class SqliteStore:
         log_weight: int,
         limit: int | None,
         expires_at: float | None,
+        activity: float | None,
     ) -> int:
         """Write the value, replacing the log (``log`` given) or keeping it; the new version."""
         if log is None:
@@ -157,7 +163,10 @@ class SqliteStore:
             self._conn.execute(DELETE_LOG, (ns, key))
             self._insert_items(ns, key, 0, log or ())
         version = current.version + 1 if current else 1
-        self._conn.execute(UPSERT, (ns, key, value, version, expires_at, value_weight, length, log_weight))
+        self._conn.execute(
+            UPSERT,
+            (ns, key, value, version, expires_at, value_weight, length, log_weight, activity, activity),
+        )
         return version
 
     def _insert_items(self, ns: str, key: str, start: int, items: Sequence[bytes]) -> None:
@@ -217,6 +226,26 @@ class SqliteStore:
         """Live keys listed in ``index``, sorted; a range read of that index, then key lookups."""
         return [row[0] for row in self._conn.execute(LIVE_INDEX_MEMBERS, (ns, index, now()))]
 
+    def recent(
+        self, ns: str, index: str | None, limit: int, before: tuple[float, str] | None
+    ) -> list[tuple[str, float]] | None:
+        """Up to ``limit`` live keys, newest first below ``before``; ``None`` if some has no order.
+
+        Reads from one snapshot: the check for unordered rows and the page agree.
+        """
+        at = now()
+        bound, after = before if before is not None else (float("inf"), "")
+        with snapshot(self._conn):
+            if index is None:
+                if self._conn.execute(UNORDERED_ENTRY, (ns, at)).fetchone() is not None:
+                    return None
+                rows = self._conn.execute(RECENT_ENTRIES, (ns, bound, bound, after, at, limit))
+            else:
+                if self._conn.execute(UNORDERED_MEMBER, (ns, index, at)).fetchone() is not None:
+                    return None
+                rows = self._conn.execute(RECENT_MEMBERS, (ns, index, bound, bound, after, at, limit))
+            return [(key, float(recent)) for key, recent in rows]
+
     def scan_page(self, ns: str, after: str | None, batch_size: int) -> list[str]:
         """Up to ``batch_size`` live keys sorted after ``after`` (keyset pagination)."""
         if after is None:
@@ -274,7 +303,9 @@ class SqliteStore:
                 log_weight=0,
                 limit=None,
                 expires_at=expiry_for(ttl, current=None, at=at),
+                activity=None,
             )
+            self._conn.execute(RECENT_OF_MEMBERS, (ns, key))
 
     def write_with_log(
         self,
@@ -289,6 +320,7 @@ class SqliteStore:
         expected_version: int,
         ttl: TTLArg,
         indexes: Sequence[str],
+        activity: float | None = None,
     ) -> Entry:
         """Write if the live version is ``expected_version``; else raise and write nothing.
 
@@ -315,12 +347,15 @@ class SqliteStore:
                 log_weight=log_weight,
                 limit=limit,
                 expires_at=expires_at,
+                activity=activity,
             )
             if indexes and not memberships:
                 self._conn.executemany(
-                    "INSERT OR IGNORE INTO index_members (namespace, index_name, key) VALUES (?, ?, ?)",
-                    [(ns, index, key) for index in indexes],
+                    INSERT_MEMBER,
+                    [(ns, index, key, activity) for index in indexes],
                 )
+            elif memberships:
+                self._conn.execute(RECENT_OF_MEMBERS, (ns, key))
         return Entry(value, version, expires_at)
 
     def append(
@@ -354,8 +389,9 @@ class SqliteStore:
             expires_at = expiry_for(ttl, current=current.expires_at, at=at)
             self._conn.execute(
                 APPENDED,
-                (version, expires_at, length, current.log_weight + weight, touched_at, ns, key),
+                (version, expires_at, length, current.log_weight + weight, touched_at, touched_at, ns, key),
             )
+            self._conn.execute(RECENT_OF_MEMBERS, (ns, key))
         return Appended(version, length, expires_at)
 
     def delete(self, ns: str, key: str, expected_version: int | None) -> bool:

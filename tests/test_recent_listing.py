@@ -1,0 +1,185 @@
+"""Listing in activity order from an index (SQLite): a page costs O(page), and equals the sort.
+
+The cache contract of :class:`RecentCache` on the SQLite adapter, then listings through the
+storage's activity order compared page by page with the listing that reads every owner's
+session and sorts (the fallback every other storage uses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from serverless_sessions import ACBCacheStorage, ServerlessSessionManager, SessionState
+from serverless_sessions.adapters.cache import sqlite
+from serverless_sessions.adapters.cache.base import RecentCache
+from serverless_sessions.listing import list_page
+from serverless_sessions.storage.base import StoredSession
+from tests.test_sqlite_log import raw, version_1_file
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def cache(tmp_path: Path) -> AsyncIterator[sqlite.Cache]:
+    async with sqlite.Cache(tmp_path / "recent.db", namespace="t") as built:
+        yield built
+
+
+async def put(
+    cache: sqlite.Cache, key: str, activity: float | None, *, ttl: float = 60, index: str = "user:a"
+) -> None:
+    await cache.compare_and_set(key, b"v", expected_version=0, ttl=ttl, indexes=[index], activity=activity)
+
+
+async def test_keys_come_newest_first_ties_by_key_and_strictly_below_the_cursor(cache: sqlite.Cache) -> None:
+    assert isinstance(cache, RecentCache)
+    for key, activity in [("a", 10.0), ("b", 30.0), ("c", 20.0), ("d", 20.0), ("e", 5.0)]:
+        await put(cache, key, activity, index="user:x" if key == "e" else "user:a")
+    everything = [("b", 30.0), ("d", 20.0), ("c", 20.0), ("a", 10.0), ("e", 5.0)]
+    assert await cache.recent(None, limit=10) == everything
+    assert await cache.recent(None, limit=2) == everything[:2]
+    assert await cache.recent(None, limit=10, before=(20.0, "d")) == everything[2:]
+    assert await cache.recent(None, limit=10, before=(20.0, "c")) == everything[3:]
+    assert await cache.recent("user:a", limit=10) == everything[:4]
+    assert await cache.recent("user:nobody", limit=10) == []
+    assert await cache.recent(None, limit=10, namespace="other") == []
+
+
+async def test_a_write_moves_its_key_and_an_append_raises_it_never_lowers_it(cache: sqlite.Cache) -> None:
+    await put(cache, "a", 10.0)
+    await put(cache, "b", 20.0)
+    await cache.compare_and_set("a", b"w", expected_version=1, ttl=60, activity=30.0)
+    assert await cache.recent("user:a", limit=5) == [("a", 30.0), ("b", 20.0)]
+    await cache.append("b", [b"m"], weight=1, ttl=60, touched_at=40.0)
+    assert await cache.recent("user:a", limit=5) == [("b", 40.0), ("a", 30.0)]
+    # An append stamped before the write (another instance's clock) leaves the write's activity.
+    await cache.append("a", [b"m"], weight=1, ttl=60, touched_at=1.0)
+    assert await cache.recent(None, limit=5) == [("b", 40.0), ("a", 30.0)]
+    # A whole write drops the appends' activity: what a reader sees is the write's.
+    await cache.write_with_log("b", b"x", log=[], value_weight=1, expected_version=2, ttl=60, activity=25.0)
+    assert await cache.recent("user:a", limit=5) == [("a", 30.0), ("b", 25.0)]
+
+
+async def test_expired_and_deleted_keys_are_skipped(cache: sqlite.Cache) -> None:
+    await put(cache, "short", 50.0, ttl=0.2)
+    await put(cache, "gone", 40.0)
+    await put(cache, "kept", 30.0)
+    assert await cache.compare_and_delete("gone")
+    await asyncio.sleep(0.4)
+    assert await cache.recent("user:a", limit=5) == [("kept", 30.0)]
+    assert await cache.recent(None, limit=1) == [("kept", 30.0)]
+
+
+async def test_a_key_written_without_activity_makes_its_scope_unordered_until_rewritten(
+    cache: sqlite.Cache,
+) -> None:
+    await put(cache, "a", 10.0)
+    await put(cache, "plain", None, index="user:b")
+    assert await cache.recent("user:a", limit=5) == [("a", 10.0)]
+    assert await cache.recent("user:b", limit=5) is None
+    assert await cache.recent(None, limit=5) is None
+    await cache.set("a", b"raw", ttl=60)  # the plain cache API knows no activity
+    assert await cache.recent("user:a", limit=5) is None
+    await cache.compare_and_set("a", b"v", expected_version=2, ttl=60, activity=11.0)
+    await cache.compare_and_set("plain", b"v", expected_version=1, ttl=60, activity=12.0)
+    assert await cache.recent(None, limit=5) == [("plain", 12.0), ("a", 11.0)]
+
+
+async def test_an_upgraded_old_file_lists_by_sorting_until_its_sessions_are_rewritten(tmp_path: Path) -> None:
+    path = version_1_file(tmp_path / "old.db", [("t", "old", b"v", 1, None)])
+    raw(path, "INSERT INTO index_members VALUES ('t', 'user:a', 'old')")
+    async with sqlite.Cache(path, namespace="t") as cache:
+        assert await cache.recent("user:a", limit=5) is None
+        await cache.compare_and_set("old", b"w", expected_version=1, ttl=60, activity=7.0)
+        assert await cache.recent("user:a", limit=5) == [("old", 7.0)]
+    assert raw(path, "SELECT recent FROM index_members") == [(7.0,)]
+
+
+# -- listings ----------------------------------------------------------------------------------
+
+
+class SortingStorage(ACBCacheStorage):
+    """The same storage listing as a storage without an activity order does."""
+
+    async def recent_sessions(self, **_: object) -> None:
+        return None
+
+
+class CountingStorage(ACBCacheStorage):
+    """Counts the sessions whose heads a listing loads."""
+
+    loaded = 0
+
+    async def load_heads(self, session_ids: Sequence[str]) -> list[StoredSession | None]:
+        self.loaded += len(session_ids)
+        return await super().load_heads(session_ids)
+
+
+async def walk(
+    storage: ACBCacheStorage, limit: int, *, user_id: str | None = None, project_id: str | None = None
+) -> list[list[str]]:
+    pages: list[list[str]] = []
+    cursor = None
+    for _ in range(1000):
+        page = await list_page(storage, user_id=user_id, project_id=project_id, limit=limit, cursor=cursor)
+        pages.append([summary.session_id for summary in page.sessions])
+        if (cursor := page.next_cursor) is None:
+            return pages
+    raise AssertionError("the listing never ended")
+
+
+async def test_every_page_equals_the_sorted_listing(tmp_path: Path) -> None:
+    rng = random.Random(20261126)
+    path = tmp_path / "pages.db"
+    async with sqlite.Cache(path) as cache:
+        ordered = ACBCacheStorage(cache, "p")
+        manager = ServerlessSessionManager(ordered)
+        for i in range(120):
+            state = SessionState(
+                session_id=f"s{i:03d}",
+                user_id=rng.choice(["ann", "bob", "cy"]),
+                project_id=rng.choice(["p1", "p2"]),
+                # Ties on purpose: a third of the sessions share one of a few instants.
+                last_activity=EPOCH
+                + timedelta(seconds=rng.choice([1, 2, 3]) if i % 3 == 0 else rng.random() * 1e5),
+            )
+            await ordered.store_session(state, ttl_seconds=0.3 if i % 17 == 0 else 600)
+        for i in rng.sample(range(120), 15):
+            await manager.append_messages(f"s{i:03d}", [{"role": "user", "content": "later"}])
+        await asyncio.sleep(0.5)  # the short-lived ones are gone, still in the tables
+        for user_id, project_id in [(None, None), ("ann", None), (None, "p2")]:  # read in order
+            assert await ordered.recent_sessions(user_id=user_id, project_id=project_id, limit=1)
+        sorting = SortingStorage(cache, "p")
+        owners = [(None, None), ("ann", None), (None, "p2"), ("bob", "p1")]
+        for user_id, project_id in owners:
+            for limit in (1, 7, 50):
+                pages = await walk(ordered, limit, user_id=user_id, project_id=project_id)
+                expected = await walk(sorting, limit, user_id=user_id, project_id=project_id)
+                assert pages == expected, (user_id, project_id, limit)
+                assert sum(len(page) for page in pages) > 0
+
+
+async def test_a_page_loads_the_page_not_the_owner(tmp_path: Path) -> None:
+    async with sqlite.Cache(tmp_path / "big.db") as cache:
+        storage = CountingStorage(cache, "big")
+        states = [
+            SessionState(
+                session_id=f"s{i:04d}",
+                user_id="owner",
+                project_id=f"p{i % 7}",
+                last_activity=EPOCH + timedelta(seconds=i),
+            )
+            for i in range(2000)
+        ]
+        await storage.store_sessions(states)
+        page = await list_page(storage, user_id="owner", project_id=None, limit=20, cursor=None)
+        assert [s.session_id for s in page.sessions] == [f"s{i:04d}" for i in range(1999, 1979, -1)]
+        following = await list_page(storage, user_id=None, project_id=None, limit=20, cursor=page.next_cursor)
+        assert following.sessions[0].session_id == "s1979"
+        assert storage.loaded == 42  # two pages of 20, each with the one past it

@@ -1,7 +1,7 @@
-"""Listing in activity order from an index (SQLite): a page costs O(page), and equals the sort.
+"""Listing in activity order from an index (SQLite, PostgreSQL): O(page), and equal to the sort.
 
-The cache contract of :class:`RecentCache` on the SQLite adapter, then listings through the
-storage's activity order compared page by page with the listing that reads every owner's
+The cache contract of :class:`RecentCache` on each adapter that has it, then listings through
+the storage's activity order compared page by page with the listing that reads every owner's
 session and sorts (the fallback every other storage uses).
 """
 
@@ -13,31 +13,46 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from serverless_sessions import ACBCacheStorage, ServerlessSessionManager, SessionState
-from serverless_sessions.adapters.cache import sqlite
+from serverless_sessions.adapters.cache import postgres, sqlite
 from serverless_sessions.adapters.cache.base import RecentCache
+from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS
+from serverless_sessions.adapters.cache.postgres.statements import Statements
 from serverless_sessions.listing import list_page
 from serverless_sessions.storage.base import StoredSession
+from tests.cache_factories.postgres import SHARED_URL, drop_schema, unique_schema
 from tests.test_sqlite_log import raw, version_1_file
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-async def cache(tmp_path: Path) -> AsyncIterator[sqlite.Cache]:
-    async with sqlite.Cache(tmp_path / "recent.db", namespace="t") as built:
-        yield built
+Ordered = sqlite.Cache | postgres.Cache
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ordered]:
+    if request.param == "sqlite":
+        async with sqlite.Cache(tmp_path / "recent.db", namespace="t") as built:
+            yield built
+        return
+    schema = unique_schema()
+    try:
+        async with postgres.Cache.from_url(SHARED_URL, namespace="t", schema=schema) as made:
+            yield made
+    finally:
+        await drop_schema(schema)
 
 
 async def put(
-    cache: sqlite.Cache, key: str, activity: float | None, *, ttl: float = 60, index: str = "user:a"
+    cache: Ordered, key: str, activity: float | None, *, ttl: float = 60, index: str = "user:a"
 ) -> None:
     await cache.compare_and_set(key, b"v", expected_version=0, ttl=ttl, indexes=[index], activity=activity)
 
 
-async def test_keys_come_newest_first_ties_by_key_and_strictly_below_the_cursor(cache: sqlite.Cache) -> None:
+async def test_keys_come_newest_first_ties_by_key_and_strictly_below_the_cursor(cache: Ordered) -> None:
     assert isinstance(cache, RecentCache)
     for key, activity in [("a", 10.0), ("b", 30.0), ("c", 20.0), ("d", 20.0), ("e", 5.0)]:
         await put(cache, key, activity, index="user:x" if key == "e" else "user:a")
@@ -51,7 +66,7 @@ async def test_keys_come_newest_first_ties_by_key_and_strictly_below_the_cursor(
     assert await cache.recent(None, limit=10, namespace="other") == []
 
 
-async def test_a_write_moves_its_key_and_an_append_raises_it_never_lowers_it(cache: sqlite.Cache) -> None:
+async def test_a_write_moves_its_key_and_an_append_raises_it_never_lowers_it(cache: Ordered) -> None:
     await put(cache, "a", 10.0)
     await put(cache, "b", 20.0)
     await cache.compare_and_set("a", b"w", expected_version=1, ttl=60, activity=30.0)
@@ -66,7 +81,7 @@ async def test_a_write_moves_its_key_and_an_append_raises_it_never_lowers_it(cac
     assert await cache.recent("user:a", limit=5) == [("a", 30.0), ("b", 25.0)]
 
 
-async def test_expired_and_deleted_keys_are_skipped(cache: sqlite.Cache) -> None:
+async def test_expired_and_deleted_keys_are_skipped(cache: Ordered) -> None:
     await put(cache, "short", 50.0, ttl=0.2)
     await put(cache, "gone", 40.0)
     await put(cache, "kept", 30.0)
@@ -77,7 +92,7 @@ async def test_expired_and_deleted_keys_are_skipped(cache: sqlite.Cache) -> None
 
 
 async def test_a_key_written_without_activity_makes_its_scope_unordered_until_rewritten(
-    cache: sqlite.Cache,
+    cache: Ordered,
 ) -> None:
     await put(cache, "a", 10.0)
     await put(cache, "plain", None, index="user:b")
@@ -134,52 +149,80 @@ async def walk(
     raise AssertionError("the listing never ended")
 
 
-async def test_every_page_equals_the_sorted_listing(tmp_path: Path) -> None:
+async def test_every_page_equals_the_sorted_listing(cache: Ordered) -> None:
     rng = random.Random(20261126)
-    path = tmp_path / "pages.db"
-    async with sqlite.Cache(path) as cache:
-        ordered = ACBCacheStorage(cache, "p")
-        manager = ServerlessSessionManager(ordered)
-        for i in range(120):
-            state = SessionState(
-                session_id=f"s{i:03d}",
-                user_id=rng.choice(["ann", "bob", "cy"]),
-                project_id=rng.choice(["p1", "p2"]),
-                # Ties on purpose: a third of the sessions share one of a few instants.
-                last_activity=EPOCH
-                + timedelta(seconds=rng.choice([1, 2, 3]) if i % 3 == 0 else rng.random() * 1e5),
-            )
-            await ordered.store_session(state, ttl_seconds=0.3 if i % 17 == 0 else 600)
-        for i in rng.sample(range(120), 15):
-            await manager.append_messages(f"s{i:03d}", [{"role": "user", "content": "later"}])
-        await asyncio.sleep(0.5)  # the short-lived ones are gone, still in the tables
-        for user_id, project_id in [(None, None), ("ann", None), (None, "p2")]:  # read in order
-            assert await ordered.recent_sessions(user_id=user_id, project_id=project_id, limit=1)
-        sorting = SortingStorage(cache, "p")
-        owners = [(None, None), ("ann", None), (None, "p2"), ("bob", "p1")]
-        for user_id, project_id in owners:
-            for limit in (1, 7, 50):
-                pages = await walk(ordered, limit, user_id=user_id, project_id=project_id)
-                expected = await walk(sorting, limit, user_id=user_id, project_id=project_id)
-                assert pages == expected, (user_id, project_id, limit)
-                assert sum(len(page) for page in pages) > 0
+    ordered = ACBCacheStorage(cache, "p")
+    manager = ServerlessSessionManager(ordered)
+    for i in range(120):
+        state = SessionState(
+            session_id=f"s{i:03d}",
+            user_id=rng.choice(["ann", "bob", "cy"]),
+            project_id=rng.choice(["p1", "p2"]),
+            # Ties on purpose: a third of the sessions share one of a few instants.
+            last_activity=EPOCH
+            + timedelta(seconds=rng.choice([1, 2, 3]) if i % 3 == 0 else rng.random() * 1e5),
+        )
+        # Every 17th expires before the listings; the appends go to the others.
+        await ordered.store_session(state, ttl_seconds=0.3 if i % 17 == 0 else 600)
+    for i in rng.sample([i for i in range(120) if i % 17], 15):
+        await manager.append_messages(f"s{i:03d}", [{"role": "user", "content": "later"}])
+    await asyncio.sleep(0.5)  # the short-lived ones are gone, still in the tables
+    for user_id, project_id in [(None, None), ("ann", None), (None, "p2")]:  # read in order
+        assert await ordered.recent_sessions(user_id=user_id, project_id=project_id, limit=1)
+    sorting = SortingStorage(cache, "p")
+    owners = [(None, None), ("ann", None), (None, "p2"), ("bob", "p1")]
+    for user_id, project_id in owners:
+        for limit in (1, 7, 50):
+            pages = await walk(ordered, limit, user_id=user_id, project_id=project_id)
+            expected = await walk(sorting, limit, user_id=user_id, project_id=project_id)
+            assert pages == expected, (user_id, project_id, limit)
+            assert sum(len(page) for page in pages) > 0
 
 
-async def test_a_page_loads_the_page_not_the_owner(tmp_path: Path) -> None:
-    async with sqlite.Cache(tmp_path / "big.db") as cache:
-        storage = CountingStorage(cache, "big")
-        states = [
-            SessionState(
-                session_id=f"s{i:04d}",
-                user_id="owner",
-                project_id=f"p{i % 7}",
-                last_activity=EPOCH + timedelta(seconds=i),
-            )
-            for i in range(2000)
-        ]
-        await storage.store_sessions(states)
-        page = await list_page(storage, user_id="owner", project_id=None, limit=20, cursor=None)
-        assert [s.session_id for s in page.sessions] == [f"s{i:04d}" for i in range(1999, 1979, -1)]
-        following = await list_page(storage, user_id=None, project_id=None, limit=20, cursor=page.next_cursor)
-        assert following.sessions[0].session_id == "s1979"
-        assert storage.loaded == 42  # two pages of 20, each with the one past it
+async def test_a_page_loads_the_page_not_the_owner(cache: Ordered) -> None:
+    storage = CountingStorage(cache, "big")
+    states = [
+        SessionState(
+            session_id=f"s{i:04d}",
+            user_id="owner",
+            project_id=f"p{i % 7}",
+            last_activity=EPOCH + timedelta(seconds=i),
+        )
+        for i in range(2000)
+    ]
+    await storage.store_sessions(states)
+    page = await list_page(storage, user_id="owner", project_id=None, limit=20, cursor=None)
+    assert [s.session_id for s in page.sessions] == [f"s{i:04d}" for i in range(1999, 1979, -1)]
+    following = await list_page(storage, user_id=None, project_id=None, limit=20, cursor=page.next_cursor)
+    assert following.sessions[0].session_id == "s1979"
+    assert storage.loaded == 42  # two pages of 20, each with the one past it
+
+
+async def test_a_version_2_postgres_schema_lists_by_sorting_until_its_sessions_are_rewritten(
+    tmp_path: Path,
+) -> None:
+    schema = unique_schema()
+    sql = Statements(schema)
+    raw_pg = await asyncpg.connect(SHARED_URL)
+    try:
+        await raw_pg.execute(sql.create_schema)
+        await raw_pg.execute(sql.create_migrations)
+        for migration in MIGRATIONS[:2]:
+            for statement in sql.migration(migration):
+                await raw_pg.execute(statement)
+            await raw_pg.execute(sql.record_migration, migration.version, migration.description)
+        # A row as the version-2 library wrote it: through its write function.
+        write = f'SELECT outcome FROM "{schema}".write_entry($1, $2, $3, 0, 60, false, $4, 1, NULL, 0, NULL)'
+        assert await raw_pg.fetchval(write, "t", "old", b"v", ["user:a"]) == "ok"
+        async with postgres.Cache.from_url(SHARED_URL, namespace="t", schema=schema) as cache:
+            assert await cache.recent("user:a", limit=5) is None
+            assert await cache.recent(None, limit=5) is None
+            await cache.compare_and_set("old", b"w", expected_version=1, ttl=60, activity=7.0)
+            assert await cache.recent("user:a", limit=5) == [("old", 7.0)]
+            assert await cache.recent(None, limit=5) == [("old", 7.0)]
+        # The version-2 function is gone: a process of that version fails its writes loudly.
+        with pytest.raises(asyncpg.UndefinedFunctionError):
+            await raw_pg.fetchval(write, "t", "late", b"v", [])
+    finally:
+        await raw_pg.close()
+        await drop_schema(schema)

@@ -37,9 +37,9 @@ from serverless_sessions.adapters.cache.base import (
     Appended,
     CacheBase,
     Entry,
-    IndexedCache,
     LogSlice,
     PingableCache,
+    RecentCache,
     ScannableCache,
     TTLArg,
     check_same_indexes,
@@ -75,7 +75,7 @@ def _ttl_arguments(ttl: TTLArg) -> tuple[float | None, bool]:
     return ttl_seconds(ttl), False
 
 
-class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
+class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCache):
     """Sessions' bytes in PostgreSQL tables, listed by index tables, purged by an expiry index."""
 
     backend = "postgres"
@@ -176,7 +176,15 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         nothing is written and SessionConflictError is raised.
         """
         return await self._write(
-            "compare_and_set", key, value, expected_version, ttl, indexes, namespace, value_weight=len(value)
+            "compare_and_set",
+            key,
+            value,
+            expected_version,
+            ttl,
+            indexes,
+            namespace,
+            value_weight=len(value),
+            activity=activity,
         )
 
     async def _write(
@@ -193,6 +201,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         log: Sequence[bytes] | None = None,
         log_weight: int = 0,
         limit: int | None = None,
+        activity: float | None = None,
     ) -> Entry:
         """One ``write_entry`` call; ``expected=None`` (``set``) writes whatever the version."""
         self._check_open()
@@ -201,11 +210,12 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         wanted = list(dict.fromkeys(indexes))
         items = None if log is None else [bytes(item) for item in log]
         ns = self._namespace(namespace)
-        args = (ns, key, data, expected, seconds, keep, wanted, value_weight, items, log_weight, limit)
+        head = (ns, key, data, expected, seconds, keep, wanted, value_weight)
         if items is None and limit is None and expected is not None:
-            quick = await self._quick_write(operation, key, args[:8])
+            quick = await self._quick_write(operation, key, (*head, activity))
             if quick is not None:
                 return Entry(data, *quick)
+        args = (*head, items, log_weight, limit, activity)
         row = await self._db.run(operation, key, lambda c: c.fetchrow(self._sql.write, *args))
         outcome, version, expires_at, stored, total = row
         if outcome == "too_large":
@@ -236,12 +246,12 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
     async def _quick_write(self, operation: str, key: str, args: tuple[Any, ...]) -> Any:
         """``(version, expires_at)`` of a create or an update done by a plain statement, or ``None``.
 
-        ``args`` are ``write_entry``'s first eight; ``None`` means the case was not the common
-        one (see :mod:`.statements`) and nothing was written.
+        ``args`` are ``write_entry``'s first eight and the activity; ``None`` means the case was
+        not the common one (see :mod:`.statements`) and nothing was written.
         """
-        ns, key, data, expected, seconds, keep, wanted, value_weight = args
+        ns, key, data, expected, seconds, keep, wanted, value_weight, activity = args
         if expected == 0:
-            sql, values = self._sql.create, (ns, key, data, seconds, keep, wanted, value_weight)
+            sql, values = self._sql.create, (ns, key, data, seconds, keep, wanted, value_weight, activity)
         else:
             sql, values = self._sql.update, args
         return await self._db.run(operation, key, lambda c: c.fetchrow(sql, *values))
@@ -278,6 +288,7 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
             log=log,
             log_weight=log_weight,
             limit=limit,
+            activity=activity,
         )
 
     async def append(
@@ -342,6 +353,32 @@ class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCa
         sql = self._sql.index_members
         rows = await self._db.run("index_members", index, lambda c: c.fetch(sql, ns, index))
         return [row[0] for row in rows]
+
+    async def recent(
+        self,
+        index: str | None,
+        *,
+        limit: int,
+        before: tuple[float, str] | None = None,
+        namespace: str | None = None,
+    ) -> list[tuple[str, float]] | None:
+        """A page of keys, newest activity first: a backwards range read of an activity index."""
+        self._check_open()
+        ns = self._namespace(namespace)
+        bound, after = before if before is not None else (float("inf"), "")
+        if index is None:
+            check, page = self._sql.unordered_entry, self._sql.recent_entries
+            scope: tuple[str, ...] = (ns,)
+        else:
+            check, page, scope = self._sql.unordered_member, self._sql.recent_members, (ns, index)
+
+        async def read(connection: Any) -> list[tuple[str, float]] | None:
+            if await connection.fetchval(check, *scope):
+                return None
+            rows = await connection.fetch(page, *scope, bound, after, limit)
+            return [(row[0], row[1]) for row in rows]
+
+        return await self._db.run("recent", index, read)
 
     async def purge_expired(self, *, namespace: str | None = None, limit: int | None = None) -> list[str]:
         """Delete up to ``limit`` expired keys of the namespace, oldest expiry first.

@@ -288,6 +288,47 @@ BEGIN
 END
 $$"""
 
+
+def _evolved(source: str, *changes: tuple[str, str]) -> str:
+    """``source`` with each ``(old, new)`` applied, each ``old`` found exactly once."""
+    for old, new in changes:
+        if source.count(old) != 1:
+            raise AssertionError(f"migration source changed: {old!r}")
+        source = source.replace(old, new)
+    return source
+
+
+# Version 3's write: version 2's, recording the write's activity (p_activity) on the row and on
+# its index memberships, for the activity-ordered listing.
+_WRITE_ENTRY_3 = _evolved(
+    _WRITE_ENTRY_2,
+    ("p_log_weight bigint, p_limit bigint,", "p_log_weight bigint, p_limit bigint, p_activity float8,"),
+    (
+        """(namespace, key, value, version, expires_at, indexes, value_weight, log_length, log_weight)
+            VALUES (p_namespace, p_key, p_value, 1, new_expiry, p_indexes, p_value_weight, new_length,
+                new_weight)""",
+        """(namespace, key, value, version, expires_at, indexes, value_weight, log_length, log_weight,
+                activity, recent)
+            VALUES (p_namespace, p_key, p_value, 1, new_expiry, p_indexes, p_value_weight, new_length,
+                new_weight, p_activity, p_activity)""",
+    ),
+    (
+        "            touched_at = NULL\n",
+        "            touched_at = NULL, activity = p_activity, recent = p_activity\n",
+    ),
+    (
+        """        INSERT INTO {s}.index_members (namespace, index_name, key)
+        SELECT p_namespace, name, p_key FROM unnest(p_indexes) AS name ON CONFLICT DO NOTHING;
+    END IF;""",
+        """        INSERT INTO {s}.index_members (namespace, index_name, key, recent)
+        SELECT p_namespace, name, p_key, p_activity FROM unnest(p_indexes) AS name ON CONFLICT DO NOTHING;
+    ELSE
+        UPDATE {s}.index_members AS m SET recent = p_activity
+        WHERE m.namespace = p_namespace AND m.index_name = ANY (stored) AND m.key = p_key;
+    END IF;""",
+    ),
+)
+
 # Values and items over 2 KB are compressed by PostgreSQL: lz4 costs a fraction of the CPU of
 # the default (pglz) for nearly its ratio, and the codec already compresses large payloads (and
 # sealed ones cannot be), so the cheap one is the right one. Only new values are affected; a
@@ -353,6 +394,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP FUNCTION {s}.delete_entry(text, text, bigint)",
             _WRITE_ENTRY_2,
             _LZ4,
+        ),
+    ),
+    Migration(
+        3,
+        "activity: entries.activity and recent, index_members.recent, their indexes; write function",
+        (
+            # NULL for every row written before: their scopes list by sorting until rewritten.
+            "ALTER TABLE {s}.entries ADD COLUMN activity float8, ADD COLUMN recent float8",
+            "ALTER TABLE {s}.index_members ADD COLUMN recent float8",
+            # Built inside the migration's transaction: writes wait while they are built (about
+            # a second per million rows here); reads go on.
+            "CREATE INDEX entries_by_recent ON {s}.entries (namespace, recent, key)",
+            "CREATE INDEX index_members_by_recent ON {s}.index_members (namespace, index_name, recent, key)",
+            # As in version 2, a process of the previous version fails its writes loudly rather
+            # than leave a stale activity behind.
+            "DROP FUNCTION {s}.write_entry(text, text, bytea, bigint, float8, boolean, text[], bigint, "
+            "bytea[], bigint, bigint)",
+            _WRITE_ENTRY_3,
         ),
     ),
 )

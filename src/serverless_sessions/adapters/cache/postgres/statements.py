@@ -31,8 +31,9 @@ LIVE = f"(e.expires_at IS NULL OR e.expires_at > {NOW})"
 
 # Parameters: $1 namespace, $2 key, $3 items, $4 their weight, $5 expected log length (NULL:
 # any), $6 weight limit (NULL: none), $7 ttl seconds (NULL: none), $8 keep the expiry,
-# $9 touched_at. Concurrent appends queue on the row lock of ``cur``; each reads the length its
-# predecessor left, so every call's items land together, after the others'.
+# $9 touched_at (it raises the write's activity). Concurrent appends queue on the row lock of
+# ``cur``; each reads the length its predecessor left, so every call's items land together,
+# after the others'.
 _APPEND = """WITH cur AS MATERIALIZED (
     SELECT e.version, e.expires_at, e.log_length, e.log_weight,
         coalesce(e.value_weight, octet_length(e.value)) + e.log_weight AS weight
@@ -48,9 +49,13 @@ _APPEND = """WITH cur AS MATERIALIZED (
     UPDATE {s}.entries AS e
     SET version = ok.version + 1, log_length = ok.log_length + cardinality($3),
         log_weight = ok.log_weight + $4, touched_at = $9::float8,
-        expires_at = CASE WHEN $8::boolean THEN ok.expires_at ELSE {now} + $7::float8 END
+        expires_at = CASE WHEN $8::boolean THEN ok.expires_at ELSE {now} + $7::float8 END,
+        recent = CASE WHEN e.activity IS NOT NULL THEN greatest(e.activity, $9::float8) END
     FROM ok WHERE e.namespace = $1 AND e.key = $2
-    RETURNING e.version, e.log_length, e.expires_at
+    RETURNING e.version, e.log_length, e.expires_at, e.recent, e.indexes
+), restamped AS (
+    UPDATE {s}.index_members AS m SET recent = b.recent FROM bumped AS b
+    WHERE m.namespace = $1 AND m.index_name = ANY (b.indexes) AND m.key = $2
 )
 SELECT c.version, c.log_length, c.weight + $4, b.version, b.log_length, b.expires_at
 FROM cur AS c LEFT JOIN bumped AS b ON true"""
@@ -89,29 +94,58 @@ FROM verdict AS v"""
 # nothing: both then lose to ``write_entry``'s verdict, as one call would.
 
 # Parameters: $1 namespace, $2 key, $3 value, $4 ttl seconds (NULL: none), $5 keep the expiry
-# (a new key: none), $6 indexes, $7 value weight. A new key keeps no log item found at it.
+# (a new key: none), $6 indexes, $7 value weight, $8 activity. A new key keeps no log item
+# found at it.
 _CREATE = """WITH made AS (
-    INSERT INTO {s}.entries AS e (namespace, key, value, version, expires_at, indexes, value_weight)
-    VALUES ($1, $2, $3, 1, CASE WHEN $5::boolean THEN NULL ELSE {now} + $4::float8 END, $6::text[], $7)
+    INSERT INTO {s}.entries AS e
+        (namespace, key, value, version, expires_at, indexes, value_weight, activity, recent)
+    VALUES ($1, $2, $3, 1, CASE WHEN $5::boolean THEN NULL ELSE {now} + $4::float8 END, $6::text[], $7,
+        $8::float8, $8::float8)
     ON CONFLICT DO NOTHING
     RETURNING e.expires_at
 ), listed AS (
-    INSERT INTO {s}.index_members (namespace, index_name, key)
-    SELECT $1, i.name, $2 FROM made, unnest($6::text[]) AS i (name) ON CONFLICT DO NOTHING
+    INSERT INTO {s}.index_members (namespace, index_name, key, recent)
+    SELECT $1, i.name, $2, $8::float8 FROM made, unnest($6::text[]) AS i (name) ON CONFLICT DO NOTHING
 ), cleared AS (
     DELETE FROM {s}.log_items AS l USING made WHERE l.namespace = $1 AND l.key = $2
 )
 SELECT 1::bigint, m.expires_at FROM made AS m"""
 
 # Parameters: $1 namespace, $2 key, $3 value, $4 expected version, $5 ttl seconds (NULL: none),
-# $6 keep the expiry, $7 indexes (empty: keep the stored ones), $8 value weight.
-_UPDATE = """UPDATE {s}.entries AS e
-SET value = $3, version = e.version + 1, value_weight = $8, touched_at = NULL,
-    expires_at = CASE WHEN $6::boolean THEN e.expires_at ELSE {now} + $5::float8 END
-WHERE e.namespace = $1 AND e.key = $2 AND e.version = $4::bigint AND {live}
-    AND CASE WHEN cardinality($7::text[]) = 0 THEN true
-        ELSE cardinality(e.indexes) > 0 AND e.indexes @> $7 AND e.indexes <@ $7 END
-RETURNING e.version, e.expires_at"""
+# $6 keep the expiry, $7 indexes (empty: keep the stored ones), $8 value weight, $9 activity.
+_UPDATE = """WITH changed AS (
+    UPDATE {s}.entries AS e
+    SET value = $3, version = e.version + 1, value_weight = $8, touched_at = NULL,
+        expires_at = CASE WHEN $6::boolean THEN e.expires_at ELSE {now} + $5::float8 END,
+        activity = $9::float8, recent = $9::float8
+    WHERE e.namespace = $1 AND e.key = $2 AND e.version = $4::bigint AND {live}
+        AND CASE WHEN cardinality($7::text[]) = 0 THEN true
+            ELSE cardinality(e.indexes) > 0 AND e.indexes @> $7 AND e.indexes <@ $7 END
+    RETURNING e.version, e.expires_at, e.indexes
+), restamped AS (
+    UPDATE {s}.index_members AS m SET recent = $9::float8 FROM changed AS c
+    WHERE m.namespace = $1 AND m.index_name = ANY (c.indexes) AND m.key = $2
+)
+SELECT c.version, c.expires_at FROM changed AS c"""
+
+# Newest first below a cursor (activity, key), so many rows at most, after the namespace and
+# (for members) the index: a backwards range read of entries_by_recent or
+# index_members_by_recent, one entries lookup per row to skip expired ones. Rows without
+# activity (NULL) are outside the range; the UNORDERED ones find them.
+_RECENT_ENTRIES = """SELECT e.key, e.recent FROM {s}.entries AS e
+WHERE e.namespace = $1 AND e.recent IS NOT NULL AND (e.recent, e.key) < ($2::float8, $3::text)
+    AND {live}
+ORDER BY e.recent DESC, e.key DESC LIMIT $4"""
+_RECENT_MEMBERS = """SELECT m.key, m.recent FROM {s}.index_members AS m
+JOIN {s}.entries AS e ON e.namespace = m.namespace AND e.key = m.key
+WHERE m.namespace = $1 AND m.index_name = $2 AND m.recent IS NOT NULL
+    AND (m.recent, m.key) < ($3::float8, $4::text) AND {live}
+ORDER BY m.recent DESC, m.key DESC LIMIT $5"""
+_UNORDERED_ENTRY = """SELECT EXISTS (SELECT FROM {s}.entries AS e
+WHERE e.namespace = $1 AND e.recent IS NULL AND {live})"""
+_UNORDERED_MEMBER = """SELECT EXISTS (SELECT FROM {s}.index_members AS m
+JOIN {s}.entries AS e ON e.namespace = m.namespace AND e.key = m.key
+WHERE m.namespace = $1 AND m.index_name = $2 AND m.recent IS NULL AND {live})"""
 
 # Parameters: $1 namespace, $2 key, $3 last (NULL: from the start), $4 before (NULL: to the
 # end). The items come from a range of the log's primary key: O(items returned).
@@ -181,9 +215,13 @@ class Statements:
         self.exists = f"""SELECT EXISTS (SELECT 1 FROM {s}.entries AS e
             WHERE e.namespace = $1 AND e.key = $2 AND {LIVE})"""
         self.write = f"""SELECT outcome, version, expires_at, indexes, total
-            FROM {s}.write_entry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+            FROM {s}.write_entry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"""
         self.create = _CREATE.format(s=s, now=NOW)
         self.update = _UPDATE.format(s=s, live=LIVE, now=NOW)
+        self.recent_entries = _RECENT_ENTRIES.format(s=s, live=LIVE)
+        self.recent_members = _RECENT_MEMBERS.format(s=s, live=LIVE)
+        self.unordered_entry = _UNORDERED_ENTRY.format(s=s, live=LIVE)
+        self.unordered_member = _UNORDERED_MEMBER.format(s=s, live=LIVE)
         self.append = _APPEND.format(s=s, live=LIVE, now=NOW)
         self.delete = _DELETE.format(s=s, live=LIVE)
         self.get_with_log = _GET_WITH_LOG.format(s=s, live=LIVE)

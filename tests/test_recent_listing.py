@@ -21,6 +21,7 @@ from serverless_sessions.adapters.cache import postgres, sqlite
 from serverless_sessions.adapters.cache.base import RecentCache
 from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS
 from serverless_sessions.adapters.cache.postgres.statements import Statements
+from serverless_sessions.adapters.cache.sqlite import statements
 from serverless_sessions.listing import list_page
 from serverless_sessions.storage.base import StoredSession
 from tests.cache_factories.postgres import SHARED_URL, drop_schema, unique_schema
@@ -225,4 +226,42 @@ async def test_a_version_2_postgres_schema_lists_by_sorting_until_its_sessions_a
             await raw_pg.fetchval(write, "t", "late", b"v", [])
     finally:
         await raw_pg.close()
+        await drop_schema(schema)
+
+
+@pytest.mark.parametrize("name", ["RECENT_MEMBERS", "RECENT_ENTRIES"])
+async def test_sqlite_reads_a_page_as_a_range_of_the_activity_index(tmp_path: Path, name: str) -> None:
+    # Bounded on both sides: a page deep in the order does not read the newer rows first.
+    statement = getattr(statements, name)
+    async with sqlite.Cache(tmp_path / "plan.db") as cache:
+        await put(cache, "k", 1.0)
+    plan = raw(tmp_path / "plan.db", f"EXPLAIN QUERY PLAN {statement}", *["x"] * statement.count("?"))
+    steps = [row[3] for row in plan]
+    assert "_by_recent" in steps[0] and "(recent,key)<(?,?)" in steps[0], steps
+    assert all(step.startswith("SEARCH") for step in steps), steps
+
+
+async def test_postgres_reads_a_page_as_a_range_of_the_activity_index() -> None:
+    schema = unique_schema()
+    try:
+        async with postgres.Cache.from_url(SHARED_URL, namespace="t", schema=schema) as cache:
+            await put(cache, "k", 1.0)
+        sql = Statements(schema)
+        connection = await asyncpg.connect(SHARED_URL)
+        try:
+            # Whatever the planner prefers for a table this small, the index must be able to serve.
+            await connection.execute("SET enable_seqscan = off")
+            await connection.execute("SET enable_sort = off")
+            members = await connection.fetch(f"EXPLAIN {sql.recent_members}", "t", "user:a", 5.0, "k", 50)
+            entries = await connection.fetch(f"EXPLAIN {sql.recent_entries}", "t", 5.0, "k", 50)
+        finally:
+            await connection.close()
+        for plan, index in ((members, "index_members_by_recent"), (entries, "entries_by_recent")):
+            text = "\n".join(row[0] for row in plan)
+            assert (
+                f"Index Only Scan Backward using {index}" in text
+                or f"Index Scan Backward using {index}" in text
+            ), text
+            assert "ROW(" in text and "Sort" not in text, text
+    finally:
         await drop_schema(schema)

@@ -49,14 +49,14 @@ NEXT_PAGE = """
 # recent sorts below every number, so the range never reaches the rows without one.
 RECENT_ENTRIES = """
     SELECT e.key, e.recent FROM entries AS e
-    WHERE e.namespace = ? AND e.recent IS NOT NULL AND (e.recent < ? OR (e.recent = ? AND e.key < ?))
+    WHERE e.namespace = ? AND e.recent IS NOT NULL AND (e.recent, e.key) < (?, ?)
     AND (e.expires_at IS NULL OR e.expires_at > ?)
     ORDER BY e.recent DESC, e.key DESC LIMIT ?"""
 RECENT_MEMBERS = """
     SELECT m.key, m.recent FROM index_members AS m
     JOIN entries AS e ON e.namespace = m.namespace AND e.key = m.key
     WHERE m.namespace = ? AND m.index_name = ? AND m.recent IS NOT NULL
-    AND (m.recent < ? OR (m.recent = ? AND m.key < ?))
+    AND (m.recent, m.key) < (?, ?)
     AND (e.expires_at IS NULL OR e.expires_at > ?)
     ORDER BY m.recent DESC, m.key DESC LIMIT ?"""
 # Whether a live row of the scope has no activity: the start of the same indexes.

@@ -239,11 +239,11 @@ class SqliteStore:
             if index is None:
                 if self._conn.execute(UNORDERED_ENTRY, (ns, at)).fetchone() is not None:
                     return None
-                rows = self._conn.execute(RECENT_ENTRIES, (ns, bound, bound, after, at, limit))
+                rows = self._conn.execute(RECENT_ENTRIES, (ns, bound, after, at, limit))
             else:
                 if self._conn.execute(UNORDERED_MEMBER, (ns, index, at)).fetchone() is not None:
                     return None
-                rows = self._conn.execute(RECENT_MEMBERS, (ns, index, bound, bound, after, at, limit))
+                rows = self._conn.execute(RECENT_MEMBERS, (ns, index, bound, after, at, limit))
             return [(key, float(recent)) for key, recent in rows]
 
     def scan_page(self, ns: str, after: str | None, batch_size: int) -> list[str]:

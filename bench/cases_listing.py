@@ -1,25 +1,37 @@
 """Listing: does one page of 50 cost the same among 10^5 sessions as among 10^3?
 
-Two namespaces on a private Redis (the tests' helper: no persistence, nobody else's keys), one
-of ``list_small`` and one of ``list_large`` small sessions, all of one user and spread over 97
+On a private Redis (the tests' helper: no persistence, nobody else's keys), then on a SQLite
+file, then in a schema of its own on the local PostgreSQL: two namespaces, one of
+``list_small`` and one of ``list_large`` small sessions, all of one user and spread over 97
 projects, written through the public API (``store_sessions`` where it exists). Each row times
 ``ServerlessSessionManager.list_sessions`` for the newest page of 50: the user's page (the
 user owns every session) and the global page. A page read by range from an activity-ordered
-index costs O(page); one that reads the whole owner first costs O(owner) and shows here.
+index (SQLite's, PostgreSQL's) costs O(page); one that reads the whole owner first (Redis
+keeps no such index yet) costs O(owner) and shows here.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from tests.cache_factories.postgres import SHARED_URL, drop_schema, unique_schema
+
 from backends import open_cache, storage
 from context import Context
 from harness import Case, Side, Target, clock, timed_concurrent
 from redis_env import private_server
 from serverless_sessions import ACBCacheStorage, ServerlessSessionManager, SessionState
+from serverless_sessions.adapters.cache.postgres import Cache
 from sessions import SessionFactory
 
-CASE_IDS = ["list-user", "list-global"]
+CASE_IDS = [
+    "list-user",
+    "list-global",
+    "list-user-sqlite",
+    "list-global-sqlite",
+    "list-user-postgres",
+    "list-global-postgres",
+]
 PAGE = 50
 CHUNK = 1000
 USER = "user-0"
@@ -55,24 +67,40 @@ def _listing(manager: ServerlessSessionManager, total: int, user: str | None, op
     return Side(f"among {total:,}", ops, run)
 
 
-async def cases(ctx: Context) -> AsyncIterator[Case]:
+async def _cases_on(ctx: Context, backend: str, cache: object, suffix: str) -> AsyncIterator[Case]:
     sizes = ctx.sizes
+    small, large = storage(cache, "small"), storage(cache, "large")
+    filled = [await populate(small, sizes.list_small), await populate(large, sizes.list_large)]
+    managers = ServerlessSessionManager(small), ServerlessSessionManager(large)
+    note = f"Populations written in {filled[0]:.1f} s and {filled[1]:.1f} s ({backend})."
+    for case_id, user, title in (("list-user", USER, "one user's"), ("list-global", None, "global")):
+        yield Case(
+            case_id=case_id + suffix,
+            title=f"list a page of {PAGE}, {title}, among {sizes.list_large:,} vs {sizes.list_small:,}"
+            f" ({backend})",
+            baseline=_listing(managers[0], sizes.list_small, user, sizes.list_ops),
+            candidate=_listing(managers[1], sizes.list_large, user, sizes.list_ops),
+            target=Target("cost", 1.5),
+            unit="ms/page",
+            notes=[note],
+            reps=sizes.list_reps,
+        )
+
+
+async def cases(ctx: Context) -> AsyncIterator[Case]:
     async with (
         private_server(ctx.tmp / "redis-listing") as url,
         open_cache("redis", ctx, "list", url=url) as cache,
     ):
-        small, large = storage(cache, "small"), storage(cache, "large")
-        filled = [await populate(small, sizes.list_small), await populate(large, sizes.list_large)]
-        managers = ServerlessSessionManager(small), ServerlessSessionManager(large)
-        note = f"Populations written in {filled[0]:.1f} s and {filled[1]:.1f} s (private redis-server)."
-        for case_id, user, title in (("list-user", USER, "one user's"), ("list-global", None, "global")):
-            yield Case(
-                case_id=case_id,
-                title=f"list a page of {PAGE}, {title}, among {sizes.list_large:,} vs {sizes.list_small:,}",
-                baseline=_listing(managers[0], sizes.list_small, user, sizes.list_ops),
-                candidate=_listing(managers[1], sizes.list_large, user, sizes.list_ops),
-                target=Target("cost", 1.5),
-                unit="ms/page",
-                notes=[note],
-                reps=sizes.list_reps,
-            )
+        async for case in _cases_on(ctx, "private redis-server", cache, ""):
+            yield case
+    async with open_cache("sqlite", ctx, "list") as cache:
+        async for case in _cases_on(ctx, "SQLite file", cache, "-sqlite"):
+            yield case
+    schema = unique_schema()
+    try:
+        async with Cache.from_url(SHARED_URL, schema=schema) as cache:
+            async for case in _cases_on(ctx, "local PostgreSQL", cache, "-postgres"):
+                yield case
+    finally:
+        await drop_schema(schema)

@@ -112,7 +112,10 @@ async def test_an_upgraded_old_file_lists_by_sorting_until_its_sessions_are_rewr
     raw(path, "INSERT INTO index_members VALUES ('t', 'user:a', 'old')")
     async with sqlite.Cache(path, namespace="t") as cache:
         assert await cache.recent("user:a", limit=5) is None
-        await cache.compare_and_set("old", b"w", expected_version=1, ttl=60, activity=7.0)
+        # An append has no write's activity to raise: the row stays without an order.
+        await cache.append("old", [b"m"], weight=1, ttl=60, touched_at=9.0)
+        assert await cache.recent("user:a", limit=5) is None
+        await cache.compare_and_set("old", b"w", expected_version=2, ttl=60, activity=7.0)
         assert await cache.recent("user:a", limit=5) == [("old", 7.0)]
     assert raw(path, "SELECT recent FROM index_members") == [(7.0,)]
 
@@ -218,7 +221,9 @@ async def test_a_version_2_postgres_schema_lists_by_sorting_until_its_sessions_a
         async with postgres.Cache.from_url(SHARED_URL, namespace="t", schema=schema) as cache:
             assert await cache.recent("user:a", limit=5) is None
             assert await cache.recent(None, limit=5) is None
-            await cache.compare_and_set("old", b"w", expected_version=1, ttl=60, activity=7.0)
+            await cache.append("old", [b"m"], weight=1, ttl=60, touched_at=9.0)
+            assert await cache.recent(None, limit=5) is None
+            await cache.compare_and_set("old", b"w", expected_version=2, ttl=60, activity=7.0)
             assert await cache.recent("user:a", limit=5) == [("old", 7.0)]
             assert await cache.recent(None, limit=5) == [("old", 7.0)]
         # The version-2 function is gone: a process of that version fails its writes loudly.

@@ -9,6 +9,7 @@ tests hold both ways to it.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -93,6 +94,18 @@ async def test_appends_return_the_count_and_the_session_holds_them_in_order(
     assert await history(manager, session_id) == expected
     page = await manager.get_messages(session_id)
     assert (page.messages, page.start, page.total, page.next_cursor) == (expected, 0, 25, None)
+
+
+async def test_a_listing_counts_the_appended_messages_in_a_sessions_size(
+    manager: ServerlessSessionManager,
+) -> None:
+    session_id = await manager.create_session("sized", "p", ttl_hours=1)
+    (before,) = (await manager.list_sessions(user_id="sized")).sessions
+    messages = conversation(40)
+    await manager.append_messages(session_id, messages)
+    (after,) = (await manager.list_sessions(user_id="sized")).sessions
+    # Each message weighs its JSON, wherever the storage keeps it (value or log).
+    assert after.size_bytes - before.size_bytes >= sum(len(json.dumps(m, separators=(",", ":"))) for m in messages)
 
 
 async def test_paging_back_to_the_start_returns_every_message_once_in_order(

@@ -165,6 +165,25 @@ async def test_append_adds_items_in_order_and_bumps_the_version(cache: CacheBase
     assert await cache.get_entry("s") == entry
 
 
+async def test_every_read_of_the_entry_tells_what_its_log_weighs(cache: CacheBase) -> None:
+    # A listing reads heads only; this is how it learns the size of the messages beside them.
+    assert isinstance(cache, AppendableCache)
+    await write(cache, "s", ITEMS[:2])
+    await append(cache, "s", [b"a", b"bb"])
+    weight = weight_of(ITEMS[:2]) + 3
+    entry, log = await read(cache, "s")
+    assert entry.log_weight == log.weight == weight
+    single, (many, missing) = await cache.get_entry("s"), await cache.get_entries(["s", "none"])
+    assert single is not None and many is not None and missing is None
+    assert single.log_weight == many.log_weight == weight
+    await cache.compare_and_set("s", b"v", expected_version=2, ttl=60)  # keeps the log
+    kept = await cache.get_entry("s")
+    assert kept is not None and kept.log_weight == weight
+    await write(cache, "s", [], expected_version=3)
+    emptied = await cache.get_entry("s")
+    assert emptied is not None and emptied.log_weight == 0
+
+
 async def test_compare_and_set_keeps_the_log(cache: CacheBase) -> None:
     assert isinstance(cache, AppendableCache)
     await write(cache, "s")

@@ -226,7 +226,7 @@ class ACBCacheStorage(SessionStorage):
                 state, entry.expires_at, len(entry.value), message_count=len(state.conversation_history)
             )
         return StoredSession(
-            _touched(state, entry), entry.expires_at, len(entry.value),
+            _touched(state, entry), entry.expires_at, len(entry.value) + entry.log_weight,
             messages_in_head=len(state.conversation_history),
         )
 

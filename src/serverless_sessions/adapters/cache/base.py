@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from serverless_sessions.errors import SessionConflictError, SessionTooLargeError
@@ -74,12 +74,16 @@ class Entry:
     ``touched_at`` (appendable caches only): the ``touched_at`` of the latest
     :meth:`AppendableCache.append` since the value was last written, ``None`` when there was
     none. An append does not rewrite the value, so this is how a reader learns of the activity.
+    ``log_weight`` (appendable caches' reads): the total weight of the entry's log, so a reader
+    of the value alone knows what the messages beside it weigh. Entries returned by writes leave
+    it 0, so it takes no part in comparing entries: it describes the log, not the entry.
     """
 
     value: bytes
     version: int
     expires_at: float | None
     touched_at: float | None = None
+    log_weight: int = field(default=0, compare=False)
 
 
 def check_weight(key: str, total: int, limit: int | None) -> None:

@@ -54,7 +54,7 @@ class _Record:
     touched_at: float | None = None
 
     def entry(self) -> Entry:
-        return Entry(self.value, self.version, self.expires_at, self.touched_at)
+        return Entry(self.value, self.version, self.expires_at, self.touched_at, self.log_weight)
 
 
 

@@ -338,5 +338,7 @@ def _live(item: dict[str, Any] | None, key: str, at: float | None = None) -> tup
     record = live(Record.parse(item, key), at)
     if record is None:
         return None
-    entry = Entry(Record.value(item, key), record.version, record.expires_at, record.touched_at)
+    entry = Entry(
+        Record.value(item, key), record.version, record.expires_at, record.touched_at, record.log.weight
+    )
     return entry, record.log

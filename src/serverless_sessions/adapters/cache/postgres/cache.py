@@ -156,7 +156,7 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
         wanted = list(keys)
         target = wanted[0] if len(wanted) == 1 else None
         rows = await self._db.run("get_entries", target, lambda c: c.fetch(self._sql.get_entries, ns, wanted))
-        found = {row[0]: Entry(row[1], row[2], row[3], row[4]) for row in rows}
+        found = {row[0]: Entry(*row[1:]) for row in rows}
         return [found.get(key) for key in wanted]
 
     async def compare_and_set(
@@ -342,7 +342,7 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
         if row is None:
             return None
         value, version, expires_at, touched_at, length, weight, start, items = row
-        return Entry(value, version, expires_at, touched_at), LogSlice(items, start, length, weight)
+        return Entry(value, version, expires_at, touched_at, weight), LogSlice(items, start, length, weight)
 
     # -- IndexedCache --------------------------------------------------------------------------
 

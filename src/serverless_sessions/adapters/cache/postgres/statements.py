@@ -208,9 +208,10 @@ class Statements:
             WHERE n.nspname = $1 AND c.relname = 'schema_migrations')"""
         self.schema_version = f"SELECT coalesce(max(version), 0) FROM {s}.schema_migrations"
         self.record_migration = f"INSERT INTO {s}.schema_migrations (version, description) VALUES ($1, $2)"
-        self.get_entry = f"""SELECT e.value, e.version, e.expires_at, e.touched_at FROM {s}.entries AS e
+        self.get_entry = f"""SELECT e.value, e.version, e.expires_at, e.touched_at, e.log_weight
+            FROM {s}.entries AS e
             WHERE e.namespace = $1 AND e.key = $2 AND {LIVE}"""
-        self.get_entries = f"""SELECT e.key, e.value, e.version, e.expires_at, e.touched_at
+        self.get_entries = f"""SELECT e.key, e.value, e.version, e.expires_at, e.touched_at, e.log_weight
             FROM {s}.entries AS e WHERE e.namespace = $1 AND e.key = ANY($2::text[]) AND {LIVE}"""
         self.exists = f"""SELECT EXISTS (SELECT 1 FROM {s}.entries AS e
             WHERE e.namespace = $1 AND e.key = $2 AND {LIVE})"""

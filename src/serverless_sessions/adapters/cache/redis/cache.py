@@ -235,7 +235,7 @@ class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache)
     async def get_entry(self, key: str, *, namespace: str | None = None) -> Entry | None:
         """One HMGET: the common read path, auto-pipelined with concurrent calls."""
         data = self._layout.data(self._namespace(namespace), key)
-        row = await self._command("get_entry", key, "HMGET", data, "v", "n", "e", "t")
+        row = await self._command("get_entry", key, "HMGET", data, "v", "n", "e", "t", "lw")
         return None if row[1] is None else decode_entry(*row)
 
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
@@ -247,7 +247,7 @@ class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache)
         async def fetch(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for key in keys:
-                pipe.hmget(self._layout.data(ns, key), ["v", "n", "e", "t"])
+                pipe.hmget(self._layout.data(ns, key), ["v", "n", "e", "t", "lw"])
             return list(await pipe.execute())
 
         rows = await self._run("get_entries", keys[0] if len(keys) == 1 else None, fetch)

@@ -165,5 +165,5 @@ class LogCommands(AppendableCache):
             return None
         value, version, expiry, touched_at, index_list, length, weight, start, items = found
         self._index_lists.remember(ns, key, index_list)
-        entry = decode_entry(value, version, expiry, touched_at)
+        entry = decode_entry(value, version, expiry, touched_at, weight)
         return entry, _log_slice(key, int(length), int(weight), int(start), list(items))

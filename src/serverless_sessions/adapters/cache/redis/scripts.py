@@ -61,8 +61,10 @@ def expiry_arg(ttl: TTLArg) -> str:
     return "none" if expires_at is None else str(round(expires_at * 1000))
 
 
-def decode_entry(value: bytes, version: Any, expiry: Any, touched: Any = None) -> Entry:
-    """An entry from its hash fields ``v``, ``n``, ``e`` (ms) and ``t`` (see ``WRITE``).
+def decode_entry(
+    value: bytes, version: Any, expiry: Any, touched: Any = None, log_weight: Any = None
+) -> Entry:
+    """An entry from its hash fields ``v``, ``n``, ``e`` (ms), ``t`` and ``lw`` (see ``WRITE``).
 
     ``t`` is ``<version>:<touched_at>``; stamped with an older version, a write of the value
     came after that append, so the entry has no ``touched_at``.
@@ -73,6 +75,7 @@ def decode_entry(value: bytes, version: Any, expiry: Any, touched: Any = None) -
         int(version),
         None if expiry is None else int(expiry) / 1000,
         float(touched_at) if stamp and int(stamp) == int(version) else None,
+        int(log_weight or 0),
     )
 
 

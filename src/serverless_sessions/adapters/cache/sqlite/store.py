@@ -185,7 +185,7 @@ class SqliteStore:
     def get_entry(self, ns: str, key: str) -> Entry | None:
         """The live entry at ``key``, or ``None`` if it is missing or expired."""
         row = self._conn.execute(LIVE_ENTRY, (ns, key, now())).fetchone()
-        return None if row is None else Entry(row[0], int(row[1]), row[2], row[3])
+        return None if row is None else Entry(row[0], int(row[1]), row[2], row[3], int(row[5]))
 
     def get_entries(self, ns: str, keys: Sequence[str]) -> list[Entry | None]:
         """Live entries for ``keys`` in order, read in one snapshot (one deferred transaction)."""
@@ -208,7 +208,7 @@ class SqliteStore:
             end = length if before is None else max(0, min(before, length))
             start = 0 if last is None else max(0, end - last)
             items = [item for (item,) in self._conn.execute(LOG_RANGE, (ns, key, start, end))]
-        entry = Entry(value, int(version), expires_at, touched_at)
+        entry = Entry(value, int(version), expires_at, touched_at, int(weight))
         return entry, LogSlice(items, start, int(length), int(weight))
 
     def exists(self, ns: str, key: str) -> bool:

@@ -186,13 +186,25 @@ async def list_page(
     unreadable: list[str] = []
     for start in range(0, len(ids), BATCH):
         loaded = await _load_batch(storage, ids[start : start + BATCH], unreadable, heads=True)
-        summaries.extend(SessionSummary.of(stored) for stored in loaded)
-    summaries.sort(key=lambda s: (s.last_activity, s.session_id), reverse=True)
-    if after is not None:
-        summaries = [s for s in summaries if (s.last_activity, s.session_id) < after]
+        summaries.extend(s for s in map(SessionSummary.of, loaded) if _below(s, after))
+    return _page_of(summaries, limit, unreadable)
+
+
+def _position(summary: SessionSummary) -> tuple[datetime, str]:
+    """Where ``summary`` stands in a listing (newest first) and in a cursor."""
+    return summary.last_activity, summary.session_id
+
+
+def _below(summary: SessionSummary, after: tuple[datetime, str] | None) -> bool:
+    """Whether ``summary`` belongs after the cursor ``after`` (``None``: the first page)."""
+    return after is None or _position(summary) < after
+
+
+def _page_of(summaries: list[SessionSummary], limit: int, unreadable: list[str]) -> SessionPage:
+    """The newest ``limit`` of ``summaries``, with a cursor when more follow."""
+    summaries.sort(key=_position, reverse=True)
     page = summaries[:limit]
-    more = len(summaries) > limit
-    next_cursor = encode_cursor(page[-1]) if more and page else None
+    next_cursor = encode_cursor(page[-1]) if len(summaries) > limit and page else None
     return SessionPage(sessions=page, next_cursor=next_cursor, unreadable=unreadable)
 
 
@@ -224,18 +236,13 @@ async def _page_in_activity_order(
         ids = [session_id for session_id, _ in found]
         for stored in await _load_batch(storage, ids, unreadable, heads=True):
             summary = SessionSummary.of(stored)
-            if project_id is not None and summary.project_id != project_id:
-                continue
-            if after is None or (summary.last_activity, summary.session_id) < after:
+            if (project_id is None or summary.project_id == project_id) and _below(summary, after):
                 summaries.append(summary)
         if len(found) < chunk:
             break
         before = found[-1][1], found[-1][0]
         chunk = min(BATCH, chunk * 2)
-    summaries.sort(key=lambda s: (s.last_activity, s.session_id), reverse=True)
-    page = summaries[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(summaries) > limit and page else None
-    return SessionPage(sessions=page, next_cursor=next_cursor, unreadable=unreadable)
+    return _page_of(summaries, limit, unreadable)
 
 
 async def iter_live(

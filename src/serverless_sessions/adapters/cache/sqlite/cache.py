@@ -192,10 +192,11 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
             return
         writes = [each.write for each in queued]
         call = functools.partial(self._in_worker, _one if len(writes) == 1 else SqliteStore.together, writes)
+        loop = asyncio.get_running_loop()
         try:
-            job = asyncio.get_running_loop().run_in_executor(self._executor, call)
+            job = loop.run_in_executor(self._executor, call)
         except RuntimeError as exc:  # the executor is shut down: the cache closed meanwhile
-            job = asyncio.get_running_loop().create_future()
+            job = loop.create_future()
             job.set_exception(exc)
         job.add_done_callback(functools.partial(self._deliver, queued))
 

@@ -22,6 +22,7 @@ from serverless_sessions.adapters.cache.base import RecentCache
 from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS
 from serverless_sessions.adapters.cache.postgres.statements import Statements
 from serverless_sessions.adapters.cache.sqlite import statements
+from serverless_sessions.errors import InvalidSessionIdError
 from serverless_sessions.listing import list_page
 from serverless_sessions.storage.base import StoredSession
 from tests.cache_factories.postgres import SHARED_URL, drop_schema, unique_schema
@@ -270,3 +271,13 @@ async def test_postgres_reads_a_page_as_a_range_of_the_activity_index() -> None:
             assert "ROW(" in text and "Sort" not in text, text
     finally:
         await drop_schema(schema)
+
+
+async def test_a_bad_owner_id_is_refused_even_when_the_order_read_is_the_other_owners(
+    cache: Ordered,
+) -> None:
+    storage = ACBCacheStorage(cache, "bad")
+    await storage.store_session(SessionState(session_id="s", user_id="ann", project_id="p"))
+    for user_id, project_id in [("ann", "bad\x00id"), ("\x07", "p"), (None, " ")]:
+        with pytest.raises(InvalidSessionIdError, match="id"):
+            await list_page(storage, user_id=user_id, project_id=project_id, limit=5, cursor=None)

@@ -90,6 +90,16 @@ def project_index(project_id: str) -> str:
     return f"project:{project_id}"
 
 
+def _owner_indexes(user_id: str | None, project_id: str | None) -> list[str]:
+    """The indexes of the owners given, the user's first; each id checked, whichever is read."""
+    indexes = []
+    if user_id is not None:
+        indexes.append(user_index(validate_owner_id(user_id, what="user id")))
+    if project_id is not None:
+        indexes.append(project_index(validate_owner_id(project_id, what="project id")))
+    return indexes
+
+
 def _touched(state: SessionState, entry: Entry) -> SessionState:
     """``state`` with the activity of appends made since its head was written."""
     if entry.touched_at is not None:
@@ -466,12 +476,8 @@ class ACBCacheStorage(SessionStorage):
             return [session_id async for session_id in self.iter_session_ids()]
         cache = self._indexed("list_sessions")
         found: set[str] | None = None
-        if user_id is not None:
-            validate_owner_id(user_id, what="user id")
-            found = set(await cache.index_members(user_index(user_id), namespace=self._ns()))
-        if project_id is not None:
-            validate_owner_id(project_id, what="project id")
-            members = set(await cache.index_members(project_index(project_id), namespace=self._ns()))
+        for index in _owner_indexes(user_id, project_id):
+            members = set(await cache.index_members(index, namespace=self._ns()))
             found = members if found is None else found & members
         return sorted(found or ())
 
@@ -485,14 +491,10 @@ class ACBCacheStorage(SessionStorage):
     ) -> list[tuple[str, float]] | None:
         """Read from the cache's activity index (:class:`RecentCache`); ``None`` without one."""
         self._check_open()
+        indexes = _owner_indexes(user_id, project_id)  # both checked, though one is read
         if not isinstance(self.cache, RecentCache):
             return None
-        if user_id is not None:
-            index: str | None = user_index(validate_owner_id(user_id, what="user id"))
-        elif project_id is not None:
-            index = project_index(validate_owner_id(project_id, what="project id"))
-        else:
-            index = None
+        index = indexes[0] if indexes else None
         return await self.cache.recent(index, limit=limit, before=before, namespace=self._ns())
 
     async def iter_session_ids(self) -> AsyncIterator[str]:

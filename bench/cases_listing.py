@@ -5,9 +5,9 @@ file, then in a schema of its own on the local PostgreSQL: two namespaces, one o
 ``list_small`` and one of ``list_large`` small sessions, all of one user and spread over 97
 projects, written through the public API (``store_sessions`` where it exists). Each row times
 ``ServerlessSessionManager.list_sessions`` for the newest page of 50: the user's page (the
-user owns every session) and the global page. A page read by range from an activity-ordered
-index (SQLite's, PostgreSQL's) costs O(page); one that reads the whole owner first (Redis
-keeps no such index yet) costs O(owner) and shows here.
+user owns every session) and the global page. Every engine here reads a page by range from an
+activity order (Redis' activity zsets, SQLite's and PostgreSQL's indexes): O(page); a storage
+without one reads the whole owner first, O(owner), which would show here.
 """
 
 from __future__ import annotations

@@ -145,6 +145,8 @@ async def test_legacy_redis_ignores_keys_of_another_layout_under_its_prefix(redi
         assert await legacy.list_sessions(project_id="pp") == [kept]
         assert await legacy.list_sessions(user_id="mallory") == []
         assert await legacy.load_session("x") is None  # P:session:x, the new expiry zset
+        assert await legacy.load_session("r") is None  # P:session:r, the new activity zset
+        assert await legacy.load_session("r:user:alice") is None  # an index's activity zset
         assert await legacy.load_session(f"d:{added[0]}") is None  # a new data hash
         assert await legacy.delete_session("x") is False
         assert await legacy.cleanup_expired_sessions() == 0

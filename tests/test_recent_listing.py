@@ -1,4 +1,4 @@
-"""Listing in activity order from an index (SQLite, PostgreSQL): O(page), and equal to the sort.
+"""Listing in activity order from an index (SQLite, PostgreSQL, Redis): O(page), equal to the sort.
 
 The cache contract of :class:`RecentCache` on each adapter that has it, then listings through
 the storage's activity order compared page by page with the listing that reads every owner's
@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
 from serverless_sessions import ACBCacheStorage, ServerlessSessionManager, SessionState
-from serverless_sessions.adapters.cache import postgres, sqlite
+from serverless_sessions.adapters.cache import postgres, redis, sqlite
 from serverless_sessions.adapters.cache.base import RecentCache
 from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS
 from serverless_sessions.adapters.cache.postgres.statements import Statements
@@ -25,20 +27,25 @@ from serverless_sessions.adapters.cache.sqlite import statements
 from serverless_sessions.errors import InvalidSessionIdError
 from serverless_sessions.listing import list_page
 from serverless_sessions.storage.base import StoredSession
+from tests.cache_factories import redis as redis_factory
 from tests.cache_factories.postgres import SHARED_URL, drop_schema, unique_schema
 from tests.test_sqlite_log import raw, version_1_file
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-Ordered = sqlite.Cache | postgres.Cache
+Ordered = sqlite.Cache | postgres.Cache | redis.Cache
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ordered]:
     if request.param == "sqlite":
         async with sqlite.Cache(tmp_path / "recent.db", namespace="t") as built:
             yield built
+        return
+    if request.param == "redis":
+        async with redis_factory.make_cache(tmp_path, f"t{uuid.uuid4().hex[:12]}") as ordered:
+            yield ordered
         return
     schema = unique_schema()
     try:
@@ -281,3 +288,65 @@ async def test_a_bad_owner_id_is_refused_even_when_the_order_read_is_the_other_o
     for user_id, project_id in [("ann", "bad\x00id"), ("\x07", "p"), (None, " ")]:
         with pytest.raises(InvalidSessionIdError, match="id"):
             await list_page(storage, user_id=user_id, project_id=project_id, limit=5, cursor=None)
+
+
+# -- Redis: activity zsets mirror the expiry and index zsets -----------------------------------
+
+
+async def redis_zsets(cache: redis.Cache, *names: str) -> dict[str, tuple[int, int]]:
+    """Each named zset's cardinality and expiry time (ms; -1 none, -2 no key)."""
+    client = Redis.from_url(redis_factory.SHARED_URL)
+    try:
+        prefix = f"{cache.settings.key_prefix}:{cache.namespace}:"
+        return {
+            name: (await client.zcard(prefix + name), await client.pexpiretime(prefix + name))
+            for name in names
+        }
+    finally:
+        await client.aclose()
+
+
+async def test_redis_activity_zsets_follow_their_partners_through_delete_and_purge(tmp_path: Path) -> None:
+    names = ("x", "r", "i:user:a", "r:user:a")
+    async with redis_factory.make_cache(tmp_path, f"t{uuid.uuid4().hex[:12]}") as cache:
+        await put(cache, "short", 3.0, ttl=0.2)
+        await put(cache, "gone", 2.0)
+        await put(cache, "kept", 1.0, ttl=120)
+        zsets = await redis_zsets(cache, *names)
+        assert {name: count for name, (count, _) in zsets.items()} == dict.fromkeys(names, 3)
+        assert zsets["x"][1] == zsets["r"][1] > 0 and zsets["i:user:a"][1] == zsets["r:user:a"][1] > 0
+        assert await cache.compare_and_delete("gone")
+        await asyncio.sleep(0.4)
+        assert await cache.recent(None, limit=5) == [("kept", 1.0)]  # expired, not yet purged
+        assert await cache.purge_expired() == ["short"]
+        zsets = await redis_zsets(cache, *names)
+        assert {name: count for name, (count, _) in zsets.items()} == dict.fromkeys(names, 1)
+        assert zsets["x"][1] == zsets["r"][1] and zsets["i:user:a"][1] == zsets["r:user:a"][1]
+        assert await cache.recent("user:a", limit=5) == [("kept", 1.0)]
+        assert await cache.compare_and_delete("kept")
+        zsets = await redis_zsets(cache, *names)
+        assert zsets == dict.fromkeys(names, (0, -2))  # nothing left behind
+
+
+async def test_redis_keys_written_before_activity_zsets_list_by_sorting(tmp_path: Path) -> None:
+    """What an older version left: expiry and index zsets without activity zsets beside them."""
+    async with redis_factory.make_cache(tmp_path, f"t{uuid.uuid4().hex[:12]}") as cache:
+        storage = ACBCacheStorage(cache, cache.namespace)
+        for i in range(3):
+            await storage.store_session(
+                SessionState(session_id=f"s{i}", user_id="ann", project_id="p", last_activity=EPOCH)
+            )
+        client = Redis.from_url(redis_factory.SHARED_URL)
+        prefix = f"{cache.settings.key_prefix}:{cache.namespace}:"
+        await client.delete(prefix + "r", prefix + "r:user:ann", prefix + "r:project:p")
+        await client.aclose()
+        assert await storage.recent_sessions(user_id="ann", project_id=None, limit=5) is None
+        page = await list_page(storage, user_id="ann", project_id=None, limit=2, cursor=None)
+        assert [s.session_id for s in page.sessions] == ["s2", "s1"]  # sorted, all there
+        for i in range(3):  # rewritten by this version: ordered again
+            state = await storage.retrieve_session(f"s{i}")
+            assert state is not None
+            await storage.store_session(state)
+        assert await storage.recent_sessions(user_id="ann", project_id=None, limit=5) == [
+            (f"s{i}", EPOCH.timestamp()) for i in (2, 1, 0)
+        ]

@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from serverless_sessions import ACBCacheStorage, SessionState
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.adapters.cache.base import CacheBase
 from serverless_sessions.errors import SessionConflictError
+from serverless_sessions.listing import list_page
 from tests.conftest import unique_namespace
 from tests.contract import test_cache_contract as contract
 from tests.redis_servers import RedisProcess, running_cluster
@@ -119,6 +121,16 @@ async def test_concurrent_updates_keep_the_key_listed(cache: redis.Cache) -> Non
     entry = await cache.get_entry("hot")
     assert entry is not None and entry.version == 7
     assert await cache.index_members("user:h") == ["hot"]
+
+
+async def test_a_cluster_keeps_no_activity_order_and_listing_sorts(cache: redis.Cache) -> None:
+    """Activity zsets live on one server only: a page is read by sorting the owner's sessions."""
+    storage = ACBCacheStorage(cache, cache.namespace)
+    for i in range(3):
+        await storage.store_session(SessionState(session_id=f"s{i}", user_id="ann", project_id="p"))
+    assert await cache.recent(None, limit=5) is None
+    page = await list_page(storage, user_id="ann", project_id=None, limit=2, cursor=None)
+    assert [s.session_id for s in page.sessions] == ["s2", "s1"]
 
 
 def test_cluster_setting_from_url(nodes: list[RedisProcess]) -> None:

@@ -11,10 +11,13 @@ Key layout (``P`` = ``key_prefix``, ``N`` = namespace, both limited to ``[A-Za-z
                            vw=<version>:<value weight>  t=<version>:<touched_at of an append>]
     P:N:i:<index>   ZSET  member <generation><key>               score = expiry ms, +inf = none
     P:N:x           ZSET  member <generation><index list><key>   score = expiry ms, +inf = none
+    P:N:r           ZSET  member <key>NUL<generation>            score = activity (UNIX s)
+    P:N:r:<index>   ZSET  member <key>NUL<generation>            score = activity (UNIX s)
 
-* The markers ``:d:``, ``:i:`` and the bare ``:x`` after a colon-free namespace make data keys,
-  index keys and the expiry key disjoint for ANY key or index string (colons, braces, glob
-  characters, unicode). ``SCAN MATCH P:N:d:*`` (glob characters escaped) lists the data keys.
+* The markers ``:d:``, ``:i:``, ``:r:`` and the bare ``:x`` and ``:r`` after a colon-free
+  namespace make data keys, index keys, activity keys and the expiry key disjoint for ANY key
+  or index string (colons, braces, glob characters, unicode). ``SCAN MATCH P:N:d:*`` (glob
+  characters escaped) lists the data keys.
 * A data hash carries Redis's own expiry (``PEXPIREAT``), so no read ever sees an expired value.
 * The log (:class:`~serverless_sessions.adapters.cache.base.AppendableCache`) lives in the data
   hash itself: it shares the value's expiry, slot, ``DEL`` and purge, can never show up as a key,
@@ -28,6 +31,15 @@ Key layout (``P`` = ``key_prefix``, ``N`` = namespace, both limited to ``[A-Za-z
   newer incarnation with the same name.
 * ``P:N:x`` lists every key of the namespace with its index names: purging reads only its
   expired range and touches only those keys' index entries, O(expired) not O(total).
+* ``P:N:r`` and ``P:N:r:<index>`` (one server only) mirror the members of ``P:N:x`` and of
+  each index zset, scored by the activity of each key's latest write (raised by later
+  appends), and expire with them: a page of a listing is a range read
+  (:class:`~serverless_sessions.adapters.cache.base.RecentCache`). A key written without an
+  activity (``set``, an older version) is left out, so the counts differ and the listing sorts
+  instead. An older version's process that deletes or purges keys also leaves counts that
+  differ (until those members are written or purged again by this version); one that creates
+  keys while another deletes could balance them, so upgrade every writer before relying on
+  the order.
 * Hygiene: every zset expires ``index_grace`` after its latest-expiring member (so it never
   expires before a key it lists, and never lives forever after them), persists while it holds a
   member without expiry, and disappears when its last member is removed.
@@ -61,8 +73,8 @@ from redis.asyncio.cluster import RedisCluster
 from serverless_sessions.adapters.cache.base import (
     CacheBase,
     Entry,
-    IndexedCache,
     PingableCache,
+    RecentCache,
     ScannableCache,
     TTLArg,
     check_same_indexes,
@@ -81,9 +93,11 @@ from serverless_sessions.adapters.cache.redis.health import server_report
 from serverless_sessions.adapters.cache.redis.log import LogCommands, RecentIndexLists, refusal
 from serverless_sessions.adapters.cache.redis.scripts import (
     GENERATION_LENGTH,
+    ExpiryRecord,
     KeyLayout,
     Lua,
     WriteRequest,
+    activity_member,
     decode_entry,
     encode_indexes,
     expiry_arg,
@@ -100,7 +114,7 @@ _STALE_ATTEMPTS = 4  # a write retried this often because its key's indexes kept
 _PURGE_BATCH = 1000
 
 
-class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache):
+class Cache(CacheBase, RecentCache, LogCommands, ScannableCache, PingableCache):
     """Sessions' bytes in Redis hashes, indexed by expiry-scored sorted sets."""
 
     backend = "redis"
@@ -190,8 +204,9 @@ class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache)
             if link.cluster:
                 reply = await cluster.mutate(self._run, lua, layout, request)
             else:
-                keys = [layout.data(ns, key), layout.expiry(ns)]
-                keys += [layout.index(ns, name) for name in guess]
+                keys = [layout.data(ns, key), layout.expiry(ns), layout.activity(ns)]
+                for name in guess:
+                    keys += (layout.index(ns, name), layout.activity(ns, name))
                 reply = await lua.write(request, keys, new_tag(), encode_indexes(guess), "")
             if reply[0] == b"ok":
                 self._index_lists.remember(ns, key, None if request.op == "del" else reply[4])
@@ -266,8 +281,9 @@ class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache)
     ) -> Entry:
         ns = self._namespace(namespace)
         request = WriteRequest(
-            "set", ns, key, bytes(value), expected_version, expiry_arg(ttl), tuple(indexes)
-        )
+            "set", ns, key, bytes(value), expected_version, expiry_arg(ttl), tuple(indexes),
+            activity=activity,
+        )  # fmt: skip
         reply = await self._mutate(request)
         return decode_entry(value, reply[1], reply[2])
 
@@ -299,29 +315,68 @@ class Cache(CacheBase, IndexedCache, LogCommands, ScannableCache, PingableCache)
         reported by the one call that removed its expiry entry.
         """
         ns = self._namespace(namespace)
-        lua = self._connected()[1]
+        link, lua = self._connected()
         expiry_zset = self._layout.expiry(ns)
         purged: list[str] = []
         while limit is None or len(purged) < limit:
             batch = _PURGE_BATCH if limit is None else min(_PURGE_BATCH, limit - len(purged))
             now_ms, members = await lua.members(expiry_zset, expired=True, limit=batch, operation="purge")
             records = [parse_expiry_member(member) for member in members]
-            by_index: dict[str, list[str]] = {}
+            by_index: dict[str, list[ExpiryRecord]] = {}
             for record in records:
                 for name in record.indexes:
-                    by_index.setdefault(name, []).append(record.generation + record.key)
-            await asyncio.gather(
-                *(
-                    lua.drop(self._layout.index(ns, name), entries, bound=now_ms, operation="purge")
-                    for name, entries in by_index.items()
-                )
-            )
-            expired = [record.member for record in records]
-            removed = set(await lua.drop(expiry_zset, expired, bound=now_ms, operation="purge"))
+                    by_index.setdefault(name, []).append(record)
+            drop = partial(self._drop_expired, lua, link, ns, bound=now_ms)
+            await asyncio.gather(*(drop(name, listed) for name, listed in by_index.items()))
+            removed = set(await drop(None, records))
             purged += [record.key for record in records if record.member in removed]
             if len(members) < batch:
                 break
         return purged
+
+    async def recent(
+        self,
+        index: str | None,
+        *,
+        limit: int,
+        before: tuple[float, str] | None = None,
+        namespace: str | None = None,
+    ) -> list[tuple[str, float]] | None:
+        """One ``RECENT`` script on one server; ``None`` in a cluster (no activity zsets there)."""
+        ns = self._namespace(namespace)
+        link, lua = self._connected()
+        if link.cluster:
+            return None
+        layout = self._layout
+        partner = layout.expiry(ns) if index is None else layout.index(ns, index)
+        ordered = layout.activity(ns, index)
+        return await lua.recent(ordered, partner, layout.data(ns, ""), limit=limit, before=before)
+
+    async def _drop_expired(
+        self,
+        lua: Lua,
+        link: Link,
+        namespace: str,
+        index: str | None,
+        records: Sequence[ExpiryRecord],
+        *,
+        bound: str,
+    ) -> list[bytes]:
+        """Drop the expired keys ``records`` from ``index``'s zset (``None``: the expiry zset).
+
+        In the same step they go from its activity zset, on one server (a cluster has none).
+        """
+        layout = self._layout
+        members: list[str | bytes]
+        if index is None:
+            zset, members = layout.expiry(namespace), [r.member for r in records]
+        else:
+            zset, members = layout.index(namespace, index), [r.generation + r.key for r in records]
+        mirror = None
+        if not link.cluster:
+            ordered = [activity_member(r.generation, r.key) for r in records]
+            mirror = (layout.activity(namespace, index), ordered)
+        return await lua.drop(zset, members, bound=bound, operation="purge", mirror=mirror)
 
     # -- ScannableCache / PingableCache --------------------------------------------------------
 

@@ -119,7 +119,7 @@ class LogCommands(AppendableCache):
         request = WriteRequest(
             "set", self._namespace(namespace), key, bytes(value), expected_version, expiry_arg(ttl),
             tuple(indexes), value_weight, None if log is None else tuple(map(bytes, log)),
-            log_weight, limit,
+            log_weight, limit, activity=activity,
         )  # fmt: skip
         reply = await self._mutate(request)
         return decode_entry(value, reply[1], reply[2])
@@ -144,6 +144,7 @@ class LogCommands(AppendableCache):
             "append", self._namespace(namespace), key, expiry=expiry_arg(ttl),
             items=tuple(map(bytes, items)), weight=weight, limit=limit,
             expected_length=expected_length, touched_at=touched_at, append_id=new_tag(),
+            activity=touched_at,
         )  # fmt: skip
         reply = await self._mutate(request)
         expires_at = None if reply[2] is None else int(reply[2]) / 1000

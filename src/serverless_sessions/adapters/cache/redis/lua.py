@@ -8,7 +8,7 @@ Python (index lists, expiry members, the log's fields) are described in :mod:`.s
 
 from __future__ import annotations
 
-__all__ = ["RANGE", "READ", "WRITE", "ZSET"]
+__all__ = ["RANGE", "READ", "RECENT", "WRITE", "ZSET"]
 
 # Shared by the scripts that change zsets: make the zset expire `grace` ms after its latest
 # member, or persist it while a member never expires. ZRANGE -1 -1 is O(log n).
@@ -28,20 +28,29 @@ local function grow(zset, score)
   if redis.call('PEXPIREAT', zset, tonumber(score) + grace, 'GT') == 0
     and redis.call('PTTL', zset) == -1 then fit(zset) end
 end
+-- An activity zset lists the members of its partner (the expiry zset, or an index zset) and
+-- expires with it: equal cardinalities then mean every member is ordered (see RECENT).
+local function mirror(zset, activity)
+  local at = redis.call('PEXPIRETIME', zset)
+  if at == -1 then redis.call('PERSIST', activity)
+  elseif at > 0 then redis.call('PEXPIREAT', activity, at) end
+end
 """
 
 WRITE = (
     _FIT
     + """
 -- Compare-and-set, append to, or delete one key.
--- KEYS: data hash [, expiry zset, index zsets...]  (zsets only on a single server)
+-- KEYS: data hash [, expiry zset, its activity zset, then per index: its zset, its activity
+--       zset]  (zsets only on a single server)
 -- ARGV: 1 op set|append|del, 2 key, 3 expected version ('' = any; append: log length),
 --       4 value, 5 expiry ms|keep|none, 6 generation for a new key,
 --       7 index list (the caller's guess),
 --       8 cluster bound: '' on a single server, else the score pre-written for this write,
---       then only on the log path (write_with_log, append): 9 value weight, 10 log weight
---       ('' = keep the log; append: the items' weight), 11 limit ('' = none),
---       12 touched_at (append), 13 the append's id (append), 14.. log items;
+--       9 activity (UNIX seconds; append: its touched_at; '' = none),
+--       then only on the log path (write_with_log, append): 10 value weight, 11 log weight
+--       ('' = keep the log; append: the items' weight), 12 limit ('' = none),
+--       13 touched_at (append), 14 the append's id (append), 15.. log items;
 --       last: grace ms
 -- Returns {'ok', version, expiry|false, generation, index list, log length (log path)},
 -- {'conflict', version [, log length]}, {'missing'} (append), {'too_large', total weight}
@@ -54,15 +63,20 @@ WRITE = (
 -- length and it has no touched_at, and its cost stays that of a write without a log.
 -- a = the ids of the latest 32 appends (16 characters each): an append retried after its
 -- reply was lost finds its id there and is not applied twice.
+--
+-- Activity zsets (member <key>NUL<generation>, score = activity: ties order by key) order the
+-- keys of the namespace and of each index. A write sets its key's score, or removes the key
+-- when it has no activity (the scope is then unordered); an append only raises a score
+-- already there.
 
-local logged = #ARGV > 9
+local logged = #ARGV > 10
 local cur = logged and redis.call('HMGET', KEYS[1], 'n', 'e', 'g', 'i', 'vw', 'lw', 'll', 'a')
   or redis.call('HMGET', KEYS[1], 'n', 'e', 'g', 'i')
 local op, ver = ARGV[1], tonumber(cur[1]) or 0
 local len = logged and (tonumber(cur[7]) or 0) or nil  -- nil: no log length in the reply
 if op == 'append' then
   if ver == 0 then return {'missing'} end
-  if cur[8] and string.find(cur[8], ARGV[13], 1, true) then  -- a retry: it landed already
+  if cur[8] and string.find(cur[8], ARGV[14], 1, true) then  -- a retry: it landed already
     return {'ok', ver, cur[2] or false, cur[3], cur[4], len}
   end
   if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= len then return {'conflict', ver, len} end
@@ -78,8 +92,15 @@ if idx ~= ARGV[7] then return {'stale', cur[4], gen} end
 if op == 'del' then
   if ver == 0 then return {'ok', 0, false, gen, idx} end
   redis.call('DEL', KEYS[1])
-  for j = 3, #KEYS do redis.call('ZREM', KEYS[j], gen .. ARGV[2]); fit(KEYS[j]) end
-  if #KEYS > 1 then redis.call('ZREM', KEYS[2], gen .. idx .. ARGV[2]); fit(KEYS[2]) end
+  local ordered = ARGV[2] .. '\0' .. gen
+  for j = 4, #KEYS, 2 do
+    redis.call('ZREM', KEYS[j], gen .. ARGV[2]); fit(KEYS[j])
+    redis.call('ZREM', KEYS[j + 1], ordered); mirror(KEYS[j], KEYS[j + 1])
+  end
+  if #KEYS > 1 then
+    redis.call('ZREM', KEYS[2], gen .. idx .. ARGV[2]); fit(KEYS[2])
+    redis.call('ZREM', KEYS[3], ordered); mirror(KEYS[2], KEYS[3])
+  end
   return {'ok', ver, cur[2], gen, idx}
 end
 local exp = ARGV[5]
@@ -94,24 +115,24 @@ if logged then  -- the log path: a set's value with its log replaced or kept, or
       redis.call(command, KEYS[1], unpack(args, first, math.min(first + 999, #args)))
     end
   end
-  local lw, vw = tonumber(cur[6]) or 0, tonumber(ARGV[9])
+  local lw, vw = tonumber(cur[6]) or 0, tonumber(ARGV[10])
   local fields, gone, items = nil, {}, {}
   if op == 'append' then
     local stamp, weight = string.match(cur[5] or '', '^(%d+):(%d+)$')
     vw = (tonumber(stamp) == ver and tonumber(weight)) or redis.call('HSTRLEN', KEYS[1], 'v')
-    lw = lw + tonumber(ARGV[10])
-    local ids = string.sub((cur[8] or '') .. ARGV[13], -512)
-    fields = {'n', ver + 1, 't', (ver + 1) .. ':' .. ARGV[12], 'a', ids}
+    lw = lw + tonumber(ARGV[11])
+    local ids = string.sub((cur[8] or '') .. ARGV[14], -512)
+    fields = {'n', ver + 1, 't', (ver + 1) .. ':' .. ARGV[13], 'a', ids}
   else
     fields = {'v', ARGV[4], 'n', ver + 1, 'g', gen, 'i', idx}
-    if ARGV[10] ~= '' then
-      for p = #ARGV - 14, len - 1 do gone[#gone + 1] = 'l:' .. p end
-      lw, len = tonumber(ARGV[10]), 0
+    if ARGV[11] ~= '' then
+      for p = #ARGV - 15, len - 1 do gone[#gone + 1] = 'l:' .. p end
+      lw, len = tonumber(ARGV[11]), 0
     end
   end
-  if ARGV[11] ~= '' and vw + lw > tonumber(ARGV[11]) then return {'too_large', vw + lw} end
-  for j = 14, #ARGV - 1 do items[#items + 1] = 'l:' .. (len + j - 14); items[#items + 1] = ARGV[j] end
-  len = len + #ARGV - 14
+  if ARGV[12] ~= '' and vw + lw > tonumber(ARGV[12]) then return {'too_large', vw + lw} end
+  for j = 15, #ARGV - 1 do items[#items + 1] = 'l:' .. (len + j - 15); items[#items + 1] = ARGV[j] end
+  len = len + #ARGV - 15
   for _, field in ipairs({'vw', (ver + 1) .. ':' .. vw, 'lw', lw, 'll', len}) do
     fields[#fields + 1] = field
   end
@@ -129,10 +150,21 @@ else
   redis.call('PEXPIREAT', KEYS[1], exp)
 end
 if #KEYS > 1 then
-  local score = (exp == 'none') and '+inf' or exp
-  for j = 3, #KEYS do redis.call('ZADD', KEYS[j], score, gen .. ARGV[2]); grow(KEYS[j], score) end
+  local score, member, activity = (exp == 'none') and '+inf' or exp, gen .. ARGV[2], ARGV[9]
+  local listed = ARGV[2] .. '\0' .. gen
+  local function order(zset, ordered)
+    if op == 'append' then
+      if activity ~= '' then redis.call('ZADD', ordered, 'XX', 'GT', activity, listed) end
+    elseif activity == '' then redis.call('ZREM', ordered, listed)
+    else redis.call('ZADD', ordered, activity, listed) end
+    mirror(zset, ordered)
+  end
+  for j = 4, #KEYS, 2 do
+    redis.call('ZADD', KEYS[j], score, member); grow(KEYS[j], score); order(KEYS[j], KEYS[j + 1])
+  end
   if ver > 0 and cur[4] ~= idx then redis.call('ZREM', KEYS[2], gen .. cur[4] .. ARGV[2]) end
   redis.call('ZADD', KEYS[2], score, gen .. idx .. ARGV[2]); grow(KEYS[2], score)
+  order(KEYS[2], KEYS[3])
 end
 return {'ok', ver + 1, (exp ~= 'none') and exp or false, gen, idx, len}
 """
@@ -162,22 +194,26 @@ return {cur[1], cur[2], cur[3], cur[4], cur[5], len, tonumber(cur[7]) or 0, star
 ZSET = (
     _FIT
     + """
--- Change one zset. KEYS: the zset. ARGV: 1 op add|drop, 2 score (add) or bound (drop),
--- 3.. members, last grace ms. 'add' raises scores only (ZADD GT: a pre-written entry never
--- ends before its key); 'drop' removes members scored <= bound ('inf' = all), returns them.
+-- Change one zset. KEYS: the zset [, its activity zset (drop)]. ARGV: 1 op add|drop, 2 score
+-- (add) or bound (drop), 3.. members (with an activity zset: each followed by its member
+-- there), last grace ms. 'add' raises scores only (ZADD GT: a pre-written entry never ends
+-- before its key); 'drop' removes members scored <= bound ('inf' = all) from the zset, and
+-- from its activity zset, and returns them.
 local removed = {}
 if ARGV[1] == 'add' then
   for j = 3, #ARGV - 1 do redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[j]) end
 else
   local bound = tonumber(ARGV[2])
-  for j = 3, #ARGV - 1 do
+  for j = 3, #ARGV - 1, #KEYS do
     local score = redis.call('ZSCORE', KEYS[1], ARGV[j])
     if score and tonumber(score) <= bound then
       redis.call('ZREM', KEYS[1], ARGV[j]); removed[#removed + 1] = ARGV[j]
+      if #KEYS > 1 then redis.call('ZREM', KEYS[2], ARGV[j + 1]) end
     end
   end
 end
 fit(KEYS[1])
+if #KEYS > 1 then mirror(KEYS[1], KEYS[2]) end
 return removed
 """
 )
@@ -189,4 +225,36 @@ local t = redis.call('TIME')
 local now = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
 if ARGV[1] == 'live' then return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')} end
 return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])}
+"""
+
+RECENT = """
+-- The newest keys of an activity zset (see WRITE), live ones only, in one step.
+-- KEYS: 1 the activity zset, 2 its partner (the expiry zset, or the index's zset).
+-- ARGV: 1 the namespace's data key prefix, 2 limit, 3 before: activity ('' = from the newest),
+--       4 before: key (the cursor is strictly below (activity, key)).
+-- Returns false when the zset does not list every member of its partner (a key written
+-- without an activity, or by an older version), else {key, activity, ...}: up to `limit` live
+-- keys below the cursor, newest first, ties by key (the members' own order: key, NUL, ...).
+-- A member is live while its data hash exists with the member's generation; reading those
+-- hashes makes this a single-server script. Cost: O(limit + members skipped: dead ones, and
+-- the cursor's ties above it).
+if redis.call('ZCARD', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then return false end
+local limit, top = tonumber(ARGV[2]), ARGV[3]
+local bound = tonumber(top)
+if top == '' then top = '+inf' end
+local found, offset = {}, 0
+while true do
+  local rows = redis.call('ZRANGE', KEYS[1], top, '-inf', 'BYSCORE', 'REV',
+    'LIMIT', offset, limit + 1, 'WITHSCORES')
+  for j = 1, #rows, 2 do
+    local key, gen = string.sub(rows[j], 1, -18), string.sub(rows[j], -16)
+    if not (tonumber(rows[j + 1]) == bound and key >= ARGV[4])
+      and redis.call('HGET', ARGV[1] .. key, 'g') == gen then
+      found[#found + 1] = key; found[#found + 1] = rows[j + 1]
+      if #found == 2 * limit then return found end
+    end
+  end
+  if #rows < 2 * (limit + 1) then return found end
+  offset = offset + limit + 1
+end
 """

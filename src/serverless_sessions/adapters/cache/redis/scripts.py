@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from redis.exceptions import NoScriptError
 
 from serverless_sessions.adapters.cache.base import KEEP_TTL, Entry, TTLArg
-from serverless_sessions.adapters.cache.redis.lua import RANGE, READ, WRITE, ZSET
+from serverless_sessions.adapters.cache.redis.lua import RANGE, READ, RECENT, WRITE, ZSET
 from serverless_sessions.errors import StorageError
 from serverless_sessions.ttl import expiry_for, now
 
@@ -31,6 +31,7 @@ __all__ = [
     "Lua",
     "Runner",
     "WriteRequest",
+    "activity_member",
     "decode_entry",
     "encode_indexes",
     "expiry_arg",
@@ -79,6 +80,15 @@ def decode_entry(
     )
 
 
+def activity_member(generation: str, key: str) -> str:
+    """The activity-zset member of a key; built identically by the ``WRITE`` script.
+
+    The key first, so that keys tied on activity are in key order (exactly, for keys without
+    NUL characters, which session ids never have).
+    """
+    return f"{key}\0{generation}"
+
+
 def expiry_member(generation: str, index_list: str, key: str) -> str:
     """The expiry-zset member of a key; built identically by the ``WRITE`` script."""
     return generation + index_list + key
@@ -114,6 +124,8 @@ class WriteRequest:
     ``weight`` is the replacing log's weight, or the appended items'. ``expected_length``
     (append) is the log length the key must have (``None``: any); ``append_id`` (16
     characters, fresh per append) lets the script recognise a retry of an append that landed.
+    ``activity`` (UNIX seconds) places the key in the activity zsets; an append passes its
+    ``touched_at``.
     """
 
     op: str
@@ -130,6 +142,7 @@ class WriteRequest:
     expected_length: int | None = None
     touched_at: float | None = None
     append_id: str = ""
+    activity: float | None = None
 
     @property
     def logged(self) -> bool:
@@ -154,6 +167,10 @@ class KeyLayout:
     def expiry(self, namespace: str) -> str:
         """The zset of every key of the namespace, scored by expiry."""
         return f"{self.prefix}:{namespace}:x"
+
+    def activity(self, namespace: str, index: str | None = None) -> str:
+        """The zset of every key of the namespace (or of index ``index``), scored by activity."""
+        return f"{self.prefix}:{namespace}:r" if index is None else f"{self.prefix}:{namespace}:r:{index}"
 
     def scan_pattern(self, namespace: str) -> str:
         """A ``SCAN MATCH`` pattern for the data keys (glob characters in the prefix escaped)."""
@@ -187,7 +204,13 @@ class _Script:
 
 _SCRIPTS = {
     name: _Script.of(source)
-    for name, source in (("write", WRITE), ("read", READ), ("zset", ZSET), ("range", RANGE))
+    for name, source in (
+        ("write", WRITE),
+        ("read", READ),
+        ("zset", ZSET),
+        ("range", RANGE),
+        ("recent", RECENT),
+    )
 }
 
 
@@ -222,7 +245,8 @@ class Lua:
         """Run ``WRITE`` (see its header for ``keys``, ``bound`` and the replies)."""
         expected = request.expected_length if request.op == "append" else request.expected
         argv: list[Any] = [request.op, request.key, "" if expected is None else expected,
-                           request.value, request.expiry, generation, index_list, bound]  # fmt: skip
+                           request.value, request.expiry, generation, index_list, bound,
+                           "" if request.activity is None else repr(request.activity)]  # fmt: skip
         if request.logged:
             argv += [
                 "" if request.value_weight is None else request.value_weight,
@@ -246,13 +270,37 @@ class Lua:
         await self._eval("zset", [zset], ["add", score, member, self._grace], operation, key)
 
     async def drop(
-        self, zset: str, members: Sequence[str | bytes], *, bound: str, operation: str
+        self,
+        zset: str,
+        members: Sequence[str | bytes],
+        *,
+        bound: str,
+        operation: str,
+        mirror: tuple[str, Sequence[str]] | None = None,
     ) -> list[bytes]:
-        """Remove ``members`` scored at or below ``bound`` from ``zset``; return those removed."""
+        """Remove ``members`` scored at or below ``bound`` from ``zset``; return those removed.
+
+        ``mirror`` is ``zset``'s activity zset and the member there of each of ``members``:
+        those go from it in the same step.
+        """
         if not members:
             return []
-        argv = ["drop", bound, *members, self._grace]
-        return list(await self._eval("zset", [zset], argv, operation, None))
+        if mirror is None:
+            keys, listed = [zset], list(members)
+        else:
+            keys = [zset, mirror[0]]
+            listed = [member for pair in zip(members, mirror[1], strict=True) for member in pair]
+        return list(await self._eval("zset", keys, ["drop", bound, *listed, self._grace], operation, None))
+
+    async def recent(
+        self, zset: str, partner: str, data_prefix: str, *, limit: int, before: tuple[float, str] | None
+    ) -> list[tuple[str, float]] | None:
+        """Run ``RECENT`` (see its header): ``(key, activity)`` newest first, ``None`` if unordered."""
+        after = ("", "") if before is None else (repr(before[0]), before[1])
+        found = await self._eval("recent", [zset, partner], [data_prefix, limit, *after], "recent", None)
+        if found is None:
+            return None
+        return [(bytes(found[j]).decode(), float(found[j + 1])) for j in range(0, len(found), 2)]
 
     async def members(
         self, zset: str, *, expired: bool, limit: int = 0, operation: str

@@ -23,15 +23,18 @@ end
 -- After adding a member scored `score`: raising the expiry (GT) is enough while the zset is
 -- volatile; only a zset without expiry (new, or holding a member that never expires) needs
 -- the full fit. A zset may so outlive a member whose expiry was shortened, never the reverse.
+-- Returns the zset's expiry when this set it (ms, or -1 for none), else nil.
 local function grow(zset, score)
-  if score == '+inf' then redis.call('PERSIST', zset); return end
-  if redis.call('PEXPIREAT', zset, tonumber(score) + grace, 'GT') == 0
-    and redis.call('PTTL', zset) == -1 then fit(zset) end
+  if score == '+inf' then redis.call('PERSIST', zset); return -1 end
+  local at = tonumber(score) + grace
+  if redis.call('PEXPIREAT', zset, at, 'GT') == 1 then return at end
+  if redis.call('PTTL', zset) == -1 then fit(zset) end
 end
 -- An activity zset lists the members of its partner (the expiry zset, or an index zset) and
 -- expires with it: equal cardinalities then mean every member is ordered (see RECENT).
-local function mirror(zset, activity)
-  local at = redis.call('PEXPIRETIME', zset)
+-- `at`: the partner's expiry when known (see grow), saving its read.
+local function mirror(zset, activity, at)
+  at = at or redis.call('PEXPIRETIME', zset)
   if at == -1 then redis.call('PERSIST', activity)
   elseif at > 0 then redis.call('PEXPIREAT', activity, at) end
 end
@@ -152,19 +155,19 @@ end
 if #KEYS > 1 then
   local score, member, activity = (exp == 'none') and '+inf' or exp, gen .. ARGV[2], ARGV[9]
   local listed = ARGV[2] .. '\0' .. gen
-  local function order(zset, ordered)
+  local function order(zset, ordered, at)
     if op == 'append' then
       if activity ~= '' then redis.call('ZADD', ordered, 'XX', 'GT', activity, listed) end
     elseif activity == '' then redis.call('ZREM', ordered, listed)
     else redis.call('ZADD', ordered, activity, listed) end
-    mirror(zset, ordered)
+    mirror(zset, ordered, at)
   end
   for j = 4, #KEYS, 2 do
-    redis.call('ZADD', KEYS[j], score, member); grow(KEYS[j], score); order(KEYS[j], KEYS[j + 1])
+    redis.call('ZADD', KEYS[j], score, member); order(KEYS[j], KEYS[j + 1], grow(KEYS[j], score))
   end
   if ver > 0 and cur[4] ~= idx then redis.call('ZREM', KEYS[2], gen .. cur[4] .. ARGV[2]) end
-  redis.call('ZADD', KEYS[2], score, gen .. idx .. ARGV[2]); grow(KEYS[2], score)
-  order(KEYS[2], KEYS[3])
+  redis.call('ZADD', KEYS[2], score, gen .. idx .. ARGV[2])
+  order(KEYS[2], KEYS[3], grow(KEYS[2], score))
 end
 return {'ok', ver + 1, (exp ~= 'none') and exp or false, gen, idx, len}
 """

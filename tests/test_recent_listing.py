@@ -75,6 +75,19 @@ async def test_keys_come_newest_first_ties_by_key_and_strictly_below_the_cursor(
     assert await cache.recent(None, limit=10, namespace="other") == []
 
 
+async def test_ties_follow_the_keys_code_points_from_any_cursor(cache: Ordered) -> None:
+    keys = ["a", "B", "ab", "a:b", "a.b", "é", "Z9", "日本"]  # case, prefixes, punctuation, unicode
+    for key in keys:
+        await put(cache, key, 5.0)
+    await put(cache, "newer", 6.0)
+    await put(cache, "older", 4.0)
+    tied = [(key, 5.0) for key in sorted(keys, reverse=True)]
+    assert await cache.recent(None, limit=20) == [("newer", 6.0), *tied, ("older", 4.0)]
+    for position, (key, _) in enumerate(tied):
+        below = await cache.recent("user:a", limit=3, before=(5.0, key))
+        assert below == [*tied[position + 1 :], ("older", 4.0)][:3], key
+
+
 async def test_a_write_moves_its_key_and_an_append_raises_it_never_lowers_it(cache: Ordered) -> None:
     await put(cache, "a", 10.0)
     await put(cache, "b", 20.0)

@@ -242,6 +242,14 @@ RECENT = """
 -- hashes makes this a single-server script. Cost: O(limit + members skipped: dead ones, and
 -- the cursor's ties above it).
 if redis.call('ZCARD', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then return false end
+-- Whether a sorts before b byte by byte, as members do (Lua's `<` follows the server's locale).
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
 local limit, top = tonumber(ARGV[2]), ARGV[3]
 local bound = tonumber(top)
 if top == '' then top = '+inf' end
@@ -251,7 +259,7 @@ while true do
     'LIMIT', offset, limit + 1, 'WITHSCORES')
   for j = 1, #rows, 2 do
     local key, gen = string.sub(rows[j], 1, -18), string.sub(rows[j], -16)
-    if not (tonumber(rows[j + 1]) == bound and key >= ARGV[4])
+    if (tonumber(rows[j + 1]) ~= bound or before(key, ARGV[4]))
       and redis.call('HGET', ARGV[1] .. key, 'g') == gen then
       found[#found + 1] = key; found[#found + 1] = rows[j + 1]
       if #found == 2 * limit then return found end

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,14 @@ from serverless_sessions.adapters.cache import postgres, redis, sqlite
 from serverless_sessions.adapters.cache.base import RecentCache
 from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS
 from serverless_sessions.adapters.cache.postgres.statements import Statements
+from serverless_sessions.adapters.cache.redis.scripts import RECENT_BUDGET
 from serverless_sessions.adapters.cache.sqlite import statements
 from serverless_sessions.errors import InvalidSessionIdError
 from serverless_sessions.listing import list_page
 from serverless_sessions.storage.base import StoredSession
 from tests.cache_factories import redis as redis_factory
 from tests.cache_factories.postgres import SHARED_URL, drop_schema, unique_schema
+from tests.redis_servers import RedisProcess, running_redis
 from tests.test_sqlite_log import raw, version_1_file
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -363,3 +366,31 @@ async def test_redis_keys_written_before_activity_zsets_list_by_sorting(tmp_path
         assert await storage.recent_sessions(user_id="ann", project_id=None, limit=5) == [
             (f"s{i}", EPOCH.timestamp()) for i in (2, 1, 0)
         ]
+
+
+async def test_redis_skips_many_expired_members_in_short_scripts(tmp_path: Path) -> None:
+    """Expired keys not purged yet are skipped, never listed, a bounded number per script."""
+    with running_redis(tmp_path) as server:
+        async with redis.Cache.from_url(server.url, namespace="t") as cache:
+            for i in range(3):
+                await put(cache, f"live{i}", float(i))
+            dead = RECENT_BUDGET + 500
+            await asyncio.gather(*(put(cache, f"dead{i:05d}", 100.0 + i, ttl=0.3) for i in range(dead)))
+            await asyncio.sleep(0.6)
+            assert await cache.recent(None, limit=1) == [("live2", 2.0)]  # the script is loaded
+            server.command("CONFIG", "RESETSTAT")
+            assert await cache.recent(None, limit=2) == [("live2", 2.0), ("live1", 1.0)]
+            assert scripts_run(server) == 2  # the budget, then the rest
+            assert await cache.recent("user:a", limit=5, before=(1.0, "live1")) == [("live0", 0.0)]
+            assert len(await cache.purge_expired()) == dead
+            server.command("CONFIG", "RESETSTAT")
+            assert await cache.recent(None, limit=5) == [("live2", 2.0), ("live1", 1.0), ("live0", 0.0)]
+            assert scripts_run(server) == 1
+
+
+def scripts_run(server: RedisProcess) -> int:
+    """``EVALSHA`` calls that ran since the last ``CONFIG RESETSTAT``."""
+    stats = server.command("INFO", "commandstats").decode()
+    found = re.search(r"cmdstat_evalsha:calls=(\d+),.*failed_calls=(\d+)", stats)
+    assert found is not None, stats
+    return int(found[1]) - int(found[2])

@@ -231,16 +231,18 @@ return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[
 """
 
 RECENT = """
--- The newest keys of an activity zset (see WRITE), live ones only, in one step.
+-- The newest live keys of an activity zset (see WRITE), a bounded step at a time.
 -- KEYS: 1 the activity zset, 2 its partner (the expiry zset, or the index's zset).
--- ARGV: 1 the namespace's data key prefix, 2 limit, 3 before: activity ('' = from the newest),
---       4 before: key (the cursor is strictly below (activity, key)).
+-- ARGV: 1 the namespace's data key prefix, 2 limit, 3 budget: members examined at most,
+--       4 bound: activity ('' = from the newest), 5 bound: a key or a member; only members
+--       strictly below (4, 5) are read (a key sorts below its own members).
 -- Returns false when the zset does not list every member of its partner (a key written
--- without an activity, or by an older version), else {key, activity, ...}: up to `limit` live
--- keys below the cursor, newest first, ties by key (the members' own order: key, NUL, ...).
+-- without an activity, or by an older version), else {{key, activity, ...}, resume}: up to
+-- `limit` live keys below the bound, newest first, ties by key (the members' own order: key,
+-- NUL, generation), and resume = false when none remain, else the {member, activity} to
+-- continue strictly below (the budget ran out first: a call never holds the server long).
 -- A member is live while its data hash exists with the member's generation; reading those
--- hashes makes this a single-server script. Cost: O(limit + members skipped: dead ones, and
--- the cursor's ties above it).
+-- hashes makes this a single-server script. Cost: O(limit + dead members skipped).
 if redis.call('ZCARD', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then return false end
 -- Whether a sorts before b byte by byte, as members do (Lua's `<` follows the server's locale).
 local function before(a, b)
@@ -250,22 +252,25 @@ local function before(a, b)
   end
   return #a < #b
 end
-local limit, top = tonumber(ARGV[2]), ARGV[3]
+local limit, budget, top = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local bound = tonumber(top)
 if top == '' then top = '+inf' end
-local found, offset = {}, 0
+local found, offset, chunk = {}, 0, limit + 1
 while true do
   local rows = redis.call('ZRANGE', KEYS[1], top, '-inf', 'BYSCORE', 'REV',
-    'LIMIT', offset, limit + 1, 'WITHSCORES')
+    'LIMIT', offset, chunk, 'WITHSCORES')
   for j = 1, #rows, 2 do
-    local key, gen = string.sub(rows[j], 1, -18), string.sub(rows[j], -16)
-    if (tonumber(rows[j + 1]) ~= bound or before(key, ARGV[4]))
-      and redis.call('HGET', ARGV[1] .. key, 'g') == gen then
-      found[#found + 1] = key; found[#found + 1] = rows[j + 1]
-      if #found == 2 * limit then return found end
+    if tonumber(rows[j + 1]) ~= bound or before(rows[j], ARGV[5]) then
+      local key = string.sub(rows[j], 1, -18)
+      if redis.call('HGET', ARGV[1] .. key, 'g') == string.sub(rows[j], -16) then
+        found[#found + 1] = key; found[#found + 1] = rows[j + 1]
+        if #found == 2 * limit then return {found, false} end
+      end
     end
+    budget = budget - 1
+    if budget == 0 then return {found, {rows[j], rows[j + 1]}} end
   end
-  if #rows < 2 * (limit + 1) then return found end
-  offset = offset + limit + 1
+  if #rows < 2 * chunk then return {found, false} end
+  offset, chunk = offset + chunk, math.min(2 * chunk, 1024)  -- dead members: read on faster
 end
 """

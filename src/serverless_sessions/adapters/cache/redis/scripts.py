@@ -25,6 +25,7 @@ from serverless_sessions.ttl import expiry_for, now
 
 __all__ = [
     "GENERATION_LENGTH",
+    "RECENT_BUDGET",
     "ExpiryRecord",
     "Commander",
     "KeyLayout",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 GENERATION_LENGTH = 16
+RECENT_BUDGET = 2000
+"""Members one ``RECENT`` script examines at most: a listing skipping many expired members
+(not purged yet) takes several short scripts, never one long one."""
 T = TypeVar("T")
 
 
@@ -295,12 +299,24 @@ class Lua:
     async def recent(
         self, zset: str, partner: str, data_prefix: str, *, limit: int, before: tuple[float, str] | None
     ) -> list[tuple[str, float]] | None:
-        """Run ``RECENT`` (see its header): ``(key, activity)`` newest first, ``None`` if unordered."""
-        after = ("", "") if before is None else (repr(before[0]), before[1])
-        found = await self._eval("recent", [zset, partner], [data_prefix, limit, *after], "recent", None)
-        if found is None:
-            return None
-        return [(bytes(found[j]).decode(), float(found[j + 1])) for j in range(0, len(found), 2)]
+        """``(key, activity)`` newest first, ``None`` if unordered (see ``RECENT``).
+
+        Runs the script again from where its budget ran out, until ``limit`` keys or the end.
+        """
+        bound: tuple[str | bytes, str | bytes] = ("", "") if before is None else (repr(before[0]), before[1])
+        rows: list[tuple[str, float]] = []
+        while len(rows) < limit:
+            argv = [data_prefix, limit - len(rows), RECENT_BUDGET, *bound]
+            reply = await self._eval("recent", [zset, partner], argv, "recent", None)
+            if reply is None:
+                return None
+            found, resume = reply
+            rows += [(bytes(found[j]).decode(), float(found[j + 1])) for j in range(0, len(found), 2)]
+            if resume is None:
+                break
+            member, activity = resume
+            bound = (activity, member)
+        return rows
 
     async def members(
         self, zset: str, *, expired: bool, limit: int = 0, operation: str

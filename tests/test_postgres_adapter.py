@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -731,3 +732,78 @@ async def test_a_server_that_never_answers_times_out(silent_port: int) -> None:
             await asyncio.wait_for(cache.get("k"), BOUND)
         with pytest.raises(StorageUnavailableError):
             await asyncio.wait_for(cache.set("k", b"v"), BOUND)
+
+
+# -- Reads issued together share one statement ---------------------------------------------------
+
+
+class StatementCounting(postgres.Cache):
+    """Counts the multi-key statements its log reads were sent as (the reads themselves run)."""
+
+    shared: list[int]
+
+    async def _read_many(self, window: Any, keys: list[str]) -> Any:
+        self.shared.append(len(keys))
+        return await super()._read_many(window, keys)
+
+
+async def test_concurrent_reads_share_a_statement_and_each_gets_its_own_row(schema: str) -> None:
+    async with StatementCounting.from_url(SHARED_URL, namespace="t", schema=schema) as cache:
+        cache.shared = []
+        for i in range(70):
+            await cache.write_with_log(
+                f"k{i}", f"v{i}".encode(), log=[f"m{i}-{j}".encode() for j in range(i % 3)],
+                value_weight=2, expected_version=0, ttl=60,
+            )  # fmt: skip
+        keys = [f"k{i}" for i in range(70)] + ["missing", "k5", "k5"]
+        found = await asyncio.gather(*(cache.get_with_log(key, last=1) for key in keys))
+        assert sorted(cache.shared) == [8, 64]  # 73 readers, 64 per statement; a repeated key once
+        alone = [await cache.get_with_log(key, last=1) for key in keys]  # one at a time
+        assert found == alone and sorted(cache.shared) == [8, 64]  # a read alone: its own statement
+        for key, got in zip(keys, found, strict=True):
+            if key == "missing":
+                assert got is None
+                continue
+            assert got is not None
+            entry, window = got
+            i = int(key[1:])
+            assert entry.value == f"v{i}".encode() and window.length == i % 3
+            assert window.items == ([f"m{i}-{i % 3 - 1}".encode()] if i % 3 else [])
+        # Different windows are different statements; a cancelled reader leaves the others be.
+        cache.shared = []
+        pending = [asyncio.ensure_future(cache.get_with_log(f"k{i}", last=None)) for i in range(5)]
+        other = asyncio.ensure_future(cache.get_with_log("k7", last=2))
+        await asyncio.sleep(0)  # all six are waiting for the next turn of the loop
+        pending[0].cancel()
+        rest = await asyncio.gather(*pending[1:], other)
+        assert [got[0].value for got in rest if got] == [b"v1", b"v2", b"v3", b"v4", b"v7"]
+        assert rest[-1] is not None and rest[-1][1].items == [b"m7-0"]
+        assert pending[0].cancelled() and cache.shared == [5]  # k7's window: read alone
+
+
+async def test_a_refused_key_fails_only_its_own_read(cache: postgres.Cache) -> None:
+    await cache.set("fine", b"v")
+    results = await asyncio.gather(
+        cache.get_with_log("fine"), cache.get_with_log("a\x00b"), cache.get_with_log("fine"),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert isinstance(results[1], InvalidSessionError) and "a\\x00b" in str(results[1])
+    for result in (results[0], results[2]):
+        assert isinstance(result, tuple) and result[0].value == b"v"
+
+
+async def test_a_shared_read_failing_tells_each_reader_about_its_own_key(server: PostgresServer) -> None:
+    async with postgres.Cache.from_url(server.url(), namespace="shared", timeout=2) as cache:
+        await cache.set("warm", b"v")  # the pool and the schema exist
+        await asyncio.to_thread(server.stop)
+        try:
+            errors = await asyncio.wait_for(
+                asyncio.gather(*(cache.get_with_log(f"key{i}") for i in range(4)), return_exceptions=True),
+                BOUND,
+            )
+        finally:
+            await asyncio.to_thread(server.start)
+        assert all(isinstance(exc, StorageUnavailableError) for exc in errors), errors
+        assert [f"'key{i}'" in str(exc) for i, exc in enumerate(errors)] == [True] * 4
+        assert len({id(exc) for exc in errors}) == 4  # objects of their own: tracebacks apart
+        assert await cache.get_with_log("warm") is not None  # and it recovers

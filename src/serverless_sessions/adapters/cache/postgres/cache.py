@@ -28,6 +28,7 @@ key and a password-free address.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -44,12 +45,15 @@ from serverless_sessions.adapters.cache.base import (
     TTLArg,
     check_same_indexes,
 )
+from serverless_sessions.adapters.cache.postgres.coalesce import ReadCoalescer
 from serverless_sessions.adapters.cache.postgres.config import PostgresSettings, parse_url
 from serverless_sessions.adapters.cache.postgres.statements import Statements
 from serverless_sessions.errors import (
     ConfigurationError,
+    InvalidSessionError,
     MissingDependencyError,
     SessionConflictError,
+    SessionError,
     SessionNotFoundError,
     SessionTooLargeError,
     StorageError,
@@ -60,6 +64,9 @@ if TYPE_CHECKING:
     from serverless_sessions.adapters.cache.postgres.pool import Database
 
 __all__ = ["Cache"]
+
+_LogWindow = tuple[str, int | None, int | None]
+"""What a log read asks besides its key: namespace, ``last``, ``before``."""
 
 
 def _database(settings: PostgresSettings, sql: Statements) -> Database:
@@ -99,6 +106,9 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
         self.settings = settings
         self._sql = Statements(self.settings.schema)
         self._db = _database(self.settings, self._sql)
+        self._reads: ReadCoalescer[_LogWindow, Sequence[Any]] = ReadCoalescer(
+            self._read_one, self._read_many, self._read_failed, InvalidSessionError
+        )
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str | None = None, **overrides: object) -> Self:
@@ -333,16 +343,36 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
     ) -> tuple[Entry, LogSlice] | None:
         """The live entry and a window of its log from one statement (one snapshot).
 
-        The items are a range read of the log's primary key: cost O(items returned).
+        The items are a range read of the log's primary key: cost O(items returned). Reads
+        issued together share one statement (:mod:`.coalesce`).
         """
         self._check_open()
-        ns = self._namespace(namespace)
-        sql = self._sql.get_with_log
-        row = await self._db.run("get_with_log", key, lambda c: c.fetchrow(sql, ns, key, last, before))
+        row = await self._reads.read((self._namespace(namespace), last, before), key)
         if row is None:
             return None
         value, version, expires_at, touched_at, length, weight, start, items = row
         return Entry(value, version, expires_at, touched_at, weight), LogSlice(items, start, length, weight)
+
+    async def _read_one(self, window: _LogWindow, key: str) -> Sequence[Any] | None:
+        ns, last, before = window
+        sql = self._sql.get_with_log
+        row: Sequence[Any] | None = await self._db.run(
+            "get_with_log", key, lambda c: c.fetchrow(sql, ns, key, last, before)
+        )
+        return row
+
+    async def _read_many(self, window: _LogWindow, keys: list[str]) -> dict[str, Sequence[Any]]:
+        ns, last, before = window
+        sql = self._sql.get_many_with_log
+        rows = await self._db.run("get_with_log", None, lambda c: c.fetch(sql, ns, keys, last, before))
+        return {row[0]: tuple(row)[1:] for row in rows}
+
+    def _read_failed(self, error: Exception, key: str) -> Exception:
+        """The error of a shared read as the read of ``key`` alone would have raised it."""
+        cause = error.__cause__
+        if isinstance(error, SessionError) and cause is not None:
+            return self._db.error(cause, "get_with_log", key)
+        return copy.copy(error)
 
     # -- IndexedCache --------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from serverless_sessions.adapters.cache.postgres.config import PostgresSettings
 from serverless_sessions.adapters.cache.postgres.errors import BACKEND_ERRORS, STALE_CONNECTION, translate
 from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from serverless_sessions.adapters.cache.postgres.statements import Statements
-from serverless_sessions.errors import ClosedError, ConfigurationError
+from serverless_sessions.errors import ClosedError, ConfigurationError, SessionError
 
 __all__ = ["Database"]
 
@@ -171,8 +171,14 @@ class Database:
                         await self._pool.expire_connections()
                     return await self._once(query)
         except BACKEND_ERRORS as exc:
-            where, timeout = self.settings.describe(), self.settings.timeout
-            raise translate(exc, operation=operation, key=key, where=where, timeout=timeout) from exc
+            raise self.error(exc, operation, key) from exc
+
+    def error(self, exc: BaseException, operation: str, key: str | None) -> SessionError:
+        """The library error for the driver's ``exc`` in ``operation`` of ``key`` (caused by it)."""
+        where, timeout = self.settings.describe(), self.settings.timeout
+        translated = translate(exc, operation=operation, key=key, where=where, timeout=timeout)
+        translated.__cause__ = exc
+        return translated
 
     async def ping(self) -> float:
         """Seconds for one ``SELECT 1`` round trip on a pooled connection (connecting not timed)."""

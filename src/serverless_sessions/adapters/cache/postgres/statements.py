@@ -147,12 +147,13 @@ _UNORDERED_MEMBER = """SELECT EXISTS (SELECT FROM {s}.index_members AS m
 JOIN {s}.entries AS e ON e.namespace = m.namespace AND e.key = m.key
 WHERE m.namespace = $1 AND m.index_name = $2 AND m.recent IS NULL AND {live})"""
 
-# Parameters: $1 namespace, $2 key, $3 last (NULL: from the start), $4 before (NULL: to the
-# end). The items come from a range of the log's primary key: O(items returned).
-_GET_WITH_LOG = """SELECT e.value, e.version, e.expires_at, e.touched_at, e.log_length, e.log_weight,
+# Parameters: $1 namespace, $2 key (or keys: see `keys`), $3 last (NULL: from the start), $4
+# before (NULL: to the end). The items come from a range of the log's primary key: O(items
+# returned). Read for several keys, each row starts with its key.
+_GET_WITH_LOG = """SELECT {key}e.value, e.version, e.expires_at, e.touched_at, e.log_length, e.log_weight,
     w.start, ARRAY (
         SELECT l.item FROM {s}.log_items AS l
-        WHERE l.namespace = $1 AND l.key = $2 AND l.position >= w.start AND l.position < w.stop
+        WHERE l.namespace = $1 AND l.key = e.key AND l.position >= w.start AND l.position < w.stop
         ORDER BY l.position
     )
 FROM {s}.entries AS e
@@ -163,7 +164,7 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT CASE WHEN $3::bigint IS NULL THEN 0 ELSE greatest(0, b.stop - $3) END AS start, b.stop
 ) AS w
-WHERE e.namespace = $1 AND e.key = $2 AND {live}"""
+WHERE e.namespace = $1 AND {keys} AND {live}"""
 
 # Oldest expiry first through entries_by_expiry; rows being written right now are skipped
 # (their writer decides their fate), so a purge never waits for a writer. The removed rows'
@@ -225,7 +226,10 @@ class Statements:
         self.unordered_member = _UNORDERED_MEMBER.format(s=s, live=LIVE)
         self.append = _APPEND.format(s=s, live=LIVE, now=NOW)
         self.delete = _DELETE.format(s=s, live=LIVE)
-        self.get_with_log = _GET_WITH_LOG.format(s=s, live=LIVE)
+        self.get_with_log = _GET_WITH_LOG.format(s=s, live=LIVE, key="", keys="e.key = $2")
+        self.get_many_with_log = _GET_WITH_LOG.format(
+            s=s, live=LIVE, key="e.key, ", keys="e.key = ANY($2::text[])"
+        )
         # A range read of the index_members primary key, then one entries lookup per member.
         self.index_members = f"""SELECT m.key FROM {s}.index_members AS m
             JOIN {s}.entries AS e ON e.namespace = m.namespace AND e.key = m.key

@@ -23,7 +23,7 @@ import pytest
 from asyncpg import exceptions as pgx
 
 from serverless_sessions.adapters.cache import postgres
-from serverless_sessions.adapters.cache.base import KEEP_TTL, LogSlice
+from serverless_sessions.adapters.cache.base import KEEP_TTL, Entry, LogSlice
 from serverless_sessions.adapters.cache.postgres import SCHEMA_VERSION, PostgresSettings, parse_url
 from serverless_sessions.adapters.cache.postgres.errors import translate
 from serverless_sessions.adapters.cache.postgres.schema import MIGRATIONS
@@ -738,13 +738,18 @@ async def test_a_server_that_never_answers_times_out(silent_port: int) -> None:
 
 
 class StatementCounting(postgres.Cache):
-    """Counts the multi-key statements its log reads were sent as (the reads themselves run)."""
+    """Counts the multi-key statements its reads and creates were sent as (which still run)."""
 
     shared: list[int]
+    created: list[int]
 
-    async def _read_many(self, window: Any, keys: list[str]) -> Any:
+    async def _read_many(self, window: Any, keys: Any) -> Any:
         self.shared.append(len(keys))
         return await super()._read_many(window, keys)
+
+    async def _create_many(self, where: Any, creations: Any) -> Any:
+        self.created.append(len(creations))
+        return await super()._create_many(where, creations)
 
 
 async def test_concurrent_reads_share_a_statement_and_each_gets_its_own_row(schema: str) -> None:
@@ -781,6 +786,58 @@ async def test_concurrent_reads_share_a_statement_and_each_gets_its_own_row(sche
         assert pending[0].cancelled() and cache.shared == [5]  # k7's window: read alone
 
 
+async def test_concurrent_creates_share_a_statement_and_stay_compare_and_set(schema: str) -> None:
+    async with StatementCounting.from_url(SHARED_URL, namespace="t", schema=schema) as cache:
+        cache.created = []
+        await cache.compare_and_set("taken", b"old", expected_version=0, ttl=60)
+        await cache.compare_and_set("lapsed", b"old", expected_version=0, ttl=0.05, indexes=["user:z"])
+        await asyncio.sleep(0.2)
+
+        async def create(key: str, index: str, ttl: float | None) -> Entry | BaseException:
+            try:
+                return await cache.compare_and_set(
+                    key, key.encode(), expected_version=0, ttl=ttl, indexes=[index, "all"], activity=7.0
+                )
+            except SessionConflictError as exc:
+                return exc
+
+        calls = [create(f"k{i:02d}", f"user:{i % 3}", 60 if i % 2 else None) for i in range(66)]
+        calls += [create("taken", "user:t", 60), create("lapsed", "user:l", 60)]
+        calls += [create("same", f"user:s{n}", 60) for n in range(4)]  # one of four wins
+        results = await asyncio.gather(*calls)
+        assert sorted(cache.created) == [5, 64]  # 72 callers: 64, then 8 with "same" once
+        created = dict(zip([f"k{i:02d}" for i in range(66)], results[:66], strict=True))
+        for key, entry in created.items():
+            assert isinstance(entry, Entry) and entry.version == 1, (key, entry)
+            assert (entry.expires_at is None) == (int(key[1:]) % 2 == 0)
+            stored = await cache.get_entry(key)
+            assert stored is not None and stored.value == key.encode() and stored.version == 1
+        assert isinstance(results[66], SessionConflictError)  # a live key is never overwritten
+        assert isinstance(results[67], Entry) and results[67].version == 1  # an expired one starts over
+        assert await cache.index_members("user:z") == []  # with its old memberships gone
+        assert await cache.index_members("user:l") == ["lapsed"]
+        same = results[68:]
+        assert (
+            sum(isinstance(r, Entry) for r in same) == 1
+            and sum(isinstance(r, SessionConflictError) for r in same) == 3
+        )
+        assert await cache.index_members("user:1") == [f"k{i:02d}" for i in range(66) if i % 3 == 1]
+        assert len(await cache.index_members("all")) == 66 + 2
+        assert [key for key, _ in await cache.recent("user:2", limit=3)] == ["k65", "k62", "k59"]
+
+
+async def test_a_refused_create_fails_only_its_own_write(cache: postgres.Cache) -> None:
+    results = await asyncio.gather(
+        cache.compare_and_set("good", b"v", expected_version=0, ttl=60, indexes=["user:a"]),
+        cache.compare_and_set("bad", b"v", expected_version=0, ttl=60, indexes=["user:\x00"]),
+        cache.compare_and_set("fine", b"v", expected_version=0, ttl=60),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], InvalidSessionError) and "'bad'" in str(results[1])
+    assert [type(r) for r in (results[0], results[2])] == [Entry, Entry]
+    assert await cache.get_entry("bad") is None and await cache.index_members("user:a") == ["good"]
+
+
 async def test_a_refused_key_fails_only_its_own_read(cache: postgres.Cache) -> None:
     await cache.set("fine", b"v")
     results = await asyncio.gather(
@@ -792,7 +849,7 @@ async def test_a_refused_key_fails_only_its_own_read(cache: postgres.Cache) -> N
         assert isinstance(result, tuple) and result[0].value == b"v"
 
 
-async def test_a_shared_read_failing_tells_each_reader_about_its_own_key(server: PostgresServer) -> None:
+async def test_a_shared_statement_failing_tells_each_caller_about_its_own_key(server: PostgresServer) -> None:
     async with postgres.Cache.from_url(server.url(), namespace="shared", timeout=2) as cache:
         await cache.set("warm", b"v")  # the pool and the schema exist
         await asyncio.to_thread(server.stop)
@@ -801,9 +858,17 @@ async def test_a_shared_read_failing_tells_each_reader_about_its_own_key(server:
                 asyncio.gather(*(cache.get_with_log(f"key{i}") for i in range(4)), return_exceptions=True),
                 BOUND,
             )
+            creates = await asyncio.wait_for(
+                asyncio.gather(
+                    *(cache.compare_and_set(f"key{i}", b"v", expected_version=0, ttl=60) for i in range(4)),
+                    return_exceptions=True,
+                ),
+                BOUND,
+            )
         finally:
             await asyncio.to_thread(server.start)
-        assert all(isinstance(exc, StorageUnavailableError) for exc in errors), errors
-        assert [f"'key{i}'" in str(exc) for i, exc in enumerate(errors)] == [True] * 4
-        assert len({id(exc) for exc in errors}) == 4  # objects of their own: tracebacks apart
+        for failures in (errors, creates):
+            assert all(isinstance(exc, StorageUnavailableError) for exc in failures), failures
+            assert [f"'key{i}'" in str(exc) for i, exc in enumerate(failures)] == [True] * 4
+            assert len({id(exc) for exc in failures}) == 4  # objects of their own: tracebacks apart
         assert await cache.get_with_log("warm") is not None  # and it recovers

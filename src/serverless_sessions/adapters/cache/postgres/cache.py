@@ -29,6 +29,7 @@ key and a password-free address.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -45,7 +46,7 @@ from serverless_sessions.adapters.cache.base import (
     TTLArg,
     check_same_indexes,
 )
-from serverless_sessions.adapters.cache.postgres.coalesce import ReadCoalescer
+from serverless_sessions.adapters.cache.postgres.coalesce import Coalescer
 from serverless_sessions.adapters.cache.postgres.config import PostgresSettings, parse_url
 from serverless_sessions.adapters.cache.postgres.statements import Statements
 from serverless_sessions.errors import (
@@ -65,8 +66,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Cache"]
 
-_LogWindow = tuple[str, int | None, int | None]
-"""What a log read asks besides its key: namespace, ``last``, ``before``."""
+_LogWindow = tuple[str, str, int | None, int | None]
+"""What log reads sharing a statement share: operation, namespace, ``last``, ``before``."""
+_Creation = tuple[bytes, float | None, bool, list[str], int, float | None]
+"""What a create writes besides its key: value, seconds, keep, indexes, value weight, activity."""
 
 
 def _database(settings: PostgresSettings, sql: Statements) -> Database:
@@ -106,8 +109,15 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
         self.settings = settings
         self._sql = Statements(self.settings.schema)
         self._db = _database(self.settings, self._sql)
-        self._reads: ReadCoalescer[_LogWindow, Sequence[Any]] = ReadCoalescer(
-            self._read_one, self._read_many, self._read_failed, InvalidSessionError
+        self._reads: Coalescer[_LogWindow, None, Sequence[Any]] = Coalescer(
+            self._read_one, self._read_many, self._failed, refused=InvalidSessionError, repeats_share=True
+        )
+        self._creates: Coalescer[tuple[str, str], _Creation, Sequence[Any]] = Coalescer(
+            self._create_one,
+            self._create_many,
+            self._failed,
+            refused=InvalidSessionError,
+            repeats_share=False,
         )
 
     @classmethod
@@ -261,10 +271,29 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
         """
         ns, key, data, expected, seconds, keep, wanted, value_weight, activity = args
         if expected == 0:
-            sql, values = self._sql.create, (ns, key, data, seconds, keep, wanted, value_weight, activity)
-        else:
-            sql, values = self._sql.update, args
-        return await self._db.run(operation, key, lambda c: c.fetchrow(sql, *values))
+            creation = (data, seconds, keep, wanted, value_weight, activity)
+            return await self._creates.run((operation, ns), key, creation)
+        sql = self._sql.update
+        return await self._db.run(operation, key, lambda c: c.fetchrow(sql, *args))
+
+    async def _create_one(
+        self, where: tuple[str, str], key: str, creation: _Creation
+    ) -> Sequence[Any] | None:
+        (operation, ns), sql = where, self._sql.create
+        row: Sequence[Any] | None = await self._db.run(
+            operation, key, lambda c: c.fetchrow(sql, ns, key, *creation)
+        )
+        return row
+
+    async def _create_many(
+        self, where: tuple[str, str], creations: dict[str, _Creation]
+    ) -> dict[str, Sequence[Any]]:
+        """Several creates in one statement; a key it did not create (it exists) is left out."""
+        (operation, ns), sql = where, self._sql.create_many
+        columns: list[list[Any]] = [list(creations), *map(list, zip(*creations.values(), strict=True))]
+        columns[4] = [json.dumps(indexes) for indexes in columns[4]]
+        rows = await self._db.run(operation, None, lambda c: c.fetch(sql, ns, *columns))
+        return {key: (1, expires_at) for key, expires_at in rows}
 
     async def write_with_log(
         self,
@@ -347,31 +376,34 @@ class Cache(CacheBase, RecentCache, AppendableCache, ScannableCache, PingableCac
         issued together share one statement (:mod:`.coalesce`).
         """
         self._check_open()
-        row = await self._reads.read((self._namespace(namespace), last, before), key)
+        row = await self._reads.run(("get_with_log", self._namespace(namespace), last, before), key, None)
         if row is None:
             return None
         value, version, expires_at, touched_at, length, weight, start, items = row
         return Entry(value, version, expires_at, touched_at, weight), LogSlice(items, start, length, weight)
 
-    async def _read_one(self, window: _LogWindow, key: str) -> Sequence[Any] | None:
-        ns, last, before = window
+    async def _read_one(self, window: _LogWindow, key: str, payload: None) -> Sequence[Any] | None:
+        _, ns, last, before = window
         sql = self._sql.get_with_log
         row: Sequence[Any] | None = await self._db.run(
             "get_with_log", key, lambda c: c.fetchrow(sql, ns, key, last, before)
         )
         return row
 
-    async def _read_many(self, window: _LogWindow, keys: list[str]) -> dict[str, Sequence[Any]]:
-        ns, last, before = window
-        sql = self._sql.get_many_with_log
-        rows = await self._db.run("get_with_log", None, lambda c: c.fetch(sql, ns, keys, last, before))
+    async def _read_many(self, window: _LogWindow, keys: dict[str, None]) -> dict[str, Sequence[Any]]:
+        _, ns, last, before = window
+        sql, wanted = self._sql.get_many_with_log, list(keys)
+        rows = await self._db.run("get_with_log", None, lambda c: c.fetch(sql, ns, wanted, last, before))
         return {row[0]: tuple(row)[1:] for row in rows}
 
-    def _read_failed(self, error: Exception, key: str) -> Exception:
-        """The error of a shared read as the read of ``key`` alone would have raised it."""
+    def _failed(self, error: Exception, group: tuple[Any, ...], key: str) -> Exception:
+        """The error of a shared statement as the call on ``key`` alone would have raised it.
+
+        Every group starts with the operation's name.
+        """
         cause = error.__cause__
         if isinstance(error, SessionError) and cause is not None:
-            return self._db.error(cause, "get_with_log", key)
+            return self._db.error(cause, group[0], key)
         return copy.copy(error)
 
     # -- IndexedCache --------------------------------------------------------------------------

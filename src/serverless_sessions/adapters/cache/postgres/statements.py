@@ -111,6 +111,27 @@ _CREATE = """WITH made AS (
 )
 SELECT 1::bigint, m.expires_at FROM made AS m"""
 
+# _CREATE for several keys: $1 namespace, then one array per column, a row per key: $2 keys,
+# $3 values, $4 ttl seconds, $5 keep the expiry, $6 indexes (JSON lists: an array of arrays
+# must be rectangular), $7 value weights, $8 activities. Returns the keys it created.
+_CREATE_MANY = """WITH made AS (
+    INSERT INTO {s}.entries AS e
+        (namespace, key, value, version, expires_at, indexes, value_weight, activity, recent)
+    SELECT $1, i.key, i.value, 1, CASE WHEN i.keep THEN NULL ELSE {now} + i.seconds END,
+        ARRAY (SELECT jsonb_array_elements_text(i.indexes)), i.value_weight, i.activity, i.activity
+    FROM unnest($2::text[], $3::bytea[], $4::float8[], $5::boolean[], $6::jsonb[], $7::bigint[],
+        $8::float8[]) AS i (key, value, seconds, keep, indexes, value_weight, activity)
+    ON CONFLICT DO NOTHING
+    RETURNING e.key, e.expires_at, e.indexes, e.recent
+), listed AS (
+    INSERT INTO {s}.index_members (namespace, index_name, key, recent)
+    SELECT $1, x.name, m.key, m.recent FROM made AS m, unnest(m.indexes) AS x (name)
+    ON CONFLICT DO NOTHING
+), cleared AS (
+    DELETE FROM {s}.log_items AS l USING made AS m WHERE l.namespace = $1 AND l.key = m.key
+)
+SELECT m.key, m.expires_at FROM made AS m"""
+
 # Parameters: $1 namespace, $2 key, $3 value, $4 expected version, $5 ttl seconds (NULL: none),
 # $6 keep the expiry, $7 indexes (empty: keep the stored ones), $8 value weight, $9 activity.
 _UPDATE = """WITH changed AS (
@@ -219,6 +240,7 @@ class Statements:
         self.write = f"""SELECT outcome, version, expires_at, indexes, total
             FROM {s}.write_entry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"""
         self.create = _CREATE.format(s=s, now=NOW)
+        self.create_many = _CREATE_MANY.format(s=s, now=NOW)
         self.update = _UPDATE.format(s=s, live=LIVE, now=NOW)
         self.recent_entries = _RECENT_ENTRIES.format(s=s, live=LIVE)
         self.recent_members = _RECENT_MEMBERS.format(s=s, live=LIVE)

@@ -1,15 +1,19 @@
-"""A real DynamoDB API server for the tests: moto, serving ONE request at a time, on loopback.
+"""A real AWS API server for the tests: moto, serving ONE request at a time, on loopback.
 
-Why not the S3 tests' server (``tests/s3_server.py``, ``moto_server``, threaded): moto's DynamoDB
-is not safe under concurrent requests. Its ``TransactWriteItems`` deep-copies the table first and,
-when any condition fails, puts that copy back — erasing every write other threads committed in
-between — and no request checks a condition and writes under a lock. Under the threaded server,
-20 concurrent compare-and-set calls lost updates that every caller saw succeed. DynamoDB itself
-makes each request atomic and serializable; a server handling one request at a time is the
-faithful emulation (moto's handlers hold the GIL anyway, so it costs no throughput).
+Why not moto's own threaded ``moto_server``: moto is not safe under concurrent requests. Its
+S3 ``PutObject`` puts the new object in the bucket before it sets the object's metadata, so a
+``GetObject`` in another thread can read the body without its metadata (a test saw "S3 object
+metadata is not ours" about once in a heavily loaded run); real S3 replaces an object
+atomically. Its DynamoDB ``TransactWriteItems`` deep-copies the table first and, when any
+condition fails, puts that copy back — erasing every write other threads committed in between
+— and no request checks a condition and writes under a lock. Under the threaded server, 20
+concurrent compare-and-set calls lost updates that every caller saw succeed. S3 and DynamoDB
+make each request atomic; a server handling one request at a time is the faithful emulation
+(moto's handlers hold the GIL anyway, so it costs little throughput).
 
 Started once per test process (each pytest-xdist worker has its own) on first use, on a free
-port, and stopped at interpreter exit. Tests never reset it: each uses a table of its own. If the
+port, and stopped at interpreter exit. Tests never reset it: each uses a table or bucket of its
+own. If the
 server cannot start, the calling test fails with the reason — it never skips.
 """
 
@@ -110,7 +114,12 @@ class MotoServer:
                 self._process.wait(timeout=5)
 
 
-_DYNAMODB = MotoServer(lambda port: [sys.executable, "-c", _SERVE, str(port)], "SS_TEST_MOTO_ENDPOINT")
+def single_request_server(port: int) -> list[str]:
+    """The command of a moto server on ``port`` handling one request at a time (see above)."""
+    return [sys.executable, "-c", _SERVE, str(port)]
+
+
+_DYNAMODB = MotoServer(single_request_server, "SS_TEST_MOTO_ENDPOINT")
 endpoint_url = _DYNAMODB.endpoint_url
 """The single-request server's URL (or the one a parent test process names in
 ``SS_TEST_MOTO_ENDPOINT``, so worker subprocesses share its tables)."""

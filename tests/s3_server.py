@@ -1,4 +1,4 @@
-"""A real S3 API server for the tests: moto's standalone server on a free loopback port.
+"""A real S3 API server for the tests: moto on a free loopback port, one request at a time.
 
 Started once per test process (so each pytest-xdist worker has its own), on first use, and
 stopped at interpreter exit. Tests never reset it (``POST /moto-api/reset`` would wipe every
@@ -8,12 +8,10 @@ If the server cannot start, the calling test fails with the reason — it never 
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
-from tests.moto_server import MotoServer
+from tests.moto_server import MotoServer, single_request_server
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing-access-key"
@@ -22,16 +20,8 @@ SECRET_ACCESS_KEY = "testing-secret-key-never-shown"
 _session: Any = None
 
 
-def _moto_server_command(port: int) -> list[str]:
-    candidate = Path(sys.executable).with_name("moto_server")
-    if not candidate.exists():
-        raise RuntimeError(f"moto_server not found next to {sys.executable}; install moto[server]")
-    return [str(candidate), "-H", "127.0.0.1", "-p", str(port)]
-
-
-# moto's threaded server: S3's conditional writes are safe under it (see tests/moto_server.py
-# for why DynamoDB needs the single-request one).
-endpoint_url = MotoServer(_moto_server_command).endpoint_url
+# A server of its own (not DynamoDB's): tests/moto_server.py says why one request at a time.
+endpoint_url = MotoServer(single_request_server).endpoint_url
 
 
 def client_kwargs() -> dict[str, Any]:

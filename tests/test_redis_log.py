@@ -219,11 +219,16 @@ async def test_twenty_appenders_through_one_cache_lose_nothing(deployment: Deplo
             f"{a}:{i}".encode() for i in range(50)
         ]
     if not cluster:
-        # One script call per append (the key's indexes are guessed right), sent in shared
-        # batches over the connections already open.
-        assert await deployment.commands("evalsha") - scripts == 1001  # + the read above
-        assert await deployment.stat("total_connections_received") == connections
-        assert await deployment.stat("total_reads_processed") - reads < 250
+        # One script call per append (the key's indexes are guessed right: a wrong guess costs
+        # a second call each), sent in shared batches over the connections already open. On a
+        # machine loaded enough for a batch to miss its deadline, its calls are sent once more
+        # on a new connection (a heavily loaded run saw one such retry); their append ids keep
+        # them from applying twice. Without a retry, both counts are exact.
+        retried = await deployment.commands("evalsha") - scripts - 1 - 1000  # less the read above
+        assert 0 <= retried <= 50, retried
+        new_connections = await deployment.stat("total_connections_received") - connections
+        assert new_connections <= retried, (new_connections, retried)
+        assert await deployment.stat("total_reads_processed") - reads < 250 + retried
 
 
 async def test_a_fresh_cache_appends_after_reading_in_one_script_call(single: Deployment) -> None:

@@ -1,8 +1,8 @@
 """Factory for the DynamoDB adapter: a fresh table on the test process's moto server.
 
-The server is :mod:`tests.moto_server` (one request at a time; its docstring says why the S3
-tests' threaded server would lose updates). Each test gets its own table, created by the adapter
-on first use (the endpoint is loopback).
+The server is :mod:`tests.moto_server` (one request at a time; its docstring says why moto's
+threaded server would lose updates). Each test gets its own table, created by the adapter on
+first use (the endpoint is loopback).
 """
 
 from __future__ import annotations

@@ -783,7 +783,7 @@ async def test_concurrent_reads_share_a_statement_and_each_gets_its_own_row(sche
         rest = await asyncio.gather(*pending[1:], other)
         assert [got[0].value for got in rest if got] == [b"v1", b"v2", b"v3", b"v4", b"v7"]
         assert rest[-1] is not None and rest[-1][1].items == [b"m7-0"]
-        assert pending[0].cancelled() and cache.shared == [5]  # k7's window: read alone
+        assert pending[0].cancelled() and cache.shared == [4]  # not k0, cancelled; nor k7, alone
 
 
 async def test_concurrent_creates_share_a_statement_and_stay_compare_and_set(schema: str) -> None:
@@ -824,6 +824,18 @@ async def test_concurrent_creates_share_a_statement_and_stay_compare_and_set(sch
         assert await cache.index_members("user:1") == [f"k{i:02d}" for i in range(66) if i % 3 == 1]
         assert len(await cache.index_members("all")) == 66 + 2
         assert [key for key, _ in await cache.recent("user:2", limit=3)] == ["k65", "k62", "k59"]
+
+
+async def test_a_create_cancelled_before_its_statement_left_is_not_made(cache: postgres.Cache) -> None:
+    calls = [
+        asyncio.ensure_future(cache.compare_and_set(key, b"v", expected_version=0, ttl=60))
+        for key in ("a", "b", "c")
+    ]
+    await asyncio.sleep(0)  # all three wait for the next turn of the loop
+    calls[1].cancel()
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    assert [await cache.exists(key) for key in ("a", "b", "c")] == [True, False, True]
 
 
 async def test_a_refused_create_fails_only_its_own_write(cache: postgres.Cache) -> None:

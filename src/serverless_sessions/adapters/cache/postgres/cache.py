@@ -11,6 +11,9 @@ Why it is built this way:
   do not cover (a conflict, an expired key, a log, a limit) takes a second round trip to it.
   Concurrent appends to one key queue on its row lock inside the server: each lands after the
   previous one, none retries.
+* **Concurrent calls share a statement.** Log reads, and creates, issued in one turn of the
+  event loop go out as one statement (:mod:`.coalesce`): asyncpg's cost is per statement, not
+  per row. Each caller still gets its own row, conflict or error.
 * **Logs by position.** A key's log is rows of ``log_items`` keyed by position, with its length
   and weight kept on the key's row: an append inserts its items only, and a read of the last
   items is a range read of the primary key — both cost the same at item 10 as at item 10,000.

@@ -88,6 +88,10 @@ class Coalescer(Generic[Group, Payload, Row]):
                 task.add_done_callback(self._running.discard)
 
     async def _run(self, group: Group, calls: list[_Call[Payload, Row]]) -> None:
+        # A caller cancelled before its statement left is not sent at all (its write not made).
+        calls = [call for call in calls if not call.future.done()]
+        if not calls:
+            return
         if len(calls) == 1:
             await self._alone(group, calls[0])
             return

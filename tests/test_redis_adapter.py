@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from redis import exceptions as rx
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.adapters.cache.base import KEEP_TTL
 from serverless_sessions.adapters.cache.redis import errors as _redis_errors
+from serverless_sessions.adapters.cache.redis.scripts import new_tag
 from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import (
     ConfigurationError,
@@ -201,7 +203,10 @@ def test_every_redis_exception_is_translated(exc: BaseException) -> None:
         (rx.ResponseError("WRONGTYPE"), 1),
     ],
 )
-async def test_retry_policy_is_bounded_and_transient_only(error: Exception, tries: int) -> None:
+@pytest.mark.parametrize("self_bounded", [False, True])
+async def test_retry_policy_is_bounded_and_transient_only(
+    error: Exception, tries: int, self_bounded: bool
+) -> None:
     policy = _redis_errors.RetryPolicy(attempts=3, backoff=Backoff(base=0.001, cap=0.004))
     calls: list[str] = []
 
@@ -214,9 +219,47 @@ async def test_retry_policy_is_bounded_and_transient_only(error: Exception, trie
         calls.append("recover")
 
     with pytest.raises(type(error)):
-        await policy.run(attempt, recover, budget=60)
+        await policy.run(attempt, recover, budget=60, self_bounded=self_bounded)
     assert calls.count("try") == tries and calls.count("recover") == tries - 1
     assert all(0 <= policy.backoff.delay(n) <= min(0.004, 0.001 * 2**n) for n in range(1, 8))
+
+
+async def test_a_self_bounded_attempt_that_used_the_budget_is_not_retried() -> None:
+    """An auto-pipelined command's batch ends at the call's deadline: nothing is left to retry."""
+    policy = _redis_errors.RetryPolicy(attempts=3, backoff=Backoff(base=0.001, cap=0.004))
+    calls: list[str] = []
+
+    async def attempt() -> None:
+        calls.append("try")
+        await asyncio.sleep(0.06)
+        raise rx.TimeoutError("no reply in time")
+
+    async def recover(exc: BaseException) -> None:
+        calls.append("recover")
+
+    with pytest.raises(rx.TimeoutError, match=r"no answer within 0.05s \(1 attempt\(s\).*no reply in time"):
+        await policy.run(attempt, recover, budget=0.05, self_bounded=True)
+    assert calls == ["try"]
+
+
+async def test_retries_after_a_self_bounded_attempt_share_its_budget() -> None:
+    policy = _redis_errors.RetryPolicy(attempts=50, backoff=Backoff(base=0.001, cap=0.001))
+    tries = 0
+
+    async def attempt() -> None:
+        nonlocal tries
+        tries += 1
+        await asyncio.sleep(0.02)
+        raise rx.ConnectionError("reset")
+
+    async def recover(exc: BaseException) -> None:
+        return None
+
+    started = time.monotonic()
+    with pytest.raises(rx.TimeoutError, match=r"no answer within 0.1s") as caught:
+        await policy.run(attempt, recover, budget=0.1, self_bounded=True)
+    assert 2 <= tries <= 6 and time.monotonic() - started < 0.1 + 0.5
+    assert f"({tries} attempt(s)" in str(caught.value)  # the one cut short counts too
 
 
 async def test_closed_port_fails_fast_with_cause() -> None:
@@ -465,3 +508,10 @@ async def test_injected_client_is_used_and_not_closed(server: RedisProcess) -> N
     assert await client.hget("inj:n:d:k", "v") == b"v"  # still open
     await client.delete("inj:n:d:k", "inj:n:x")
     await client.aclose()
+
+
+def test_generation_tags_are_sixteen_hex_digits_and_differ() -> None:
+    """A key's generation tells its index entries from a deleted namesake's: tags must differ."""
+    tags = {new_tag() for _ in range(20_000)}
+    assert len(tags) == 20_000
+    assert all(re.fullmatch(r"[0-9a-f]{16}", tag) for tag in tags)

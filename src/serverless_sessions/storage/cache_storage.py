@@ -147,6 +147,8 @@ class ACBCacheStorage(SessionStorage):
             raise ConfigurationError(
                 f"{type(cache).__name__} is not a cache: it needs async get/set/delete/exists"
             )
+        # Built-in adapters take the namespace per call; a foreign cache was given it above.
+        self._call_namespace = self.namespace if isinstance(cache, CacheBase) else None
         self.backend = str(getattr(cache, "backend", "foreign"))
         self._log = cache if isinstance(cache, AppendableCache) else None
         self.appends_messages = self._log is not None
@@ -204,10 +206,9 @@ class ACBCacheStorage(SessionStorage):
     def decode(self, session_id: str, data: bytes, version: int) -> SessionState:
         """Parse stored bytes for ``session_id``; every failure names the key."""
         key = self._key_name(session_id)
-        state = self.codec.decode(self._open(data, key), key=key)
+        state = self.codec.decode(self._open(data, key), key=key, revision=version)
         if state.session_id != session_id:
             raise CorruptSessionError(key, f"payload belongs to session {state.session_id!r}")
-        state.revision = version
         return state
 
     def _encode_messages(
@@ -280,7 +281,7 @@ class ACBCacheStorage(SessionStorage):
     # -- SessionStorage ----------------------------------------------------------------------
 
     def _ns(self) -> str | None:
-        return self.namespace if isinstance(self.cache, CacheBase) else None
+        return self._call_namespace
 
     async def store_session(
         self, session_state: SessionState, ttl_seconds: float | None = None

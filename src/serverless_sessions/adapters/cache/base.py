@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from serverless_sessions.errors import SessionConflictError, SessionTooLargeError
+from serverless_sessions.errors import ConfigurationError, SessionConflictError, SessionTooLargeError
 from serverless_sessions.ids import validate_namespace
 from serverless_sessions.lifecycle import Closable
 from serverless_sessions.ttl import KEEP_TTL, KeepTTL, TTLArg
@@ -374,16 +374,24 @@ async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: in
     """Run ``calls`` concurrently, at most ``limit`` at a time; results in order.
 
     Every call runs to its end (none is left running in the background); then the first
-    exception, if any, is raised.
+    exception, if any, is raised. ``limit`` workers take the calls in order: a batch of a
+    thousand costs ``limit`` tasks, not a thousand tasks queued on a semaphore.
     """
-    semaphore = asyncio.Semaphore(limit)
+    if limit < 1:
+        raise ConfigurationError(f"limit must be at least 1, got {limit!r}")
+    outcomes: list[Any] = [None] * len(calls)
+    unstarted = iter(range(len(calls)))
 
-    async def run(call: Callable[[], Awaitable[_T]]) -> _T:
-        async with semaphore:
-            return await call()
+    async def worker() -> None:
+        for position in unstarted:  # shared: each call is taken by one worker
+            try:
+                outcomes[position] = await calls[position]()
+            except Exception as exc:  # the others go on; raised below, in call order
+                outcomes[position] = exc
 
-    outcomes = await asyncio.gather(*(run(call) for call in calls), return_exceptions=True)
-    for outcome in outcomes:
+    # A cancellation (or another BaseException) ends its worker; the others finish first.
+    stops = await asyncio.gather(*(worker() for _ in range(min(limit, len(calls)))), return_exceptions=True)
+    for outcome in (*outcomes, *stops):
         if isinstance(outcome, BaseException):
             raise outcome
     return cast(list[_T], outcomes)

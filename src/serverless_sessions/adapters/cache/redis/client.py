@@ -111,6 +111,8 @@ class Link:
         self.cluster = isinstance(client, RedisCluster)
         self.owned = owned
         self._sentinel = sentinel
+        self._budget = settings.call_timeout
+        self._sentinel_pool = isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
         self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
         self._pipeline = (
             None
@@ -118,7 +120,7 @@ class Link:
             else AutoPipeline(
                 client.connection_pool,
                 self._slots,
-                budget=settings.call_timeout,
+                budget=self._budget,
                 exchange_timeout=settings.socket_timeout,
             )
         )
@@ -154,7 +156,7 @@ class Link:
                 waiting[0] = False
                 return await operation()
 
-        return await self._guarded(attempt)
+        return await self._guarded(attempt, bounded=False)
 
     async def execute(self, *args: Any) -> Any:
         """One command, with the retry policy; its reply is not post-processed by redis-py.
@@ -171,12 +173,15 @@ class Link:
             try:
                 return await pending.future
             finally:  # mostly spent queued for a slot: the pool, not the server, was slow
-                waiting[0] = pending.queued_for() > self.settings.call_timeout / 2
+                waiting[0] = pending.queued_for() > self._budget / 2
 
-        return await self._guarded(attempt)
+        # Its batch ends by the call's deadline, unless asking Sentinel comes first.
+        return await self._guarded(attempt, bounded=not self._sentinel_pool)
 
-    async def _guarded(self, attempt: Callable[[list[bool]], Awaitable[T]]) -> T:
+    async def _guarded(self, attempt: Callable[[list[bool]], Awaitable[T]], *, bounded: bool) -> T:
         """``attempt(waiting)`` under one time budget and the retry policy.
+
+        ``bounded``: a first attempt ends within the budget by itself (see ``RetryPolicy.run``).
 
         ``attempt`` sets ``waiting[0]`` while it waits for a connection: a call whose budget runs
         out so fails with redis-py's ``MaxConnectionsError``, so the message blames the pool,
@@ -184,7 +189,7 @@ class Link:
         """
         if self._closed:
             raise ClosedError(f"Redis client for {self.where}")
-        budget = self.settings.call_timeout
+        budget = self._budget
         waiting = [False]
 
         async def once() -> T:
@@ -194,7 +199,7 @@ class Link:
             return await attempt(waiting)
 
         try:
-            result = await self._retry.run(once, self._recover, budget=budget)
+            result = await self._retry.run(once, self._recover, budget=budget, self_bounded=bounded)
         except RedisTimeoutError:
             if waiting[0]:
                 raise MaxConnectionsError(

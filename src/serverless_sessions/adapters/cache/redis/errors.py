@@ -161,6 +161,7 @@ class RetryPolicy:
         recover: Callable[[BaseException], Awaitable[None]],
         *,
         budget: float,
+        self_bounded: bool = False,
     ) -> T:
         """``attempt()`` until it succeeds, fails permanently, or the retries or time are spent.
 
@@ -168,26 +169,47 @@ class RetryPolicy:
         The last error propagates untranslated. Attempts, recoveries and backoff all share
         ``budget`` seconds: when it runs out, the attempt in flight is cancelled and a redis
         ``TimeoutError`` naming the budget is raised from the last failure.
+
+        ``self_bounded``: the first attempt ends by itself within ``budget`` (an auto-pipelined
+        command's batch carries its deadline), so it runs without a timer of its own: the
+        common call, which succeeds at once, then sets no timer at all.
         """
-        failures = 0
+        loop = asyncio.get_running_loop()
+        deadline = asyncio.timeout_at(loop.time() + budget)
+        started = failures = 0
         last: BaseException | None = None
-        deadline = asyncio.timeout(budget)
+        if self_bounded:
+            started = 1
+            try:
+                return await attempt()
+            except _TRANSIENT as exc:
+                if self.attempts == 0 or not is_retryable(exc):
+                    raise
+                if loop.time() >= (deadline.when() or 0):
+                    raise self._spent(budget, started, exc) from exc
+                last, failures = exc, 1
         try:
             async with deadline:
                 while True:
+                    if last is not None:
+                        await recover(last)
+                        await self.backoff.wait(failures)
                     try:
+                        started += 1
                         return await attempt()
                     except _TRANSIENT as exc:
                         if failures >= self.attempts or not is_retryable(exc):
                             raise
                         last = exc
                         failures += 1
-                        await recover(exc)
-                        await self.backoff.wait(failures)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
-            after = "" if last is None else f"; last error: {type(last).__name__}: {last}"
-            raise rx.TimeoutError(
-                f"no answer within {budget:g}s ({failures + 1} attempt(s), retries included){after}"
-            ) from (last or exc)
+            raise self._spent(budget, started, last) from (last or exc)
+
+    @staticmethod
+    def _spent(budget: float, started: int, last: BaseException | None) -> rx.TimeoutError:
+        after = "" if last is None else f"; last error: {type(last).__name__}: {last}"
+        return rx.TimeoutError(
+            f"no answer within {budget:g}s ({started} attempt(s), retries included){after}"
+        )

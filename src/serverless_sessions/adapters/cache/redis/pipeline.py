@@ -1,10 +1,10 @@
 """Auto-pipelining: commands issued concurrently on one link share one write and one read.
 
-Each command is queued with a future; the first command queued after a quiet spell schedules
-one flush with ``loop.call_soon``, so it leaves on the next turn of the event loop (no timer, no
-added latency for a lone caller) together with every command other tasks queued in the same
-turn. A flush takes one pooled connection, writes the whole batch at once and reads the replies
-in order, resolving each command's future as its reply arrives.
+Each command is queued with a future; the first command queued after a quiet spell starts one
+flush task, whose first step runs on the next turn of the event loop (no timer, no added
+latency for a lone caller), so the command leaves together with every command other tasks
+queued in the same turn. A flush takes one pooled connection, writes the whole batch at once
+and reads the replies in order, resolving each command's future as its reply arrives.
 
 Error delivery:
 
@@ -14,10 +14,12 @@ Error delivery:
 * a caller that gives up (its own deadline, a cancellation) only abandons its future: the
   flush still reads that command's reply, so the connection stays in step for the others.
 
-A batch may take the link's call budget to get a connection (connecting, TLS, handshake) and
-then ``socket_timeout`` for its exchange, so a server that stops answering cannot hold a flush
-(and its connection) longer than its callers wait for it. No other timer runs: redis-py's own
-per-send and per-read timeouts are off (``socket_timeout=None`` on its connections).
+A batch ends by its first caller's deadline (queued + the link's call budget), and its exchange
+(once it has a connection) within ``socket_timeout``, so a server that stops answering cannot
+hold a flush (and its connection) longer than its callers wait for it. That deadline is the one
+timer of a call that succeeds at once: the caller's retry policy sets its own only for retries
+(:meth:`.errors.RetryPolicy.run`), and redis-py's per-send and per-read timeouts are off
+(``socket_timeout=None`` on its connections).
 """
 
 from __future__ import annotations
@@ -86,19 +88,17 @@ class AutoPipeline:
         loop = asyncio.get_running_loop()
         pending = Pending(args, loop.create_future(), loop.time())
         if not self._queue:
-            loop.call_soon(self._flush)
+            # The task's first step runs on the next turn, after every command queued in this one.
+            task = loop.create_task(self._send())
+            self._flushing.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._flushing.discard)
         self._queue.append(pending)
         return pending
 
-    def _flush(self) -> None:
+    async def _send(self) -> None:
         batch, self._queue = self._queue, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._flushing.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(self._flushing.discard)
-
-    async def _send(self, batch: list[Pending]) -> None:
         try:
-            async with asyncio.timeout(self._budget) as deadline:
+            async with asyncio.timeout_at(batch[0].queued_at + self._budget) as deadline:
                 if self._slots is None:
                     await self._exchange(batch, deadline)
                     return
@@ -120,7 +120,9 @@ class AutoPipeline:
         pool = self._pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         # Connecting had the call's budget; the exchange itself gets the socket timeout.
-        deadline.reschedule(asyncio.get_running_loop().time() + self._exchange_timeout)
+        exchange_ends = asyncio.get_running_loop().time() + self._exchange_timeout
+        if exchange_ends < (deadline.when() or exchange_ends):
+            deadline.reschedule(exchange_ends)
         try:
             await connection.send_packed_command(_pack(connection, [p.args for p in batch]), False)
             for pending in batch:

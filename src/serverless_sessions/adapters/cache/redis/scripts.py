@@ -9,9 +9,10 @@ byte, and concatenates members exactly as :func:`expiry_member` does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import secrets
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -49,12 +50,22 @@ T = TypeVar("T")
 
 
 def new_tag() -> str:
-    """A fresh random tag: the generation of a key being created, or the id of an append."""
-    return secrets.token_hex(GENERATION_LENGTH // 2)
+    """A fresh random tag: the generation of a key being created, or the id of an append.
+
+    Tags must differ, not be secret: the process's Mersenne Twister (seeded from the OS, and
+    again in a forked child) instead of a system call per write.
+    """
+    return f"{random.getrandbits(GENERATION_LENGTH * 4):0{GENERATION_LENGTH}x}"
 
 
 def encode_indexes(indexes: Sequence[str]) -> str:
     """The canonical text of an index list (the scripts compare it byte for byte)."""
+    return _index_text(tuple(indexes))
+
+
+@functools.lru_cache(maxsize=4096)
+def _index_text(indexes: tuple[str, ...]) -> str:
+    # Every write sends its list; the same few (a user's, a project's) recur.
     return json.dumps(list(indexes), ensure_ascii=False, separators=(",", ":"))
 
 

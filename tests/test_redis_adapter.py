@@ -22,6 +22,7 @@ from redis import exceptions as rx
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.adapters.cache.base import KEEP_TTL
 from serverless_sessions.adapters.cache.redis import errors as _redis_errors
+from serverless_sessions.adapters.cache.redis.log import RecentIndexLists
 from serverless_sessions.adapters.cache.redis.scripts import new_tag
 from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import (
@@ -515,3 +516,19 @@ def test_generation_tags_are_sixteen_hex_digits_and_differ() -> None:
     tags = {new_tag() for _ in range(20_000)}
     assert len(tags) == 20_000
     assert all(re.fullmatch(r"[0-9a-f]{16}", tag) for tag in tags)
+
+
+def test_remembered_index_lists_are_bounded_and_keep_the_latest_used() -> None:
+    """An append's guess of its key's indexes: memory stays bounded however many keys pass."""
+    lists = RecentIndexLists(size=3)
+    for key in ("a", "b", "c"):
+        lists.remember("ns", key, f'["{key}"]'.encode())
+    lists.remember("ns", "a", b'["a2"]')  # used again: now the newest
+    lists.remember("ns", "d", b'["d"]')  # over the bound: the oldest ("b") goes
+    assert [lists.get("ns", key) for key in ("a", "b", "c", "d")] == [("a2",), (), ("c",), ("d",)]
+    lists.remember("ns", "c", None)  # deleted: forgotten
+    assert lists.get("ns", "c") == ()
+    for n in range(10_000):
+        lists.remember("ns", f"k{n}", b'["x"]')
+    assert lists.get("ns", "k9999") == ("x",) and lists.get("ns", "k0") == ()
+    assert len(lists._lists) == 3

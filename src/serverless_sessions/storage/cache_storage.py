@@ -53,7 +53,7 @@ from serverless_sessions.errors import (
     StorageError,
 )
 from serverless_sessions.ids import validate_owner_id, validate_session_id
-from serverless_sessions.model import SessionState, mark_partial_history
+from serverless_sessions.model import SessionState, mark_partial_history, record_revision
 from serverless_sessions.storage.base import SessionStorage, StoredSession
 from serverless_sessions.storage.batch import DEFAULT_CONCURRENCY
 from serverless_sessions.storage.foreign import EmulatedAtomicCache, ForeignCache
@@ -356,7 +356,7 @@ class ACBCacheStorage(SessionStorage):
                 namespace=self._ns(),
                 activity=activity,
             )
-        session_state.revision = entry.version
+        record_revision(session_state, entry.version)
         return entry
 
     async def append_messages(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +48,9 @@ class RecentIndexLists:
 
     def __init__(self, size: int = _REMEMBERED) -> None:
         self._size = size
-        self._lists: dict[tuple[str, str], bytes] = {}
+        # OrderedDict: dropping the oldest is O(1); a dict's first item is found by scanning
+        # past the slots its earlier evictions emptied.
+        self._lists: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     def get(self, namespace: str, key: str) -> tuple[str, ...]:
         """The remembered index names of ``key`` (none if it was not seen lately)."""
@@ -56,12 +59,14 @@ class RecentIndexLists:
 
     def remember(self, namespace: str, key: str, index_list: bytes | None) -> None:
         """Record ``key``'s stored index list (JSON); ``None`` forgets the key."""
-        self._lists.pop((namespace, key), None)
+        lists, seen = self._lists, (namespace, key)
         if index_list is None:
+            lists.pop(seen, None)
             return
-        self._lists[(namespace, key)] = index_list
-        if len(self._lists) > self._size:
-            del self._lists[next(iter(self._lists))]
+        lists[seen] = index_list
+        lists.move_to_end(seen)
+        if len(lists) > self._size:
+            lists.popitem(last=False)
 
 
 def refusal(request: WriteRequest, reply: list[Any]) -> SessionError:

@@ -257,9 +257,10 @@ async def test_retries_after_a_self_bounded_attempt_share_its_budget() -> None:
         return None
 
     started = time.monotonic()
-    with pytest.raises(rx.TimeoutError, match=r"no answer within 0.1s") as caught:
-        await policy.run(attempt, recover, budget=0.1, self_bounded=True)
-    assert 2 <= tries <= 6 and time.monotonic() - started < 0.1 + 0.5
+    with pytest.raises(rx.TimeoutError, match=r"no answer within 0.3s") as caught:
+        await policy.run(attempt, recover, budget=0.3, self_bounded=True)
+    # 20 ms attempts: at most 15 fit in 0.3 s, and a loaded machine still fits two.
+    assert 2 <= tries <= 16 and time.monotonic() - started < 0.3 + 0.5
     assert f"({tries} attempt(s)" in str(caught.value)  # the one cut short counts too
 
 

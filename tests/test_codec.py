@@ -143,13 +143,3 @@ def test_the_deepest_content_a_writer_accepts_is_read_back() -> None:
     state.metadata["d"] = nested(64)
     with pytest.raises(InvalidSessionError, match=r"metadata\.d.*nested deeper than 64 levels"):
         Codec().encode(state)
-
-
-def test_decode_reads_the_session_at_the_stored_revision() -> None:
-    """The storage's version wins over the revision written inside the payload."""
-    state = SessionState(session_id="s1", user_id="u", project_id="p", revision=4)
-    data = Codec().encode(state)
-    assert Codec().decode(data, key="k").revision == 4
-    read = Codec().decode(data, key="k", revision=9)
-    assert read.revision == 9
-    assert read.model_dump(exclude={"revision"}) == state.model_dump(exclude={"revision"})

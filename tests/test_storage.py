@@ -17,6 +17,7 @@ from serverless_sessions import (
     SessionNotFoundError,
     SessionState,
 )
+from serverless_sessions.adapters.cache import memory
 from serverless_sessions.adapters.cache.base import CacheBase, IndexedCache
 from tests.conftest import unique_namespace
 
@@ -216,3 +217,15 @@ async def test_pagination_is_newest_activity_first(manager: ServerlessSessionMan
     assert len(seen) == 7 and set(seen) == set(ids)
     assert seen[0] == ids[2]
     assert seen[1:] == list(reversed([i for i in ids if i != ids[2]]))
+
+
+def test_a_read_session_is_at_the_stored_revision() -> None:
+    """The storage's version wins over the revision written inside the payload."""
+    storage = ACBCacheStorage(memory.Cache(), "revisions")
+    state = SessionState(session_id="s1", user_id="u", project_id="p", revision=4)
+    data = storage.encode(state)
+    assert storage.decode("s1", data, 4).revision == 4
+    read = storage.decode("s1", data, 9)
+    assert read.revision == 9
+    assert read.model_dump(exclude={"revision"}) == state.model_dump(exclude={"revision"})
+    assert "revision" in read.model_fields_set

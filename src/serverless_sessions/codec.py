@@ -209,12 +209,8 @@ class Codec:
             return Compression.ZSTD, _zstd_compressor(self.zstd_level).compress(body)
         return Compression.BROTLI, _brotli().compress(body, quality=self.brotli_quality)
 
-    def decode(self, data: bytes, *, key: str, revision: int | None = None) -> SessionState:
-        """Parse an envelope (or an original gzip payload); errors name ``key``.
-
-        ``revision``: the stored version, which the session is read at (validated with the rest
-        rather than assigned afterwards, which would validate the model a second time).
-        """
+    def decode(self, data: bytes, *, key: str) -> SessionState:
+        """Parse an envelope (or an original gzip payload); errors name ``key``."""
         body = self.decode_body(data, key=key)
         try:
             # Rust parser refusing NaN/Infinity: what it returns is plain JSON, so validation
@@ -222,8 +218,6 @@ class Codec:
             document = pydantic_core.from_json(body, allow_inf_nan=False)
         except ValueError as exc:
             raise CorruptSessionError(key, f"payload is not JSON: {exc}") from None
-        if revision is not None and isinstance(document, dict):
-            document["revision"] = revision
         try:
             return SessionState.model_validate(document, context=CONTENTS_CHECKED)
         except pydantic.ValidationError as exc:

@@ -206,9 +206,10 @@ class ACBCacheStorage(SessionStorage):
     def decode(self, session_id: str, data: bytes, version: int) -> SessionState:
         """Parse stored bytes for ``session_id``; every failure names the key."""
         key = self._key_name(session_id)
-        state = self.codec.decode(self._open(data, key), key=key, revision=version)
+        state = self.codec.decode(self._open(data, key), key=key)
         if state.session_id != session_id:
             raise CorruptSessionError(key, f"payload belongs to session {state.session_id!r}")
+        record_revision(state, version)
         return state
 
     def _encode_messages(

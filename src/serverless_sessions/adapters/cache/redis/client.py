@@ -112,7 +112,8 @@ class Link:
         self.owned = owned
         self._sentinel = sentinel
         self._budget = settings.call_timeout
-        self._sentinel_pool = isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
+        pool = client.connection_pool if isinstance(client, Redis) else None
+        self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
         self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
         self._pipeline = (
             None
@@ -176,7 +177,7 @@ class Link:
                 waiting[0] = pending.queued_for() > self._budget / 2
 
         # Its batch ends by the call's deadline, unless asking Sentinel comes first.
-        return await self._guarded(attempt, bounded=not self._sentinel_pool)
+        return await self._guarded(attempt, bounded=self._sentinel_pool is None)
 
     async def _guarded(self, attempt: Callable[[list[bool]], Awaitable[T]], *, bounded: bool) -> T:
         """``attempt(waiting)`` under one time budget and the retry policy.
@@ -227,8 +228,8 @@ class Link:
         await self._follow_master(force=True)
 
     async def _follow_master(self, *, force: bool) -> None:
-        pool = self.client.connection_pool if isinstance(self.client, Redis) else None
-        if not isinstance(pool, SentinelConnectionPool):
+        pool = self._sentinel_pool
+        if pool is None:
             return
         now = time.monotonic()
         if not force and now - self._checked_at < self.settings.sentinel_check_interval:

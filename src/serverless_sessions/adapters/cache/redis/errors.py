@@ -183,7 +183,7 @@ class RetryPolicy:
             try:
                 return await attempt()
             except _TRANSIENT as exc:
-                if self.attempts == 0 or not is_retryable(exc):
+                if self._gives_up(failures, exc):
                     raise
                 if loop.time() >= (deadline.when() or 0):
                     raise self._spent(budget, started, exc) from exc
@@ -198,7 +198,7 @@ class RetryPolicy:
                         started += 1
                         return await attempt()
                     except _TRANSIENT as exc:
-                        if failures >= self.attempts or not is_retryable(exc):
+                        if self._gives_up(failures, exc):
                             raise
                         last = exc
                         failures += 1
@@ -206,6 +206,10 @@ class RetryPolicy:
             if not deadline.expired():
                 raise
             raise self._spent(budget, started, last) from (last or exc)
+
+    def _gives_up(self, failures: int, exc: BaseException) -> bool:
+        """Whether ``exc``, after ``failures`` failed attempts before it, ends the call."""
+        return failures >= self.attempts or not is_retryable(exc)
 
     @staticmethod
     def _spent(budget: float, started: int, last: BaseException | None) -> rx.TimeoutError:

@@ -7,6 +7,7 @@ own reply or its own error, whatever happens to the others in the same batch.
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -109,3 +110,29 @@ async def test_writes_survive_a_flushed_script_cache(cache: redis.Cache, raw: ai
     )
     assert [entry.version for entry in entries] == [1] * 5
     assert await cache.index_members("u") == ["k", "n0", "n1", "n2", "n3", "n4"]
+
+
+async def test_a_cancelled_lone_call_leaves_the_link_in_step_and_no_error_unread(
+    cache: redis.Cache, raw: aioredis.Redis
+) -> None:
+    values = await fill(cache, 3)
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        await raw.client_pause(300)
+        lone = asyncio.create_task(cache.get("k0"))
+        await asyncio.sleep(0.05)
+        # A lone call is sent by its caller's own task: cancelling it interrupts the exchange.
+        clients = await raw.client_list()
+        assert any(client["cmd"] == "hget" for client in clients), clients
+        lone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await lone
+        await raw.client_unpause()
+        assert await asyncio.gather(*(cache.get(key) for key in values)) == list(values.values())
+        assert await cache.get("k1") == values["k1"]
+        gc.collect()  # a future holding an error nobody read would be reported here
+        assert unhandled == []
+    finally:
+        loop.set_exception_handler(None)

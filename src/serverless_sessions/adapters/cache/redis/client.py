@@ -170,9 +170,9 @@ class Link:
         pipeline = self._pipeline
 
         async def attempt(waiting: list[bool]) -> Any:
-            pending = pipeline.submit(args)
+            pending = pipeline.command(args)
             try:
-                return await pending.future
+                return await pipeline.run(pending)
             finally:  # mostly spent queued for a slot: the pool, not the server, was slow
                 waiting[0] = pending.queued_for() > self._budget / 2
 

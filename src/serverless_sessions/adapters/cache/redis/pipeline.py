@@ -1,10 +1,12 @@
 """Auto-pipelining: commands issued concurrently on one link share one write and one read.
 
-Each command is queued with a future; the first command queued after a quiet spell starts one
-flush task, whose first step runs on the next turn of the event loop (no timer, no added
-latency for a lone caller), so the command leaves together with every command other tasks
-queued in the same turn. A flush takes one pooled connection, writes the whole batch at once
-and reads the replies in order, resolving each command's future as its reply arrives.
+A command issued while the link is idle (no batch queued or in flight) is sent at once by its
+caller, as a plain redis-py call would be: a lone caller pays for no task and no extra turn of
+the event loop. A command issued while others are in flight is queued with a future; the first
+one queued starts one flush task, whose first step runs on the next turn of the event loop, so
+the command leaves together with every command other tasks queued in the same turn. A flush
+takes one pooled connection, writes the whole batch at once and reads the replies in order,
+resolving each command's future as its reply arrives.
 
 Error delivery:
 
@@ -82,21 +84,33 @@ class AutoPipeline:
         self._exchange_timeout = exchange_timeout
         self._queue: list[Pending] = []
         self._flushing: set[asyncio.Task[None]] = set()
+        self._sending = 0  # batches between their start and their last reply
 
-    def submit(self, args: Command) -> Pending:
-        """Queue ``args``; the returned entry's future gets the reply or the error."""
+    @staticmethod
+    def command(args: Command) -> Pending:
+        """A command to :meth:`run`; it records when it was issued."""
         loop = asyncio.get_running_loop()
-        pending = Pending(args, loop.create_future(), loop.time())
-        if not self._queue:
-            # The task's first step runs on the next turn, after every command queued in this one.
-            task = loop.create_task(self._send())
-            self._flushing.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._flushing.discard)
-        self._queue.append(pending)
-        return pending
+        return Pending(args, loop.create_future(), loop.time())
 
-    async def _send(self) -> None:
+    async def run(self, pending: Pending) -> Any:
+        """``pending``'s reply (or its error): sent now if the link is idle, else with the next batch."""
+        if self._sending or self._queue:
+            if not self._queue:
+                # The task's first step runs on the next turn, after every command queued in this one.
+                task = asyncio.get_running_loop().create_task(self._flush())
+                self._flushing.add(task)  # the loop keeps only weak references to tasks
+                task.add_done_callback(self._flushing.discard)
+            self._queue.append(pending)
+        else:
+            await self._send([pending])
+        return await pending.future
+
+    async def _flush(self) -> None:
         batch, self._queue = self._queue, []
+        await self._send(batch)
+
+    async def _send(self, batch: list[Pending]) -> None:
+        self._sending += 1
         try:
             async with asyncio.timeout_at(batch[0].queued_at + self._budget) as deadline:
                 if self._slots is None:
@@ -110,6 +124,8 @@ class AutoPipeline:
             _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
+        finally:
+            self._sending -= 1
 
     async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout) -> None:
         if all(pending.future.done() for pending in batch):
@@ -150,4 +166,9 @@ def _settle(future: asyncio.Future[Any], reply: Any = None, *, error: BaseExcept
 
 def _fail(batch: list[Pending], error: BaseException) -> None:
     for pending in batch:
-        _settle(pending.future, error=error)
+        if isinstance(error, asyncio.CancelledError):
+            # Its waiters see the cancellation; a lone caller that sent it itself (and was
+            # the one cancelled) leaves no future with an error nobody reads.
+            pending.future.cancel()
+        else:
+            _settle(pending.future, error=error)

@@ -14,8 +14,10 @@ a size threshold the bench justifies."""
 
 BULK_MISS = """\
 `gather` overlaps round trips but not CPU, and a store is mostly client and server CPU on 2
-shared cores, so many stores in flight reach only ~1.3-2.5x single stores. A batch write
-(`store_sessions`: one pipeline or one transaction per batch) is what reaches 5x."""
+shared cores. The batch (`store_sessions`: shared pipelines on Redis, one transaction per group
+on SQLite) removes the round trips and commits; what is left is per-session CPU: the encode and
+the write script's server time on Redis, the encode and the SQL statements under one GIL on
+SQLite (see Findings)."""
 
 COLDSTART_MISS = """\
 The candidate's extra time is import time (see the profile: modules only the candidate
@@ -24,5 +26,7 @@ URL without pydantic-settings, and the `SessionState` schema built once, on firs
 place). What remains is pydantic itself, which the model needs: importing it (about 20 ms here),
 its plugin discovery on the first model class (`pydantic.plugin._loader` reads every installed
 distribution's entry points, 10-13 ms in this venv; `PYDANTIC_DISABLE_PLUGINS` would skip it, a
-choice for the deployment, not the library) and the `SessionState` validator (about 13 ms) --
-about 45 ms over a baseline of about 110 ms, so about 1.4x is the floor with a pydantic model."""
+choice for the deployment, not the library) and the `SessionState` validator (about 13 ms).
+Without the library at all, `import redis.asyncio` plus `from pydantic import BaseModel` and one
+one-field model class measured 1.56x `import redis.asyncio` alone (see Findings): the floor with
+a pydantic model is above this target."""

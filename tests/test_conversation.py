@@ -162,6 +162,25 @@ async def test_a_window_ending_where_the_stored_value_ends_is_still_partial(
     assert not whole.state.has_partial_history
 
 
+async def test_a_wrong_guess_of_the_messages_in_the_value_still_reads_the_right_window(
+    manager: ServerlessSessionManager, storage: ACBCacheStorage
+) -> None:
+    # A cursor's guess of how many messages the stored value holds may be stale (the session
+    # was stored whole since): the window is the same, at the price of a second read.
+    session_id = await manager.create_session("u", "p", ttl_hours=1)
+    head, tail = conversation(3, "head"), conversation(4, "tail")
+    await manager.update_session(session_id, {"conversation_history": head})
+    await manager.append_messages(session_id, tail)
+    everything = head + tail
+
+    for guess in (0, 3, 6):
+        window = await storage.load_conversation(session_id, last=2, before=5, messages_in_head=guess)
+        assert window is not None, guess
+        assert window.state.conversation_history == everything[3:5], guess
+        assert (window.history_start, window.message_count) == (3, 7), guess
+        assert window.state.has_partial_history
+
+
 async def test_a_history_limit_reads_the_last_messages_and_that_session_cannot_be_stored_whole(
     manager: ServerlessSessionManager, storage: ACBCacheStorage
 ) -> None:

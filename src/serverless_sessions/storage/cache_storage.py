@@ -257,9 +257,18 @@ class ACBCacheStorage(SessionStorage):
         misses log items the cut needs (it was read for another number of messages in the
         value): read again with the right one.
         """
+        return self._cut(self._head(session_id, entry), entry, window, last=last, before=before)
+
+    def _head(self, session_id: str, entry: Entry) -> SessionState:
+        """The session as its stored value holds it (a message-log storage's head)."""
         if self._log is None:
             raise CapabilityNotSupportedError(self.cache, "message log", "reading a message log")
-        state = _touched(self.decode(session_id, entry.value, entry.version), entry)
+        return _touched(self.decode(session_id, entry.value, entry.version), entry)
+
+    def _cut(
+        self, state: SessionState, entry: Entry, window: LogSlice, *, last: int | None, before: int | None
+    ) -> StoredSession | None:
+        """:meth:`assemble` of a decoded head."""
         in_value = state.conversation_history
         total = len(in_value) + window.length
         end = total if before is None else max(0, min(before, total))
@@ -269,7 +278,8 @@ class ACBCacheStorage(SessionStorage):
             return None
         if (start, end) != (0, total) or total != len(in_value):  # else the value holds them all
             held = window.items[max(0, first - window.start) : max(0, stop - window.start)]
-            messages = in_value[start:end] + self._decode_messages(session_id, LogSlice(held, first, 0, 0))
+            logged = self._decode_messages(state.session_id, LogSlice(held, first, 0, 0))
+            messages = in_value[start:end] + logged
             # Parsed from JSON, so plain JSON already: no second validation of every message.
             state = state.model_copy(update={"conversation_history": messages})
             if (start, end) != (0, total):
@@ -435,11 +445,13 @@ class ACBCacheStorage(SessionStorage):
             )
             if found is None:
                 return None
-            stored = self.assemble(session_id, *found, last=last, before=before)
+            entry, window = found
+            head = self._head(session_id, entry)
+            stored = self._cut(head, entry, window, last=last, before=before)
             if stored is not None:
                 return stored
             # The value holds another number of messages than the caller's guess: now known.
-            guess = len(self.decode(session_id, found[0].value, found[0].version).conversation_history)
+            guess = len(head.conversation_history)
         raise CorruptSessionError(self._key_name(session_id), "its message log changed shape while read")
 
     async def load_sessions(self, session_ids: Sequence[str]) -> list[StoredSession | None]:

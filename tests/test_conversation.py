@@ -146,13 +146,21 @@ async def test_paging_back_to_the_start_returns_every_message_once_in_order(
         await manager.get_messages("no-such-session", last=5)
 
 
+async def head_then_appended(
+    manager: ServerlessSessionManager, in_value: int, appended: int
+) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """A session whose stored value holds ``in_value`` messages, then ``appended`` appended."""
+    session_id = await manager.create_session("u", "p", ttl_hours=1)
+    head, tail = conversation(in_value, "head"), conversation(appended, "tail")
+    await manager.update_session(session_id, {"conversation_history": head})
+    await manager.append_messages(session_id, tail)
+    return session_id, head, tail
+
+
 async def test_a_window_ending_where_the_stored_value_ends_is_still_partial(
     manager: ServerlessSessionManager, storage: ACBCacheStorage
 ) -> None:
-    session_id = await manager.create_session("u", "p", ttl_hours=1)
-    head, tail = conversation(3, "head"), conversation(2, "tail")
-    await manager.update_session(session_id, {"conversation_history": head})
-    await manager.append_messages(session_id, tail)
+    session_id, head, tail = await head_then_appended(manager, 3, 2)
 
     window = await storage.load_conversation(session_id, before=3)
     assert window is not None and window.state.conversation_history == head
@@ -167,10 +175,7 @@ async def test_a_wrong_guess_of_the_messages_in_the_value_still_reads_the_right_
 ) -> None:
     # A cursor's guess of how many messages the stored value holds may be stale (the session
     # was stored whole since): the window is the same, at the price of a second read.
-    session_id = await manager.create_session("u", "p", ttl_hours=1)
-    head, tail = conversation(3, "head"), conversation(4, "tail")
-    await manager.update_session(session_id, {"conversation_history": head})
-    await manager.append_messages(session_id, tail)
+    session_id, head, tail = await head_then_appended(manager, 3, 4)
     everything = head + tail
 
     for guess in (0, 3, 6):

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel as aiosentinel
 from redis import exceptions as rx
 
+from serverless_sessions import ACBCacheStorage, ServerlessSessionManager
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.adapters.cache.base import KEEP_TTL
 from serverless_sessions.adapters.cache.redis import errors as _redis_errors
@@ -27,6 +28,7 @@ from serverless_sessions.adapters.cache.redis.scripts import new_tag
 from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import (
     ConfigurationError,
+    CorruptSessionError,
     SessionConflictError,
     StorageError,
     StorageUnavailableError,
@@ -368,6 +370,38 @@ async def test_wrong_type_is_a_storage_error_and_not_retried(
     assert isinstance(caught.value.__cause__, rx.ResponseError)
     assert (await raw.info("commandstats"))["cmdstat_hget"]["calls"] == before + 1
     await raw.delete("wt:ns:d:k")
+
+
+async def test_a_hash_left_without_its_value_is_corrupt_on_every_read(
+    server: RedisProcess, raw: aioredis.Redis
+) -> None:
+    # Every write sets the value with the version; a hash changed by hand may have one only.
+    async with make(server, key_prefix="nv") as cache:
+        await cache.compare_and_set("k", b"v", expected_version=0, ttl=60)
+        await raw.hdel("nv:ns:d:k", "v")
+        reads = [
+            lambda: cache.get_entry("k"),
+            lambda: cache.get_entries(["k"]),
+            lambda: cache.get_with_log("k"),
+            lambda: cache.get_with_log("k", last=1),
+        ]
+        for read in reads:
+            with pytest.raises(CorruptSessionError, match=r"'k'.*a version but no value"):
+                await read()
+        assert await cache.delete("k")
+
+
+async def test_a_listing_names_a_session_whose_hash_lost_its_value(
+    server: RedisProcess, raw: aioredis.Redis
+) -> None:
+    async with make(server, key_prefix="nvl") as cache:
+        manager = ServerlessSessionManager(ACBCacheStorage(cache, namespace="ns"))
+        good = await manager.create_session("u", "p")
+        bad = await manager.create_session("u", "p")
+        await raw.hdel(f"nvl:ns:d:{bad}", "v")
+        page = await manager.list_sessions(user_id="u")
+        assert [summary.session_id for summary in page.sessions] == [good]
+        assert page.unreadable == [bad]
 
 
 async def test_conflict_is_typed(server: RedisProcess) -> None:

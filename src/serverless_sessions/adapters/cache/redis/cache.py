@@ -251,7 +251,7 @@ class Cache(CacheBase, RecentCache, LogCommands, ScannableCache, PingableCache):
         """One HMGET: the common read path, auto-pipelined with concurrent calls."""
         data = self._layout.data(self._namespace(namespace), key)
         row = await self._command("get_entry", key, "HMGET", data, "v", "n", "e", "t", "lw")
-        return None if row[1] is None else decode_entry(*row)
+        return None if row[1] is None else decode_entry(key, *row)
 
     async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         """One pipelined round trip (per cluster node) for all ``keys``."""
@@ -266,7 +266,9 @@ class Cache(CacheBase, RecentCache, LogCommands, ScannableCache, PingableCache):
             return list(await pipe.execute())
 
         rows = await self._run("get_entries", keys[0] if len(keys) == 1 else None, fetch)
-        return [None if row[1] is None else decode_entry(*row) for row in rows]
+        return [
+            None if row[1] is None else decode_entry(key, *row) for key, row in zip(keys, rows, strict=True)
+        ]
 
     async def compare_and_set(
         self,
@@ -285,7 +287,7 @@ class Cache(CacheBase, RecentCache, LogCommands, ScannableCache, PingableCache):
             activity=activity,
         )  # fmt: skip
         reply = await self._mutate(request)
-        return decode_entry(value, reply[1], reply[2])
+        return decode_entry(key, value, reply[1], reply[2])
 
     async def compare_and_delete(
         self, key: str, *, expected_version: int | None = None, namespace: str | None = None

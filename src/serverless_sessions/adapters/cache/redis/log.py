@@ -145,7 +145,7 @@ class LogCommands(AppendableCache):
             log_weight, limit, activity=activity,
         )  # fmt: skip
         reply = await self._mutate(request)
-        return decode_entry(value, reply[1], reply[2])
+        return decode_entry(key, value, reply[1], reply[2])
 
     async def append(
         self,
@@ -198,5 +198,5 @@ class LogCommands(AppendableCache):
             return None
         value, version, expiry, touched_at, index_list, length, weight, start, items = found
         self._index_lists.remember(ns, key, index_list)
-        entry = decode_entry(value, version, expiry, touched_at, weight)
+        entry = decode_entry(key, value, version, expiry, touched_at, weight)
         return entry, _log_slice(key, int(length), int(weight), int(start), list(items))

@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError
 
 from serverless_sessions.adapters.cache.base import KEEP_TTL, Entry, TTLArg
 from serverless_sessions.adapters.cache.redis.lua import RANGE, READ, RECENT, WRITE, ZSET
-from serverless_sessions.errors import StorageError
+from serverless_sessions.errors import CorruptSessionError, StorageError
 from serverless_sessions.ttl import expiry_for, now
 
 __all__ = [
@@ -78,13 +78,16 @@ def expiry_arg(ttl: TTLArg) -> str:
 
 
 def decode_entry(
-    value: bytes, version: Any, expiry: Any, touched: Any = None, log_weight: Any = None
+    key: str, value: bytes | None, version: Any, expiry: Any, touched: Any = None, log_weight: Any = None
 ) -> Entry:
-    """An entry from its hash fields ``v``, ``n``, ``e`` (ms), ``t`` and ``lw`` (see ``WRITE``).
+    """``key``'s entry from its hash fields ``v``, ``n``, ``e`` (ms), ``t`` and ``lw`` (see ``WRITE``).
 
     ``t`` is ``<version>:<touched_at>``; stamped with an older version, a write of the value
-    came after that append, so the entry has no ``touched_at``.
+    came after that append, so the entry has no ``touched_at``. Every write sets ``v`` with
+    ``n``: a hash with a version and no value was changed by hand, and is reported corrupt.
     """
+    if value is None:
+        raise CorruptSessionError(key, "its Redis hash has a version but no value")
     stamp, _, touched_at = (touched or b"").partition(b":")
     return Entry(
         bytes(value),

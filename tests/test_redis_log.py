@@ -188,10 +188,11 @@ async def test_an_append_moves_the_index_and_expiry_entries_with_the_expiry(
     deployment: Deployment,
 ) -> None:
     # The entries are scored by expiry: left at the write's, a purge would drop a live key.
+    # The write's ttl leaves a loaded machine time to append before the key expires.
     cache = deployment.cache
-    await write(cache, "s", [b"a"], ttl=0.5, indexes=("user:carol",))
+    await write(cache, "s", [b"a"], ttl=1.0, indexes=("user:carol",))
     await append(cache, "s", [b"b"], ttl=60)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.5)
     assert await cache.purge_expired() == []
     assert await cache.index_members("user:carol") == ["s"]
     assert (await log_of(cache, "s")).items == [b"a", b"b"]

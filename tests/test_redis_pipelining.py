@@ -136,3 +136,63 @@ async def test_a_cancelled_lone_call_leaves_the_link_in_step_and_no_error_unread
         assert unhandled == []
     finally:
         loop.set_exception_handler(None)
+
+
+async def test_a_kept_connection_the_server_closed_is_replaced_before_use(
+    cache: redis.Cache, raw: aioredis.Redis
+) -> None:
+    values = await fill(cache, 3)
+    assert await cache.get("k0") == values["k0"]  # its connection is kept for the next call
+    connected = await counter(raw, "total_connections_received")
+    await raw.client_kill_filter(_type="normal", skipme=True)  # as a server timeout would
+    await asyncio.sleep(0.05)  # the loop sees the connection end
+    # No retries in this cache: the dead connection must be noticed before anything is sent.
+    assert await cache.get("k1") == values["k1"]
+    assert await counter(raw, "total_connections_received") == connected + 1
+    assert await cache.get("k2") == values["k2"]
+    assert await counter(raw, "total_connections_received") == connected + 1  # kept again
+
+
+async def test_the_kept_connection_counts_within_max_connections(
+    server: RedisProcess, raw: aioredis.Redis
+) -> None:
+    baseline = len(await raw.client_list())
+    peak = 0
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, len(await raw.client_list()) - baseline)
+            await asyncio.sleep(0.002)
+
+    async with redis.Cache.from_url(
+        server.url,
+        namespace="ns",
+        key_prefix=f"p{uuid.uuid4().hex[:12]}",
+        max_connections=2,
+        retry_attempts=0,
+    ) as cache:
+        values = await fill(cache, 20)
+        keys = list(values)
+
+        async def mixed(i: int) -> Any:
+            # Single commands go through the pipeline (which keeps a connection); batches of
+            # reads and pings take theirs from the pool.
+            if i % 3 == 0:
+                return [entry and entry.value for entry in await cache.get_entries(keys[:2])]
+            if i % 3 == 1:
+                await cache.ping()
+                return None
+            return await cache.get(keys[i % 20])
+
+        sampler = asyncio.create_task(sample())
+        for _ in range(5):
+            got = await asyncio.gather(*(mixed(i) for i in range(60)))
+            assert got[0] == [values["k0"], values["k1"]]
+            assert got[2] == values[keys[2]]
+            await asyncio.sleep(0)
+        done.set()
+        await sampler
+    assert 1 <= peak <= 2, peak
+    assert len(await raw.client_list()) == baseline  # closing gave the kept one back too

@@ -123,6 +123,8 @@ class Link:
                 self._slots,
                 budget=self._budget,
                 exchange_timeout=settings.socket_timeout,
+                # Only where the link bounds every use of the pool (its slots) may it keep one.
+                keep_connection=owned,
             )
         )
         backoff = Backoff(settings.retry_backoff, settings.retry_backoff_cap)
@@ -155,6 +157,7 @@ class Link:
             waiting[0] = True
             async with self._slots:
                 waiting[0] = False
+                await self._release_idle()  # the pool may need it: this slot's connection
                 return await operation()
 
         return await self._guarded(attempt, bounded=False)
@@ -210,6 +213,10 @@ class Link:
         self.answered = True
         return result
 
+    async def _release_idle(self) -> None:
+        if self._pipeline is not None:
+            await self._pipeline.release_idle()
+
     async def _initialize_cluster(self) -> None:
         # redis-py's async cluster client initializes lazily on its first command; when many
         # commands arrive at once, that first initialization closes connections other tasks
@@ -224,6 +231,7 @@ class Link:
     async def _recover(self, error: BaseException) -> None:
         # After a restart every idle pooled socket is dead: drop them all, not one per retry.
         if isinstance(self.client, Redis):
+            await self._release_idle()
             await self.client.connection_pool.disconnect(inuse_connections=False)
         await self._follow_master(force=True)
 
@@ -252,6 +260,7 @@ class Link:
             return
         self._closed = True
         _forget(self)
+        await self._release_idle()
         if self.owned:
             await self.client.aclose()
             if self._sentinel is not None:  # Sentinel.aclose() exists only from redis-py 8.1

@@ -79,6 +79,7 @@ __all__ = [
     "MAGIC",
     "Codec",
     "Compression",
+    "check_appended",
     "is_plaintext",
 ]
 
@@ -186,13 +187,11 @@ class Codec:
         A message is stored on its own when the storage keeps a message log, and must read back
         equal, fit within ``max_size`` by itself, and be accepted again inside a whole session.
         """
+        check_appended(message, session_id=session_id, path=path)
         try:
-            check_message(message, path)
             body = pydantic_core.to_json(message)
         except (PydanticSerializationError, ValueError, UnicodeEncodeError) as exc:
-            raise InvalidSessionError(
-                f"session {session_id!r}: {path} cannot be stored exactly as JSON: {exc}"
-            ) from None
+            raise _unstorable(session_id, path, exc) from None
         if len(body) > self.max_size:
             raise SessionTooLargeError(session_id, len(body), self.max_size, part=path)
         return body
@@ -247,6 +246,22 @@ class Codec:
             brotli = _brotli()
             return _guarded(key, "brotli", lambda: _unbrotli(brotli, body), (brotli.error,))
         raise CorruptSessionError(key, f"unknown compression id {kind}")
+
+
+def check_appended(message: Any, *, session_id: str, path: str) -> None:
+    """Refuse a message of an append that could not be stored as JSON, naming it by ``path``.
+
+    ``path`` names it in the caller's batch (``messages[i]``), whether the storage keeps it
+    in a log (:meth:`Codec.message_body`) or in the whole session's conversation.
+    """
+    try:
+        check_message(message, path)
+    except ValueError as exc:
+        raise _unstorable(session_id, path, exc) from None
+
+
+def _unstorable(session_id: str, path: str, exc: Exception) -> InvalidSessionError:
+    return InvalidSessionError(f"session {session_id!r}: {path} cannot be stored exactly as JSON: {exc}")
 
 
 _SERIALIZER = SessionState.__pydantic_serializer__

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict
 
 from serverless_sessions.adapters.cache.base import gather_bounded
 from serverless_sessions.backoff import CONFLICT_BACKOFF
+from serverless_sessions.codec import check_appended
 from serverless_sessions.conversation import (
     MessagePage,
     check_count,
@@ -275,6 +276,8 @@ class ServerlessSessionManager(Closable):
         validate_session_id(session_id)
         batch = _message_batch(messages)
         if not self.storage.appends_messages:
+            for position, message in enumerate(batch):  # named as in a log's append
+                check_appended(message, session_id=session_id, path=f"messages[{position}]")
             appended = await self.mutate(
                 session_id, lambda state: state.conversation_history.extend(batch), ttl_hours=ttl_hours
             )

@@ -122,13 +122,18 @@ class AutoPipeline:
 
     async def _send(self, batch: list[Pending]) -> None:
         self._sending += 1
+        budget_ends = batch[0].queued_at + self._budget
         try:
-            async with asyncio.timeout_at(batch[0].queued_at + self._budget) as deadline:
+            # Armed only where a wait can begin (one timer for a batch that takes the kept
+            # connection, instead of one set here and moved once connected).
+            async with asyncio.timeout_at(None) as deadline:
                 if self._slots is None:
-                    await self._exchange(batch, deadline)
+                    await self._exchange(batch, deadline, budget_ends)
                     return
+                if self._slots.locked():
+                    deadline.reschedule(budget_ends)
                 async with self._slots:
-                    await self._exchange(batch, deadline)
+                    await self._exchange(batch, deadline, budget_ends)
         except TimeoutError:
             _fail(batch, RedisTimeoutError("no reply in time"))
         except BaseException as exc:  # every caller must hear of it, whatever it is
@@ -138,17 +143,16 @@ class AutoPipeline:
         finally:
             self._sending -= 1
 
-    async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout) -> None:
+    async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout, budget_ends: float) -> None:
         if all(pending.future.done() for pending in batch):
             return  # every caller gave up while the batch waited for a connection
-        started_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started_at = loop.time()
         for pending in batch:
             pending.started_at = started_at
-        connection = await self._take_connection()
+        connection = await self._take_connection(deadline, budget_ends)
         # Connecting had the call's budget; the exchange itself gets the socket timeout.
-        exchange_ends = asyncio.get_running_loop().time() + self._exchange_timeout
-        if exchange_ends < (deadline.when() or exchange_ends):
-            deadline.reschedule(exchange_ends)
+        deadline.reschedule(min(budget_ends, loop.time() + self._exchange_timeout))
         try:
             await connection.send_packed_command(_pack(connection, [p.args for p in batch]), False)
             for pending in batch:
@@ -167,7 +171,7 @@ class AutoPipeline:
         else:
             await self._pool.release(connection)
 
-    async def _take_connection(self) -> AbstractConnection:
+    async def _take_connection(self, deadline: asyncio.Timeout, budget_ends: float) -> AbstractConnection:
         kept, self._idle = self._idle, None
         if kept is not None:
             reconnect = kept.should_reconnect()  # type: ignore[no-untyped-call]
@@ -180,6 +184,7 @@ class AutoPipeline:
             # a connection's state when maintenance notifications are on).
             await kept.disconnect(nowait=True)
             await self._pool.release(kept)
+        deadline.reschedule(budget_ends)  # the pool may connect, within the call's budget
         return await self._pool.get_connection()  # type: ignore[no-untyped-call,no-any-return]
 
     async def release_idle(self) -> None:

@@ -40,9 +40,7 @@ def main() -> None:
         medians = {name: statistics.median(found) for name, found in times.items()}
         base = medians["json alone"]
         shown = ", ".join(f"{name} {us:.1f} µs ({us / base:.2f}x)" for name, us in medians.items())
-        print(
-            f"{len(state.model_dump_json()):>6,} B JSON -> {len(zstd.encode(state)):>6,} B zstd: {shown}"
-        )
+        print(f"{len(state.model_dump_json()):>6,} B JSON -> {len(zstd.encode(state)):>6,} B zstd: {shown}")
 
 
 if __name__ == "__main__":

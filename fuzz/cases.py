@@ -101,9 +101,11 @@ def value(rng: random.Random, depth: int = 0) -> Any:
             deep = [deep] if rng.random() < 0.5 else {"k": deep}
         return deep
     if roll < 0.03:
-        return "z" * rng.randint(0, 3_000_000) if rng.random() < 0.5 else rng.randbytes(
-            rng.randint(0, 700_000)
-        ).hex()
+        return (
+            "z" * rng.randint(0, 3_000_000)
+            if rng.random() < 0.5
+            else rng.randbytes(rng.randint(0, 700_000)).hex()
+        )
     if depth > 4 or roll < 0.45:
         return scalar(rng)
     if roll < 0.7:

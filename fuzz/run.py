@@ -135,6 +135,7 @@ async def fuzz(minutes: float, seed: int, names: list[str], redis_url: str) -> T
 
 def code_version() -> str:
     """The commit the code under test is based on, and whether the work tree differs."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent)
         return done.stdout.strip() if done.returncode == 0 else ""
@@ -143,9 +144,7 @@ def code_version() -> str:
     return commit + (" with uncommitted changes" if git("status", "--porcelain", "src") else "")
 
 
-def write_results(
-    tally: Tally, *, seconds: float, seed: int, names: list[str], version: str
-) -> str:
+def write_results(tally: Tally, *, seconds: float, seed: int, names: list[str], version: str) -> str:
     """RESULTS.md: totals, the breakdown, and every distinct failure with replay seeds."""
     lines = [
         "# Fuzz results",

@@ -291,8 +291,7 @@ async def test_whole_writes_racing_appends_lose_no_message(
         assert owned_by(messages, marker) == conversation(writes, marker)
     assert state.metadata == {"updates": writes}
     wrong = [
-        (count, message) for count, message in counted
-        if not messages.index(message) < count <= len(messages)
+        (count, message) for count, message in counted if not messages.index(message) < count <= len(messages)
     ]
     assert not wrong, f"{len(wrong)} appends returned a count that does not hold their message"
 

@@ -187,9 +187,6 @@ def test_repr_and_attributes_never_show_key_material() -> None:
 # -- through the storage -----------------------------------------------------------------------
 
 
-
-
-
 def storage_on(cache: CacheBase, namespace: str, keys: KeyRing | None) -> ACBCacheStorage:
     return ACBCacheStorage(cache, namespace, encryptor=keys)
 

@@ -240,9 +240,7 @@ def check_previous_version_survived(result: dict[str, Any]) -> None:
     assert result["blob_intact"], result
 
 
-async def test_disk_full_keeps_the_previous_version(
-    small_filesystem: Path | None, tmp_path: Path
-) -> None:
+async def test_disk_full_keeps_the_previous_version(small_filesystem: Path | None, tmp_path: Path) -> None:
     if small_filesystem is None:  # not root: the same scenario under a file-size limit
         check_previous_version_survived(run_with_file_size_limit(tmp_path, 1_500_000))
         return
@@ -268,9 +266,7 @@ async def test_file_size_limit_keeps_the_previous_version(tmp_path: Path) -> Non
 async def test_redis_killed_mid_write_keeps_the_previous_version(tmp_path: Path) -> None:
     durable = ("--appendonly", "yes", "--appendfsync", "always")
     with running_redis(tmp_path / "redis", *durable) as server:
-        cache = redis.Cache.from_url(
-            server.url, key_prefix="faults", retry_attempts=0, socket_timeout=2
-        )
+        cache = redis.Cache.from_url(server.url, key_prefix="faults", retry_attempts=0, socket_timeout=2)
         async with cache:
             manager = manager_on(cache)
             ids = [f"s{n}" for n in range(6)]

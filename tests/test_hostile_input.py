@@ -91,9 +91,7 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Env]]:
             made = factory(name.removesuffix("-encrypted")).make_cache(directory / name, own)
             (directory / name).mkdir()
             cache = runner.run(stack.enter_async_context(made))
-            storage = ACBCacheStorage(
-                cache, NS, encryptor=KEYS if name.endswith("encrypted") else None
-            )
+            storage = ACBCacheStorage(cache, NS, encryptor=KEYS if name.endswith("encrypted") else None)
             built[name] = Env(runner, cache, storage, ServerlessSessionManager(storage), directory / name)
         yield built
         if "sqlite" in built:
@@ -146,8 +144,26 @@ any_text = st.text(any_char, max_size=80)
 valid_id = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}", fullmatch=True)
 tricky_ids = st.sampled_from(
     [
-        "../x", "..", ".", "./a", "a/b", "a\\b", "/etc/passwd", "a\x00b", "C:\\x", "a" * 128,
-        "a" * 129, "x:y:z", "-a", "_a", "é", "a b", "a\nb", "%2e%2e%2fx", "\ud800", "a\u202eb",
+        "../x",
+        "..",
+        ".",
+        "./a",
+        "a/b",
+        "a\\b",
+        "/etc/passwd",
+        "a\x00b",
+        "C:\\x",
+        "a" * 128,
+        "a" * 129,
+        "x:y:z",
+        "-a",
+        "_a",
+        "é",
+        "a b",
+        "a\nb",
+        "%2e%2e%2fx",
+        "\ud800",
+        "a\u202eb",
     ]
 )
 session_ids = st.one_of(valid_id, any_text, tricky_ids)
@@ -163,8 +179,20 @@ def nested(depth: int, leaf: Any = 1, as_dict: bool = False) -> Any:
 
 non_json = st.sampled_from(
     [
-        b"bytes", {1, 2}, frozenset(), (1, 2), 1 + 2j, Decimal("1.5"), datetime.now(UTC),
-        float("nan"), float("inf"), -float("inf"), 2**63, -(2**63) - 1, 10**100, object(),
+        b"bytes",
+        {1, 2},
+        frozenset(),
+        (1, 2),
+        1 + 2j,
+        Decimal("1.5"),
+        datetime.now(UTC),
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        2**63,
+        -(2**63) - 1,
+        10**100,
+        object(),
     ]
 )
 scalars = st.one_of(
@@ -211,9 +239,7 @@ def check_ids(env: Env, session_id: str, user_id: str, project_id: str) -> None:
 
     async def scenario() -> None:
         try:
-            created = await manager.create_session(
-                user_id, project_id, session_id=session_id, ttl_hours=1
-            )
+            created = await manager.create_session(user_id, project_id, session_id=session_id, ttl_hours=1)
         except InvalidSessionError:
             with contextlib.suppress(InvalidSessionIdError):
                 assert await manager.get_session(session_id) is None
@@ -364,9 +390,7 @@ def test_very_deep_and_self_referencing_content_is_refused(envs: dict[str, Env])
         json_like,
         max_size=3,
     ),
-    ttl_hours=st.one_of(
-        st.none(), st.floats(), st.integers(-10, 10**12), st.sampled_from(["1", True])
-    ),
+    ttl_hours=st.one_of(st.none(), st.floats(), st.integers(-10, 10**12), st.sampled_from(["1", True])),
 )
 def test_hostile_updates_and_ttls(env: Env, updates: dict[str, Any], ttl_hours: Any) -> None:
     manager = env.manager
@@ -379,9 +403,7 @@ def test_hostile_updates_and_ttls(env: Env, updates: dict[str, Any], ttl_hours: 
         except SessionError:
             after = await manager.get_session(sid)
             assert after is not None and before is not None
-            assert after.model_dump(exclude={"last_activity"}) == before.model_dump(
-                exclude={"last_activity"}
-            )
+            assert after.model_dump(exclude={"last_activity"}) == before.model_dump(exclude={"last_activity"})
         else:
             after = await manager.get_session(sid)
             if after is None:  # a tiny positive TTL is valid and expires at once
@@ -437,9 +459,7 @@ def test_hostile_cursors(env: Env, cursor: str) -> None:
 def valid_payloads() -> list[bytes]:
     from serverless_sessions.model import SessionState
 
-    state = SessionState(
-        session_id="victim", user_id="u", project_id="p", metadata={"text": "z" * 2000}
-    )
+    state = SessionState(session_id="victim", user_id="u", project_id="p", metadata={"text": "z" * 2000})
     ad = f"{NS}:victim".encode()
     plain = Codec(compression="none").encode(state)
     zstd = Codec().encode(state)
@@ -525,9 +545,7 @@ def check_stored_bytes(env: Env, raw: bytes) -> None:
         else:
             assert stored is not None and stored.state.session_id == "victim"
             again = env.storage.decode("victim", env.storage.encode(stored.state), 1)
-            assert again.model_dump(exclude={"revision"}) == stored.state.model_dump(
-                exclude={"revision"}
-            )
+            assert again.model_dump(exclude={"revision"}) == stored.state.model_dump(exclude={"revision"})
 
     env.run(scenario())
 
@@ -550,10 +568,11 @@ def test_stored_bytes_on_redis_and_s3(remote_env: Env, raw: bytes) -> None:
 
 
 BOMBS = {
-    "zstd": lambda: b"SSN\x01\x01"
-    + zstandard.ZstdCompressor(level=1).compress(b"\x00" * (80 * 1024 * 1024)),
-    "zstd-no-size": lambda: b"SSN\x01\x01"
-    + zstandard.ZstdCompressor(write_content_size=False).compress(b"[" * (70 * 1024 * 1024)),
+    "zstd": lambda: b"SSN\x01\x01" + zstandard.ZstdCompressor(level=1).compress(b"\x00" * (80 * 1024 * 1024)),
+    "zstd-no-size": lambda: (
+        b"SSN\x01\x01"
+        + zstandard.ZstdCompressor(write_content_size=False).compress(b"[" * (70 * 1024 * 1024))
+    ),
     "gzip": lambda: gzip.compress(b" " * (80 * 1024 * 1024), compresslevel=1),
 }
 

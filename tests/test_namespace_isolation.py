@@ -35,9 +35,7 @@ async def managers(
 
 async def fill(manager: ServerlessSessionManager, side: str, ttl_hours: float = 1) -> None:
     for sid in IDS:
-        await manager.create_session(
-            "same-user", "same-project", {"side": side}, ttl_hours, session_id=sid
-        )
+        await manager.create_session("same-user", "same-project", {"side": side}, ttl_hours, session_id=sid)
 
 
 async def test_same_ids_in_two_namespaces_stay_apart(

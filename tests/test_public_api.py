@@ -77,9 +77,7 @@ DOCUMENTED_IMPORTS = {
         "ScannableCache",
     ],
     "serverless_sessions.encryption": ["generate_key", "KeyRing"],
-    "serverless_sessions.errors": sorted(
-        name for name in PUBLIC_NAMES if name.endswith("Error")
-    ),
+    "serverless_sessions.errors": sorted(name for name in PUBLIC_NAMES if name.endswith("Error")),
     "serverless_sessions.operations": ["migrate", "reencrypt", "MigrationReport", "ReencryptReport"],
     "serverless_sessions.factory": ["open_storage", "open_configured_storage", "create_session_storage"],
     "serverless_sessions.storage.legacy": ["LocalFileStorage", "RedisStorage", "S3Storage"],
@@ -167,9 +165,7 @@ def test_the_default_storage_loads_no_backend_library() -> None:
 
 def _modules_after(code: str, env: dict[str, str]) -> set[str]:
     probe = f"import sys\n{code}\nprint(','.join(sorted(set(sys.modules))))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
-    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     return set(out.stdout.strip().split(","))
 
 
@@ -195,9 +191,7 @@ def test_a_url_with_nothing_else_configured_loads_no_settings_machinery(tmp_path
     """Cold start: a URL given outright needs neither pydantic-settings nor the config files."""
     loaded = _modules_after(OPEN_BY_URL, _bare_env(tmp_path))
     assert not loaded & SETTINGS_MODULES, loaded & SETTINGS_MODULES
-    configured = _modules_after(
-        OPEN_BY_URL, _bare_env(tmp_path, SERVERLESS_SESSIONS_COMPRESSION="none")
-    )
+    configured = _modules_after(OPEN_BY_URL, _bare_env(tmp_path, SERVERLESS_SESSIONS_COMPRESSION="none"))
     assert configured >= SETTINGS_MODULES - {"serverless_sessions.config.legacy"}
 
 

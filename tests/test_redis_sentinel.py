@@ -39,9 +39,7 @@ def replicated(setup: SentinelSetup, key: str) -> None:
     Replication is asynchronous, and WAIT sent by a client that wrote nothing returns at once,
     so it proves nothing about the adapter's writes.
     """
-    wait_until(
-        lambda: setup.replica.command("EXISTS", f"ss:n:d:{key}").startswith(b":1"), "replication"
-    )
+    wait_until(lambda: setup.replica.command("EXISTS", f"ss:n:d:{key}").startswith(b":1"), "replication")
 
 
 async def stored_on(port: int, key: str) -> bytes | None:

@@ -31,10 +31,6 @@ def ring(*entries: str) -> KeyRing:
     return KeyRing.from_setting(",".join(entries))
 
 
-
-
-
-
 def storage(cache: CacheBase, *keys: str) -> ACBCacheStorage:
     return ACBCacheStorage(cache, NS, encryptor=ring(*keys) if keys else None)
 
@@ -111,9 +107,7 @@ class Interrupted(Exception):
     pass
 
 
-async def test_interrupted_run_resumes_from_its_checkpoint(
-    raw_cache: CacheBase, tmp_path: Path
-) -> None:
+async def test_interrupted_run_resumes_from_its_checkpoint(raw_cache: CacheBase, tmp_path: Path) -> None:
     ids = await populate(raw_cache, (K1,), 250, "s")
     rotated = storage(raw_cache, K1, K2)
     checkpoint = tmp_path / "ckpt.json"
@@ -132,9 +126,7 @@ async def test_interrupted_run_resumes_from_its_checkpoint(
     assert [key_id_of(halfway[sid].value) for sid in ids] == ["k2"] * 130 + ["k1"] * 120
 
     seen: list[int] = []
-    report = await reencrypt(
-        rotated, checkpoint=checkpoint, progress=lambda done, total: seen.append(done)
-    )
+    report = await reencrypt(rotated, checkpoint=checkpoint, progress=lambda done, total: seen.append(done))
     assert report.resumed_after == ids[129]
     assert (report.rewritten, report.already_current, report.total) == (250, 0, 250)
     assert seen == list(range(131, 251))

@@ -71,8 +71,7 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFi
     caplog.set_level(logging.DEBUG)
     yield caplog
     records = [
-        f"{r.name} {r.levelname} {r.getMessage()} {r.args!r} {r.exc_text or ''}"
-        for r in caplog.records
+        f"{r.name} {r.levelname} {r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records
     ]
     assert_clean("\n".join(records) + caplog.text, "the logs")
 

@@ -170,8 +170,6 @@ async def test_a_reader_with_a_smaller_limit_reads_what_a_larger_writer_stored(
     namespace = unique_namespace()
     writer = ACBCacheStorage(cache, namespace, codec=Codec(max_size=BODY_CEILING))
     reader = ACBCacheStorage(cache, namespace, codec=Codec(max_size=64))
-    state = SessionState(
-        session_id="big", user_id="u", project_id="p", metadata={"blob": "y" * 10_000_000}
-    )
+    state = SessionState(session_id="big", user_id="u", project_id="p", metadata={"blob": "y" * 10_000_000})
     await writer.store_session(state, ttl_seconds=600)
     assert await reader.retrieve_session("big") == state

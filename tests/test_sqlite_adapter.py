@@ -275,8 +275,7 @@ async def test_concurrent_writes_commit_together_and_each_gets_its_own_outcome(
     async with sqlite.Cache(tmp_path / "sessions.db") as cache:
         await cache.compare_and_set("taken", b"v1", expected_version=0, ttl=None, indexes=["u"])
         writes = [
-            cache.compare_and_set(f"k{i}", b"v", expected_version=0, ttl=60, indexes=["u"])
-            for i in range(50)
+            cache.compare_and_set(f"k{i}", b"v", expected_version=0, ttl=60, indexes=["u"]) for i in range(50)
         ]
         stale = cache.compare_and_set("taken", b"lost", expected_version=0, ttl=None)
         bad_key = cache.set("\ud800", b"v")

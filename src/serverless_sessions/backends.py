@@ -214,9 +214,7 @@ def backend_of(url: str | None) -> str:
     backend = _BY_SCHEME.get(scheme)
     if backend is None:
         schemes = ", ".join(f"{name}://" for name in _BY_SCHEME)
-        raise ConfigurationError(
-            f"unknown storage URL scheme {scheme!r} in {mask_url(url)!r}: use {schemes}"
-        )
+        raise ConfigurationError(f"unknown storage URL scheme {scheme!r} in {mask_url(url)!r}: use {schemes}")
     return backend.name
 
 

@@ -308,9 +308,7 @@ _ZSTD_CHUNK = 256 * 1024
 
 
 def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
-    compressors: dict[int, zstandard.ZstdCompressor] = _zstd_contexts.__dict__.setdefault(
-        "compressors", {}
-    )
+    compressors: dict[int, zstandard.ZstdCompressor] = _zstd_contexts.__dict__.setdefault("compressors", {})
     if level not in compressors:
         compressors[level] = zstandard.ZstdCompressor(level=level)
     return compressors[level]

@@ -85,7 +85,5 @@ def message_page(stored: StoredSession) -> MessagePage:
         messages=state.conversation_history,
         start=start,
         total=total,
-        next_cursor=(
-            _encode_cursor(state.session_id, start, stored.messages_in_head) if start > 0 else None
-        ),
+        next_cursor=(_encode_cursor(state.session_id, start, stored.messages_in_head) if start > 0 else None),
     )

@@ -43,8 +43,7 @@ try:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ConfigurationError(
-        "encryption at rest needs the cryptography package: "
-        "pip install 'serverless-sessions[crypto]'"
+        "encryption at rest needs the cryptography package: pip install 'serverless-sessions[crypto]'"
     ) from exc
 
 __all__ = [
@@ -162,9 +161,7 @@ class KeyRing:
                 raise ConfigurationError(f"{where} must look like KEY_ID:BASE64_32_BYTES")
             _check_key_id(key_id, where=where)
             if key_id in first_seen:
-                raise ConfigurationError(
-                    f"{where} repeats the key id of entry {first_seen[key_id]}"
-                )
+                raise ConfigurationError(f"{where} repeats the key id of entry {first_seen[key_id]}")
             first_seen[key_id] = position
             keys.append((key_id, _decode_key(text, where=where)))
         return cls(keys)
@@ -187,9 +184,7 @@ class KeyRing:
         key_id = self.current_key_id.encode("ascii")
         nonce = os.urandom(_NONCE_BYTES)
         header = ENVELOPE_MAGIC + bytes((ENVELOPE_VERSION, len(key_id))) + key_id + nonce
-        body = self._ciphers[self.current_key_id].encrypt(
-            nonce, plaintext, header + associated_data
-        )
+        body = self._ciphers[self.current_key_id].encrypt(nonce, plaintext, header + associated_data)
         return header + body
 
     def open(self, sealed: bytes, *, associated_data: bytes, key: str) -> bytes:

@@ -71,9 +71,7 @@ class SessionNotFoundError(SessionError, LookupError):
 class SessionConflictError(SessionError):
     """A write was based on a revision that is no longer the stored one."""
 
-    def __init__(
-        self, key: str, expected: int, actual: int | None, *, message: str | None = None
-    ) -> None:
+    def __init__(self, key: str, expected: int, actual: int | None, *, message: str | None = None) -> None:
         found = "absent" if actual is None else f"revision {actual}"
         if message is None and expected == 0 and actual is not None:
             message = f"cannot create session {key!r}: it already exists"  # revision 0 means "new"

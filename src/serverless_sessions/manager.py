@@ -215,9 +215,7 @@ class ServerlessSessionManager(Closable):
         await self.storage.store_session(state, ttl_seconds=self._ttl(state, idle))
         return state.session_id
 
-    async def get_session(
-        self, session_id: str, history_limit: int | None = None
-    ) -> SessionState | None:
+    async def get_session(self, session_id: str, history_limit: int | None = None) -> SessionState | None:
         """The stored session, or ``None`` if it does not exist, was deleted or expired.
 
         ``history_limit=K`` returns the session with only its last ``K`` messages in
@@ -471,8 +469,7 @@ class ServerlessSessionManager(Closable):
                 result.idle_ttl_seconds = idle
             ttl = self._ttl(result, result.idle_ttl_seconds)
             keep_history = self.storage.appends_messages and (
-                current.has_partial_history
-                or result.conversation_history == current.conversation_history
+                current.has_partial_history or result.conversation_history == current.conversation_history
             )
             try:
                 if keep_history:
@@ -543,9 +540,7 @@ def _still_conflicting(session_id: str, revision: int, tries: int) -> SessionCon
 def _message_batch(messages: Sequence[Any]) -> list[Any]:
     """The messages of one append as a list; a lone message or an empty batch is refused."""
     if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
-        raise InvalidSessionUpdateError(
-            f"messages must be a list of messages, not {type(messages).__name__}"
-        )
+        raise InvalidSessionUpdateError(f"messages must be a list of messages, not {type(messages).__name__}")
     if not messages:
         raise InvalidSessionUpdateError("no messages to append: give at least one")
     return list(messages)

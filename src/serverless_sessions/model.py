@@ -117,9 +117,7 @@ def _plain_json() -> pydantic_core.SchemaValidator:
                 (core_schema.list_schema(below, strict=True), "array"),
             ]
             choices = choices[:1] + containers + choices[1:]
-        levels.append(
-            core_schema.union_schema(list(choices), mode="left_to_right", ref=f"json{depth}")
-        )
+        levels.append(core_schema.union_schema(list(choices), mode="left_to_right", ref=f"json{depth}"))
     return pydantic_core.SchemaValidator(
         core_schema.definitions_schema(core_schema.definition_reference_schema("json0"), levels)
     )

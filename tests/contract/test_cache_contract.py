@@ -123,9 +123,7 @@ async def test_indexes_list_live_members_only(cache: CacheBase) -> None:
             f"s:{i}", b"v", expected_version=0, ttl=60, indexes=["user:ü", f"project:p{i % 2}"]
         )
     await cache.compare_and_set("s:short", b"v", expected_version=0, ttl=0.5, indexes=["user:ü"])
-    assert sorted(await cache.index_members("user:ü")) == sorted(
-        [f"s:{i}" for i in range(5)] + ["s:short"]
-    )
+    assert sorted(await cache.index_members("user:ü")) == sorted([f"s:{i}" for i in range(5)] + ["s:short"])
     assert sorted(await cache.index_members("project:p0")) == ["s:0", "s:2", "s:4"]
     await cache.compare_and_delete("s:0")
     await asyncio.sleep(1.2)

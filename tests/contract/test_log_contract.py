@@ -45,8 +45,6 @@ def adapter_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-
-
 def weight_of(items: list[bytes]) -> int:
     return sum(len(item) for item in items)
 

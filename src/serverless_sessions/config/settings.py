@@ -140,9 +140,7 @@ class StorageSettings(BaseSettings):
         description="Largest session accepted, as JSON before compression; at most 64 MiB, "
         "the most every reader accepts (see serverless_sessions.codec).",
     )
-    timeout: float = Field(
-        default=DEFAULT_TIMEOUT, gt=0, le=300, description="Backend timeout, seconds."
-    )
+    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, le=300, description="Backend timeout, seconds.")
     sqlite_path: Path | None = None
     encryption_keys: SecretStr | None = Field(
         default=None, description="Comma-separated KEY_ID:BASE64_32_BYTES; newest last."

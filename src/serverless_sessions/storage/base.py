@@ -75,7 +75,11 @@ def _history_window(stored: StoredSession, last: int | None, before: int | None)
     if (start, end) != (0, total):
         state = mark_partial_history(state.model_copy(update={"conversation_history": history[start:end]}))
     return StoredSession(
-        state, stored.expires_at, stored.size, history_start=start, message_count=total,
+        state,
+        stored.expires_at,
+        stored.size,
+        history_start=start,
+        message_count=total,
         messages_in_head=stored.messages_in_head,
     )
 
@@ -88,9 +92,7 @@ class SessionStorage(Closable, ABC):
     """Whether messages live in a log beside the session (see the module docstring)."""
 
     @abstractmethod
-    async def store_session(
-        self, session_state: SessionState, ttl_seconds: float | None = None
-    ) -> bool:
+    async def store_session(self, session_state: SessionState, ttl_seconds: float | None = None) -> bool:
         """Store ``session_state`` atomically with an optional TTL (see module docstring)."""
 
     async def store_sessions(
@@ -117,10 +119,7 @@ class SessionStorage(Closable, ABC):
         Read as one batch where the backend allows (:meth:`load_sessions`); a session that
         cannot be read raises as :meth:`retrieve_session` would, naming its key.
         """
-        return [
-            None if stored is None else stored.state
-            for stored in await self.load_sessions(session_ids)
-        ]
+        return [None if stored is None else stored.state for stored in await self.load_sessions(session_ids)]
 
     @abstractmethod
     async def load_session(self, session_id: str) -> StoredSession | None:
@@ -180,9 +179,7 @@ class SessionStorage(Closable, ABC):
         """Delete a session; ``True`` if a live session was removed, ``False`` if there was none."""
 
     @abstractmethod
-    async def list_sessions(
-        self, user_id: str | None = None, project_id: str | None = None
-    ) -> list[str]:
+    async def list_sessions(self, user_id: str | None = None, project_id: str | None = None) -> list[str]:
         """Ids of live sessions, filtered by user and/or project (both: the intersection)."""
 
     async def recent_sessions(
@@ -223,4 +220,3 @@ class SessionStorage(Closable, ABC):
     def describe(self) -> dict[str, Any]:
         """Backend facts for stats and health output; never includes secrets."""
         return {"backend": self.backend}
-

@@ -75,11 +75,7 @@ class BatchStoreResult:
     @property
     def failures(self) -> dict[str, SessionError]:
         """Every session not stored (conflicts included), with the error that refused it."""
-        return {
-            outcome.session_id: outcome.error
-            for outcome in self.outcomes
-            if outcome.error is not None
-        }
+        return {outcome.session_id: outcome.error for outcome in self.outcomes if outcome.error is not None}
 
     def raise_for_failures(self) -> None:
         """Raise the first failure's own error (noting how many others failed), if any."""
@@ -117,7 +113,5 @@ async def store_each(
 
         return run
 
-    outcomes = await gather_bounded(
-        [attempt(state, write) for state, write in writes], concurrency
-    )
+    outcomes = await gather_bounded([attempt(state, write) for state, write in writes], concurrency)
     return BatchStoreResult(tuple(outcomes))

@@ -238,7 +238,9 @@ class ACBCacheStorage(SessionStorage):
                 state, entry.expires_at, len(entry.value), message_count=len(state.conversation_history)
             )
         return StoredSession(
-            _touched(state, entry), entry.expires_at, len(entry.value) + entry.log_weight,
+            _touched(state, entry),
+            entry.expires_at,
+            len(entry.value) + entry.log_weight,
             messages_in_head=len(state.conversation_history),
         )
 
@@ -285,8 +287,12 @@ class ACBCacheStorage(SessionStorage):
             if (start, end) != (0, total):
                 mark_partial_history(state)
         return StoredSession(
-            state, entry.expires_at, len(entry.value) + window.weight,
-            history_start=start, message_count=total, messages_in_head=len(in_value),
+            state,
+            entry.expires_at,
+            len(entry.value) + window.weight,
+            history_start=start,
+            message_count=total,
+            messages_in_head=len(in_value),
         )
 
     # -- SessionStorage ----------------------------------------------------------------------
@@ -294,9 +300,7 @@ class ACBCacheStorage(SessionStorage):
     def _ns(self) -> str | None:
         return self._call_namespace
 
-    async def store_session(
-        self, session_state: SessionState, ttl_seconds: float | None = None
-    ) -> bool:
+    async def store_session(self, session_state: SessionState, ttl_seconds: float | None = None) -> bool:
         await self.write(session_state, ttl=self._ttl_for(session_state, ttl_seconds))
         return True
 
@@ -351,8 +355,13 @@ class ACBCacheStorage(SessionStorage):
         if self._log is None or (state.revision == 0 and messages_in_head is None):
             # A new key has an empty log: no log to replace.
             entry = await self._atomic.compare_and_set(
-                state.session_id, value, expected_version=state.revision, ttl=ttl,
-                indexes=indexes, namespace=self._ns(), activity=activity,
+                state.session_id,
+                value,
+                expected_version=state.revision,
+                ttl=ttl,
+                indexes=indexes,
+                namespace=self._ns(),
+                activity=activity,
             )
         else:
             entry = await self._log.write_with_log(
@@ -393,8 +402,12 @@ class ACBCacheStorage(SessionStorage):
         self._check_open()
         if self._log is None:
             return await super().append_messages(
-                session_id, messages, ttl_seconds=ttl_seconds, expected_count=expected_count,
-                messages_in_head=messages_in_head, revision=revision,
+                session_id,
+                messages,
+                ttl_seconds=ttl_seconds,
+                expected_count=expected_count,
+                messages_in_head=messages_in_head,
+                revision=revision,
             )
         validate_session_id(session_id)
         logged = expected_count - messages_in_head
@@ -482,9 +495,7 @@ class ACBCacheStorage(SessionStorage):
             raise CapabilityNotSupportedError(self.cache, "index", operation)
         return self._atomic
 
-    async def list_sessions(
-        self, user_id: str | None = None, project_id: str | None = None
-    ) -> list[str]:
+    async def list_sessions(self, user_id: str | None = None, project_id: str | None = None) -> list[str]:
         self._check_open()
         if user_id is None and project_id is None:
             return [session_id async for session_id in self.iter_session_ids()]

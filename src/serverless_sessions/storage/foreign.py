@@ -93,9 +93,7 @@ class EmulatedAtomicCache(AtomicCache):
             return None
         return Entry(raw[len(_MAGIC) + _HEADER.size :], version, expires_at)
 
-    async def get_entries(
-        self, keys: Sequence[str], *, namespace: str | None = None
-    ) -> list[Entry | None]:
+    async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         return [await self.get_entry(key) for key in keys]
 
     async def compare_and_set(
@@ -126,9 +124,7 @@ class EmulatedAtomicCache(AtomicCache):
     ) -> bool:
         current = await self.get_entry(key)
         if expected_version is not None and (current.version if current else 0) != expected_version:
-            raise SessionConflictError(
-                self._key(key), expected_version, current.version if current else None
-            )
+            raise SessionConflictError(self._key(key), expected_version, current.version if current else None)
         full_key = self._key(key)
         await self._call("delete", full_key, lambda: self.cache.delete(full_key))
         return current is not None

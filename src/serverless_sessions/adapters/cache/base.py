@@ -53,6 +53,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 
+
 def check_same_indexes(
     key: str, stored: Collection[str], requested: Collection[str], *, expected: int, actual: int | None
 ) -> None:
@@ -62,9 +63,7 @@ def check_same_indexes(
     Accepting others would leave the key listed under its old owner only.
     """
     if stored and requested and set(stored) != set(requested):
-        raise SessionConflictError(
-            key, expected, actual, message=f"{key!r} is listed under other indexes"
-        )
+        raise SessionConflictError(key, expected, actual, message=f"{key!r} is listed under other indexes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +155,6 @@ class CacheBase(Closable, ABC):
         """Return whether ``key`` holds a live (unexpired) value."""
 
 
-
 class AtomicCache(ABC):
     """Capability: versioned entries with atomic compare-and-set.
 
@@ -177,9 +175,7 @@ class AtomicCache(ABC):
         """Return the live entry at ``key`` or ``None``."""
 
     @abstractmethod
-    async def get_entries(
-        self, keys: Sequence[str], *, namespace: str | None = None
-    ) -> list[Entry | None]:
+    async def get_entries(self, keys: Sequence[str], *, namespace: str | None = None) -> list[Entry | None]:
         """Return the live entries at ``keys`` in order, in as few round trips as possible."""
 
     @abstractmethod
@@ -219,9 +215,7 @@ class IndexedCache(AtomicCache):
         """Keys listed in ``index`` that are live now; cost O(size of that index)."""
 
     @abstractmethod
-    async def purge_expired(
-        self, *, namespace: str | None = None, limit: int | None = None
-    ) -> list[str]:
+    async def purge_expired(self, *, namespace: str | None = None, limit: int | None = None) -> list[str]:
         """Remove expired keys and their index entries; return the keys removed.
 
         Cost grows with the number of expired keys, not with the total (S3, which has no
@@ -352,9 +346,7 @@ class ScannableCache(ABC):
     """Capability: iterate the live keys of a namespace incrementally (never ``KEYS``)."""
 
     @abstractmethod
-    def scan_keys(
-        self, *, namespace: str | None = None, batch_size: int = 500
-    ) -> AsyncIterator[str]:
+    def scan_keys(self, *, namespace: str | None = None, batch_size: int = 500) -> AsyncIterator[str]:
         """Yield every live key of ``namespace`` once (order unspecified)."""
 
 

@@ -57,7 +57,6 @@ class _Record:
         return Entry(self.value, self.version, self.expires_at, self.touched_at, self.log_weight)
 
 
-
 class Cache(CacheBase, IndexedCache, AppendableCache, ScannableCache, PingableCache):
     """A bounded, LRU-evicting, TTL-honouring dictionary of bytes."""
 

@@ -64,9 +64,7 @@ def parse_query(
     values: dict[str, Any] = {}
     for name, raw in parse_qsl(query, keep_blank_values=True):
         if name not in parsers or name in refused:
-            raise ConfigurationError(
-                f"unknown {what} URL parameter {name!r}{at}; known: {', '.join(known)}"
-            )
+            raise ConfigurationError(f"unknown {what} URL parameter {name!r}{at}; known: {', '.join(known)}")
         if name in values:
             raise ConfigurationError(f"{what} URL parameter {name!r} repeated{at}")
         try:

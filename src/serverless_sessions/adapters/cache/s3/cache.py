@@ -236,9 +236,7 @@ class Cache(CacheBase, IndexedCache, ScannableCache, PingableCache):
                 raise SessionConflictError(key, expected, found.version if found else None)
             expires_at = expiry_for(ttl, current=found.expires_at if found else None, at=at)
             if found is not None:
-                check_same_indexes(
-                    key, found.indexes, indexes, expected=expected or 0, actual=found.version
-                )
+                check_same_indexes(key, found.indexes, indexes, expected=expected or 0, actual=found.version)
             # A key's indexes are fixed by its first indexed write; a write naming none keeps them.
             listed_in = found.indexes if found else ()
             names = listed_in or tuple(dict.fromkeys(indexes))

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.errors import StorageError, StorageUnavailableError
+from tests.redis_clients import sampling_clients
 from tests.redis_servers import RedisProcess, running_redis
 
 
@@ -156,23 +157,16 @@ async def test_a_kept_connection_the_server_closed_is_replaced_before_use(
 async def test_the_kept_connection_counts_within_max_connections(
     server: RedisProcess, raw: aioredis.Redis
 ) -> None:
-    baseline = len(await raw.client_list())
-    peak = 0
-    done = asyncio.Event()
-
-    async def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, len(await raw.client_list()) - baseline)
-            await asyncio.sleep(0.002)
-
-    async with redis.Cache.from_url(
-        server.url,
-        namespace="ns",
-        key_prefix=f"p{uuid.uuid4().hex[:12]}",
-        max_connections=2,
-        retry_attempts=0,
-    ) as cache:
+    async with (
+        sampling_clients(raw) as clients,
+        redis.Cache.from_url(
+            server.url,
+            namespace="ns",
+            key_prefix=f"p{uuid.uuid4().hex[:12]}",
+            max_connections=2,
+            retry_attempts=0,
+        ) as cache,
+    ):
         values = await fill(cache, 20)
         keys = list(values)
 
@@ -186,13 +180,10 @@ async def test_the_kept_connection_counts_within_max_connections(
                 return None
             return await cache.get(keys[i % 20])
 
-        sampler = asyncio.create_task(sample())
         for _ in range(5):
             got = await asyncio.gather(*(mixed(i) for i in range(60)))
             assert got[0] == [values["k0"], values["k1"]]
             assert got[2] == values[keys[2]]
             await asyncio.sleep(0)
-        done.set()
-        await sampler
-    assert 1 <= peak <= 2, peak
-    assert len(await raw.client_list()) == baseline  # closing gave the kept one back too
+    assert 1 <= clients.peak <= 2, clients.peak
+    assert len(await raw.client_list()) == clients.baseline  # closing gave the kept one back too

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.errors import SessionConflictError, StorageUnavailableError
+from tests.redis_clients import sampling_clients
 from tests.redis_servers import running_redis
 
 OUTAGE = 1.0
@@ -83,17 +84,8 @@ async def _stored_values(port: int, keys: list[str]) -> dict[str, bytes]:
 async def test_pool_is_bounded_shared_and_leak_free(tmp_path: Path) -> None:
     with running_redis(tmp_path) as server:
         raw = Redis(port=server.port)
-        baseline = len(await raw.client_list())
         settings = redis.RedisSettings(port=server.port, host="127.0.0.1", max_connections=5)
         caches = [redis.Cache(settings=settings, namespace=f"n{i}") for i in range(4)]
-        peak = 0
-        done = asyncio.Event()
-
-        async def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, len(await raw.client_list()) - baseline)
-                await asyncio.sleep(0.005)
 
         async def work(task: int) -> int:
             cache = caches[task % len(caches)]
@@ -105,16 +97,14 @@ async def test_pool_is_bounded_shared_and_leak_free(tmp_path: Path) -> None:
                 assert await cache.delete(key)
             return 200
 
-        sampler = asyncio.create_task(sample())
-        total = sum(await asyncio.gather(*(work(task) for task in range(50))))
-        done.set()
-        await sampler
+        async with sampling_clients(raw, interval=0.005) as clients:
+            total = sum(await asyncio.gather(*(work(task) for task in range(50))))
         assert total == 10_000
-        assert 1 <= peak <= 5, peak
+        assert 1 <= clients.peak <= 5, clients.peak
         assert len({id(cache._connected()[0]) for cache in caches}) == 1  # one shared pool
         for cache in caches:
             await cache.close()
-        assert len(await raw.client_list()) == baseline
+        assert len(await raw.client_list()) == clients.baseline
         await raw.aclose()
 
 

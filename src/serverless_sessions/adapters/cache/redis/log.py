@@ -10,6 +10,7 @@ its index and expiry bookkeeping, and the cluster's pre-written entries, exactly
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import abstractmethod
 from collections import OrderedDict
@@ -56,7 +57,7 @@ class RecentIndexLists:
     def get(self, namespace: str, key: str) -> tuple[str, ...]:
         """The remembered index names of ``key`` (none if it was not seen lately)."""
         found = self._lists.get((namespace, key))
-        return () if found is None else tuple(json.loads(found))
+        return () if found is None else _parsed(found)
 
     def remember(self, namespace: str, key: str, index_list: bytes | None) -> None:
         """Record ``key``'s stored index list (JSON); ``None`` forgets the key."""
@@ -68,6 +69,12 @@ class RecentIndexLists:
         lists.move_to_end(seen)
         if len(lists) > self._size:
             lists.popitem(last=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(index_list: bytes) -> tuple[str, ...]:
+    # Parsed on every append; the same few lists (a user's, a project's) recur.
+    return tuple(json.loads(index_list))
 
 
 def refusal(request: WriteRequest, reply: list[Any]) -> SessionError:

@@ -163,8 +163,7 @@ class AutoPipeline:
                 else:
                     _settle(pending.future, reply)
         except BaseException:
-            await connection.disconnect(nowait=True)  # replies may be left unread
-            await self._pool.release(connection)
+            await self._close_and_release(connection)  # replies may be left unread
             raise
         if self._keep_connection and self._idle is None:
             self._idle = connection
@@ -182,10 +181,13 @@ class AutoPipeline:
                 pass
             # Closed, so the pool connects it again (redis-py 8's pool skips its own check of
             # a connection's state when maintenance notifications are on).
-            await kept.disconnect(nowait=True)
-            await self._pool.release(kept)
+            await self._close_and_release(kept)
         deadline.reschedule(budget_ends)  # the pool may connect, within the call's budget
         return await self._pool.get_connection()  # type: ignore[no-untyped-call,no-any-return]
+
+    async def _close_and_release(self, connection: AbstractConnection) -> None:
+        await connection.disconnect(nowait=True)
+        await self._pool.release(connection)
 
     async def release_idle(self) -> None:
         """Give the kept connection back to the pool (before anything else takes one from it)."""

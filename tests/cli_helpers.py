@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,11 @@ async def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
 def sqlite_env(tmp_path: Path) -> dict[str, str]:
     """An environment naming a fresh SQLite file."""
     return base_env(tmp_path, SERVERLESS_SESSIONS_URL=f"sqlite://{tmp_path / 'sessions.db'}")
+
+
+def spoil_message(env: dict[str, str], position: int) -> None:
+    """Make message ``position`` of the one conversation in ``env``'s SQLite file unreadable."""
+    path = env["SERVERLESS_SESSIONS_URL"].removeprefix("sqlite://")
+    with closing(sqlite3.connect(path)) as db, db:
+        spoiled = db.execute("UPDATE log_items SET item = x'00' WHERE position = ?", (position,))
+        assert spoiled.rowcount == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from serverless_sessions.cli.exits import ExitCode
-from tests.cli_helpers import ok, run_cli, sqlite_env
+from tests.cli_helpers import ok, run_cli, spoil_message, sqlite_env
 
 __all__ = ["sqlite_env"]  # fixtures imported for pytest
 
@@ -123,3 +123,23 @@ def test_bad_input_is_one_line_and_writes_nothing(sqlite_env: dict[str, str]) ->
     after = ok("get", session_id, env=env)
     assert after["conversation_history"] == before["conversation_history"] and after["message_count"] == 2
     assert after["revision"] == before["revision"]
+
+
+def test_touch_reads_the_session_head_not_its_messages(sqlite_env: dict[str, str]) -> None:
+    """A keep-alive of a long conversation must not read it: touch needs only activity and expiry.
+
+    Shown with a message made unreadable on purpose: reading the conversation now fails, and
+    touch still renews the session.
+    """
+    env = sqlite_env
+    session_id = ok("create", "carol", "proj", "--ttl-hours", "0.5", env=env)["session_id"]
+    ok("append", session_id, json.dumps([message(0), message(1)]), env=env)
+    spoil_message(env, 0)
+    unreadable = run_cli("get", session_id, env=env)
+    assert unreadable.code == ExitCode.UNREADABLE, unreadable.stderr
+
+    touched = ok("touch", session_id, "--ttl-hours", "2", env=env)
+    expires = datetime.fromisoformat(touched["expires_at"])
+    assert timedelta(hours=2) - timedelta(minutes=1) < expires - datetime.now(expires.tzinfo)
+    head = ok("get", session_id, "--last", "0", env=env)
+    assert (head["message_count"], head["expires_at"]) == (2, touched["expires_at"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.cli_helpers import sqlite_env, storage_env
+from tests.cli_helpers import spoil_message, sqlite_env, storage_env
 from tests.test_mcp_server import call, fails, served, text_of
 
 __all__ = ["sqlite_env", "storage_env"]  # fixtures imported for pytest
@@ -162,3 +162,21 @@ async def test_bad_input_is_a_one_line_tool_error_and_writes_nothing(sqlite_env:
 
         after = await call(session, "get_serverless_session", session_id=session_id)
         assert after == before
+
+
+async def test_touch_reads_the_session_head_not_its_messages(sqlite_env: dict[str, str]) -> None:
+    """A keep-alive of a long conversation must not read it (see the CLI's test of touch)."""
+    async with served(sqlite_env) as session:
+        create = {"user_id": "u", "project_id": "p", "ttl_hours": 0.5}
+        session_id = (await call(session, "create_serverless_session", **create))["session_id"]
+        await call(
+            session, "append_to_serverless_session", session_id=session_id, messages=[message(0), message(1)]
+        )
+        spoil_message(sqlite_env, 0)
+        assert "corrupt" in await fails(session, "get_serverless_session", session_id=session_id)
+
+        touched = await call(session, "touch_serverless_session", session_id=session_id, ttl_hours=2)
+        expires = datetime.fromisoformat(touched["expires_at"])
+        assert timedelta(hours=2) - timedelta(minutes=1) < expires - datetime.now(expires.tzinfo)
+        head = await call(session, "get_serverless_session", session_id=session_id, last=0)
+        assert (head["message_count"], head["expires_at"]) == (2, touched["expires_at"])

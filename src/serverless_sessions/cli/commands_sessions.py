@@ -258,7 +258,8 @@ def touch(app: AppContext, session_id: str, ttl_hours: float | None) -> None:
 
     async def job(manager: ServerlessSessionManager) -> StoredSession:
         await manager.touch(session_id, ttl_hours=ttl_hours)
-        return await require_stored(manager, session_id)
+        # What is printed is the activity and the expiry: the head has both, the messages neither.
+        return await require_stored(manager, session_id, history_limit=0)
 
     stored = app.run(job)
     expires = expiry_time(stored)

@@ -255,7 +255,8 @@ def build_server(
         async with _using(holder) as (manager, _):
             await owned_session(manager, who, session_id, history_limit=0)
             await manager.touch(session_id, ttl_hours=ttl_hours)
-            stored = await require_stored(manager, session_id)
+            # The reply shows the activity and the expiry: the head has both, the messages neither.
+            stored = await require_stored(manager, session_id, history_limit=0)
         return reply(SessionTouched.of(stored))
 
     @server.tool()

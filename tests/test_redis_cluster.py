@@ -10,12 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from serverless_sessions import ACBCacheStorage, SessionState
 from serverless_sessions.adapters.cache import redis
 from serverless_sessions.adapters.cache.base import CacheBase
-from serverless_sessions.errors import SessionConflictError
+from serverless_sessions.errors import SessionConflictError, StorageError, StorageUnavailableError
 from serverless_sessions.listing import list_page
 from tests.conftest import unique_namespace
 from tests.contract import test_cache_contract as contract
@@ -148,3 +148,65 @@ async def test_scan_as_first_call_of_a_fresh_client_sees_every_master(
     )
     async with fresh:
         assert sorted([key async for key in fresh.scan_keys()]) == sorted(f"k{i}" for i in range(30))
+
+
+async def reads_processed(admins: list[Redis]) -> int:
+    """How many times the masters read from their clients' sockets, in all."""
+    return sum([int((await admin.info("stats"))["total_reads_processed"]) for admin in admins])
+
+
+async def test_concurrent_calls_leave_in_one_batch_per_master(
+    cache: redis.Cache, nodes: list[RedisProcess]
+) -> None:
+    values = {f"k{i}": b"value-%d" % i for i in range(90)}
+    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
+    admins = [Redis(port=node.port) for node in nodes]
+    before = await reads_processed(admins)
+    got = await asyncio.gather(*(cache.get(key) for key in values))
+    after = await reads_processed(admins)
+    for admin in admins:
+        await admin.aclose()
+    assert got == list(values.values())
+    # The first call leaves at once, the other 89 in one write per master, then each master
+    # answers an INFO: 7 reads (a margin for a write the kernel splits), not one per call.
+    assert after - before <= 1 + 3 * len(nodes)
+
+
+async def test_an_error_reply_in_a_batch_fails_only_its_caller(
+    cache: redis.Cache, nodes: list[RedisProcess]
+) -> None:
+    await asyncio.gather(*(cache.set(f"k{i}", b"v", ttl=60) for i in range(30)))
+    data_key = f"{cache.settings.key_prefix}:{cache.namespace}:d:k7"
+    raw = RedisCluster(host="127.0.0.1", port=nodes[0].port)
+    await raw.delete(data_key)
+    await raw.set(data_key, "a string, not a hash")
+    await raw.aclose()
+    got = await asyncio.gather(*(cache.get(f"k{i}") for i in range(30)), return_exceptions=True)
+    assert isinstance(got[7], StorageError) and "WRONGTYPE" in str(got[7]), got[7]
+    assert got[:7] + got[8:] == [b"v"] * 29
+
+
+async def test_dropped_connections_fail_calls_typed_and_the_cache_recovers(
+    cache: redis.Cache, nodes: list[RedisProcess]
+) -> None:
+    values = {f"k{i}": b"value-%d" % i for i in range(200)}
+    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
+    admins = [Redis(port=node.port) for node in nodes]
+
+    dropped = 0
+
+    async def drop_connections() -> None:
+        nonlocal dropped
+        await asyncio.sleep(0)  # the reads below are on their way
+        for admin in admins:
+            dropped += await admin.client_kill_filter(_type="normal", skipme=True)
+
+    for _ in range(5):
+        calls = [cache.get(key) for key in values] + [cache.set(f"w{i}", b"w", ttl=60) for i in range(50)]
+        outcomes, _ = await asyncio.gather(asyncio.gather(*calls, return_exceptions=True), drop_connections())
+        for outcome, expected in zip(outcomes, [*values.values(), *[None] * 50], strict=True):
+            assert outcome == expected or isinstance(outcome, StorageUnavailableError), repr(outcome)
+        assert await asyncio.gather(*(cache.get(key) for key in values)) == list(values.values())
+    for admin in admins:
+        await admin.aclose()
+    assert dropped >= 5

@@ -202,7 +202,7 @@ class Cache(CacheBase, RecentCache, LogCommands, ScannableCache, PingableCache):
         guess = self._index_lists.get(ns, key) if request.op == "append" else request.indexes
         for _ in range(_STALE_ATTEMPTS):
             if link.cluster:
-                reply = await cluster.mutate(self._run, lua, layout, request)
+                reply = await cluster.mutate(self._command, lua, layout, request)
             else:
                 keys = [layout.data(ns, key), layout.expiry(ns), layout.activity(ns)]
                 for name in guess:

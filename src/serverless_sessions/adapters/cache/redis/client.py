@@ -40,7 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serverless_sessions.adapters.cache.redis.config import RedisSettings
 from serverless_sessions.adapters.cache.redis.errors import RetryPolicy
-from serverless_sessions.adapters.cache.redis.pipeline import AutoPipeline
+from serverless_sessions.adapters.cache.redis.pipeline import AutoPipeline, Batching, ClusterAutoPipeline
 from serverless_sessions.backoff import Backoff
 from serverless_sessions.errors import ClosedError, ConfigurationError
 
@@ -115,9 +115,11 @@ class Link:
         pool = client.connection_pool if isinstance(client, Redis) else None
         self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
         self._slots = asyncio.Semaphore(settings.max_connections) if owned else None
-        self._pipeline = (
-            None
-            if self.cluster or not isinstance(client, Redis)
+        self._pipeline: Batching = (
+            ClusterAutoPipeline(
+                client, self._slots, budget=self._budget, exchange_timeout=settings.socket_timeout
+            )
+            if isinstance(client, RedisCluster)
             else AutoPipeline(
                 client.connection_pool,
                 self._slots,
@@ -146,7 +148,7 @@ class Link:
         """Run ``operation`` with the retry policy; backend errors propagate untranslated.
 
         ``operation`` must talk to the server: its success sets :attr:`answered`. It holds
-        one of the link's connection slots while it runs (pipelines, SCAN, cluster commands).
+        one of the link's connection slots while it runs (pipelines, SCAN, script loads, health).
         """
 
         async def attempt(waiting: list[bool]) -> T:
@@ -163,13 +165,12 @@ class Link:
         return await self._guarded(attempt, bounded=False)
 
     async def execute(self, *args: Any) -> Any:
-        """One command, with the retry policy; its reply is not post-processed by redis-py.
+        """One command, with the retry policy, auto-pipelined (:mod:`.pipeline`).
 
-        Outside a cluster, commands that callers issue concurrently leave in one write and
-        their replies come back in one read (:mod:`.pipeline`).
+        Commands that callers issue concurrently leave together: in one write on one server, in
+        one write per master on a cluster. On one server the reply is not post-processed by
+        redis-py; on a cluster its reply callbacks apply (an ``HGETALL`` reply is a dict there).
         """
-        if self._pipeline is None:
-            return await self.call(lambda: self.client.execute_command(*args))
         pipeline = self._pipeline
 
         async def attempt(waiting: list[bool]) -> Any:
@@ -179,8 +180,9 @@ class Link:
             finally:  # mostly spent queued for a slot: the pool, not the server, was slow
                 waiting[0] = pending.queued_for() > self._budget / 2
 
-        # Its batch ends by the call's deadline, unless asking Sentinel comes first.
-        return await self._guarded(attempt, bounded=self._sentinel_pool is None)
+        # Its batch ends by the call's deadline, unless asking Sentinel, or a cluster for its
+        # masters, comes first.
+        return await self._guarded(attempt, bounded=self._sentinel_pool is None and not self.cluster)
 
     async def _guarded(self, attempt: Callable[[list[bool]], Awaitable[T]], *, bounded: bool) -> T:
         """``attempt(waiting)`` under one time budget and the retry policy.
@@ -214,8 +216,7 @@ class Link:
         return result
 
     async def _release_idle(self) -> None:
-        if self._pipeline is not None:
-            await self._pipeline.release_idle()
+        await self._pipeline.release_idle()
 
     async def _initialize_cluster(self) -> None:
         # redis-py's async cluster client initializes lazily on its first command; when many

@@ -28,6 +28,7 @@ from typing import Any
 from serverless_sessions.adapters.cache.base import check_same_indexes
 from serverless_sessions.adapters.cache.redis.scripts import (
     GENERATION_LENGTH,
+    Commander,
     KeyLayout,
     Lua,
     Runner,
@@ -44,11 +45,11 @@ def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8")
 
 
-async def mutate(run: Runner, lua: Lua, layout: KeyLayout, request: WriteRequest) -> list[Any]:
+async def mutate(command: Commander, lua: Lua, layout: KeyLayout, request: WriteRequest) -> list[Any]:
     """One attempt of ``request`` in a cluster; same replies as the ``WRITE`` script."""
     op, ns, key = request.op, request.namespace, request.key
     data = layout.data(ns, key)
-    raw = await run(op, key, lambda c: c.hmget(data, ["n", "e", "g", "i"]))
+    raw = await command(op, key, "HMGET", data, "n", "e", "g", "i")
     version, stored_expiry, stored_gen, stored_list = (int(raw[0] or 0), *map(_text, raw[1:]))
     if request.expected is not None and version != request.expected:
         return [b"conflict", version]

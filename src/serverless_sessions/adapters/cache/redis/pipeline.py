@@ -23,6 +23,11 @@ timer of a call that succeeds at once: the caller's retry policy sets its own on
 (:meth:`.errors.RetryPolicy.run`), and redis-py's per-send and per-read timeouts are off
 (``socket_timeout=None`` on its connections).
 
+On a cluster (:class:`ClusterAutoPipeline`) a batch is handed to redis-py's cluster pipeline,
+which splits it per master by slot, writes each master's share on one connection and follows
+``MOVED`` / ``ASK``; a lone command goes through the client's own ``execute_command``. The
+batching, the deadline and the error delivery above are the same (:class:`Batching`).
+
 A link that owns its pool keeps the connection of its last exchange for the next one, instead of
 giving it back to the pool and taking one again: redis-py 8's pool records metrics and takes a
 lock on both steps, about a tenth of a lone call's client time. The kept connection still
@@ -34,9 +39,11 @@ gives it back (:meth:`AutoPipeline.release_idle`). One that the server closed wh
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -47,7 +54,7 @@ try:  # hiredis packs a command in C; redis-py's asyncio client packs in Python
 except ImportError:  # pragma: no cover - hiredis comes with the ``redis`` extra
     _hiredis_pack = None  # type: ignore[assignment]
 
-__all__ = ["AutoPipeline", "Pending"]
+__all__ = ["AutoPipeline", "Batching", "ClusterAutoPipeline", "Pending"]
 
 Command = tuple[Any, ...]
 
@@ -75,27 +82,16 @@ def _pack(connection: Any, commands: Sequence[Command]) -> list[bytes]:
     return [b"".join(map(_hiredis_pack, commands))]
 
 
-class AutoPipeline:
-    """Batches of concurrent commands over one pool, each batch on one connection."""
+class Batching(ABC):
+    """Concurrent commands gathered into batches; how a batch reaches the server is a subclass's."""
 
-    def __init__(
-        self,
-        pool: ConnectionPool,
-        slots: asyncio.Semaphore | None,
-        *,
-        budget: float,
-        exchange_timeout: float,
-        keep_connection: bool = False,
-    ) -> None:
-        self._pool = pool
+    def __init__(self, slots: asyncio.Semaphore | None, *, budget: float, exchange_timeout: float) -> None:
         self._slots = slots
         self._budget = budget
         self._exchange_timeout = exchange_timeout
         self._queue: list[Pending] = []
         self._flushing: set[asyncio.Task[None]] = set()
         self._sending = 0  # batches between their start and their last reply
-        self._keep_connection = keep_connection
-        self._idle: AbstractConnection | None = None  # kept from the last exchange
 
     @staticmethod
     def command(args: Command) -> Pending:
@@ -128,12 +124,12 @@ class AutoPipeline:
             # connection, instead of one set here and moved once connected).
             async with asyncio.timeout_at(None) as deadline:
                 if self._slots is None:
-                    await self._exchange(batch, deadline, budget_ends)
+                    await self._start(batch, deadline, budget_ends)
                     return
                 if self._slots.locked():
                     deadline.reschedule(budget_ends)
                 async with self._slots:
-                    await self._exchange(batch, deadline, budget_ends)
+                    await self._start(batch, deadline, budget_ends)
         except TimeoutError:
             _fail(batch, RedisTimeoutError("no reply in time"))
         except BaseException as exc:  # every caller must hear of it, whatever it is
@@ -143,13 +139,41 @@ class AutoPipeline:
         finally:
             self._sending -= 1
 
-    async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout, budget_ends: float) -> None:
+    async def _start(self, batch: list[Pending], deadline: asyncio.Timeout, budget_ends: float) -> None:
         if all(pending.future.done() for pending in batch):
-            return  # every caller gave up while the batch waited for a connection
-        loop = asyncio.get_running_loop()
-        started_at = loop.time()
+            return  # every caller gave up while the batch waited for a connection slot
+        started_at = asyncio.get_running_loop().time()
         for pending in batch:
             pending.started_at = started_at
+        await self._exchange(batch, deadline, budget_ends)
+
+    @abstractmethod
+    async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout, budget_ends: float) -> None:
+        """Send ``batch`` and settle each command's future, within ``deadline`` (rescheduled here)."""
+
+    async def release_idle(self) -> None:  # noqa: B027 - only AutoPipeline keeps a connection
+        """Give back a connection kept between batches, if this kind keeps one."""
+
+
+class AutoPipeline(Batching):
+    """Batches of concurrent commands over one pool, each batch on one connection."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        slots: asyncio.Semaphore | None,
+        *,
+        budget: float,
+        exchange_timeout: float,
+        keep_connection: bool = False,
+    ) -> None:
+        super().__init__(slots, budget=budget, exchange_timeout=exchange_timeout)
+        self._pool = pool
+        self._keep_connection = keep_connection
+        self._idle: AbstractConnection | None = None  # kept from the last exchange
+
+    async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout, budget_ends: float) -> None:
+        loop = asyncio.get_running_loop()
         connection = await self._take_connection(deadline, budget_ends)
         # Connecting had the call's budget; the exchange itself gets the socket timeout.
         deadline.reschedule(min(budget_ends, loop.time() + self._exchange_timeout))
@@ -194,6 +218,41 @@ class AutoPipeline:
         kept, self._idle = self._idle, None
         if kept is not None:
             await self._pool.release(kept)
+
+
+class ClusterAutoPipeline(Batching):
+    """Batches of concurrent commands on a cluster, split per master by redis-py's cluster pipeline.
+
+    redis-py routes each command by its key's slot, writes each master's share on one of that
+    master's connections, and follows ``MOVED`` / ``ASK`` replies; a reply that is an error
+    (including a connection lost mid-batch) fails only its own command. A lone command goes
+    through the client's own ``execute_command``, without the pipeline's per-batch work.
+    """
+
+    def __init__(
+        self, client: RedisCluster, slots: asyncio.Semaphore | None, *, budget: float, exchange_timeout: float
+    ) -> None:
+        super().__init__(slots, budget=budget, exchange_timeout=exchange_timeout)
+        self._client = client
+
+    async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout, budget_ends: float) -> None:
+        # redis-py connects inside the exchange: the call's budget bounds both.
+        deadline.reschedule(min(budget_ends, asyncio.get_running_loop().time() + self._exchange_timeout))
+        if len(batch) == 1:
+            try:
+                replies = [await self._client.execute_command(*batch[0].args)]
+            except ResponseError as error:
+                replies = [error]
+        else:
+            pipeline = self._client.pipeline(transaction=False)
+            for pending in batch:
+                pipeline.execute_command(*pending.args)
+            replies = await pipeline.execute(raise_on_error=False)
+        for pending, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, Exception):
+                _settle(pending.future, error=reply)
+            else:
+                _settle(pending.future, reply)
 
 
 def _settle(future: asyncio.Future[Any], reply: Any = None, *, error: BaseException | None = None) -> None:

@@ -205,7 +205,7 @@ class Runner(Protocol):
 
 
 class Commander(Protocol):
-    """The cache's guarded single command (auto-pipelined outside a cluster)."""
+    """The cache's guarded single command (auto-pipelined, per master on a cluster)."""
 
     def __call__(self, operation: str, key: str | None, *args: Any) -> Awaitable[Any]: ...
 

@@ -7,6 +7,7 @@ below (a cluster-backed adapter), so the cluster passes exactly what every adapt
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -19,7 +20,7 @@ from serverless_sessions.errors import SessionConflictError, StorageError, Stora
 from serverless_sessions.listing import list_page
 from tests.conftest import unique_namespace
 from tests.contract import test_cache_contract as contract
-from tests.redis_servers import RedisProcess, running_cluster
+from tests.redis_servers import RedisProcess, running_cluster, wait_until
 
 # Collect every contract test in this module too; they use the ``cache`` fixture defined here.
 globals().update({name: test for name, test in vars(contract).items() if name.startswith("test_")})
@@ -210,3 +211,44 @@ async def test_dropped_connections_fail_calls_typed_and_the_cache_recovers(
     for admin in admins:
         await admin.aclose()
     assert dropped >= 5
+
+
+async def test_a_master_that_stops_answering_fails_only_the_calls_it_holds(
+    cache: redis.Cache, nodes: list[RedisProcess]
+) -> None:
+    values = {f"k{i}": b"value-%d" % i for i in range(60)}
+    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
+    stopped = nodes[0]
+    data_prefix = f"{cache.settings.key_prefix}:{cache.namespace}:d:".encode()
+    on_stopped = {
+        key.removeprefix(data_prefix).decode()
+        for key in (await keys_per_node([stopped], cache.settings.key_prefix))[0]
+        if key.startswith(data_prefix)
+    }
+    assert 0 < len(on_stopped) < len(values)
+    impatient = redis.Cache.from_url(
+        cluster_url(nodes),
+        namespace=cache.namespace,
+        key_prefix=cache.settings.key_prefix,
+        socket_timeout=0.3,
+        socket_connect_timeout=0.3,
+        retry_attempts=0,
+    )
+    async with impatient:
+        await impatient.get("k0")  # the cluster's layout is known before the master stops
+        assert stopped.process is not None
+        stopped.process.send_signal(signal.SIGSTOP)  # well within the cluster's node timeout
+        try:
+            outcomes = await asyncio.gather(*(impatient.get(key) for key in values), return_exceptions=True)
+        finally:
+            stopped.process.send_signal(signal.SIGCONT)
+            # Had a loaded machine stretched the pause past the node timeout, the cluster would
+            # be failing; the tests after this one need it whole.
+            wait_until(
+                lambda: all(b"cluster_state:ok" in n.command("CLUSTER", "INFO") for n in nodes), "cluster"
+            )
+    for (key, expected), outcome in zip(values.items(), outcomes, strict=True):
+        if key in on_stopped:
+            assert isinstance(outcome, StorageUnavailableError), (key, outcome)
+        else:
+            assert outcome == expected, (key, outcome)

@@ -23,10 +23,10 @@ timer of a call that succeeds at once: the caller's retry policy sets its own on
 (:meth:`.errors.RetryPolicy.run`), and redis-py's per-send and per-read timeouts are off
 (``socket_timeout=None`` on its connections).
 
-On a cluster (:class:`ClusterAutoPipeline`) a batch is handed to redis-py's cluster pipeline,
-which splits it per master by slot, writes each master's share on one connection and follows
-``MOVED`` / ``ASK``; a lone command goes through the client's own ``execute_command``. The
-batching, the deadline and the error delivery above are the same (:class:`Batching`).
+On a cluster (:class:`ClusterAutoPipeline`) a batch is split by master, and each master's share
+is one exchange through redis-py's cluster pipeline (which follows ``MOVED`` / ``ASK``), all
+shares at once. The batching, the deadline and the error delivery above are the same
+(:class:`Batching`), per share: a master that stops answering fails only the commands it holds.
 
 A link that owns its pool keeps the connection of its last exchange for the next one, instead of
 giving it back to the pool and taking one again: redis-py 8's pool records metrics and takes a
@@ -46,7 +46,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:  # hiredis packs a command in C; redis-py's asyncio client packs in Python
@@ -221,12 +221,14 @@ class AutoPipeline(Batching):
 
 
 class ClusterAutoPipeline(Batching):
-    """Batches of concurrent commands on a cluster, split per master by redis-py's cluster pipeline.
+    """Batches of concurrent commands on a cluster: one exchange per master, side by side.
 
-    redis-py routes each command by its key's slot, writes each master's share on one of that
-    master's connections, and follows ``MOVED`` / ``ASK`` replies; a reply that is an error
-    (including a connection lost mid-batch) fails only its own command. A lone command goes
-    through the client's own ``execute_command``, without the pipeline's per-batch work.
+    The batch is split by the master that serves each command's key (every command this
+    adapter sends has one key, or a script given one key); each master's share goes through
+    redis-py's cluster pipeline, which writes it on one of that master's connections and
+    follows ``MOVED`` / ``ASK``. The shares settle their callers as each ends, so a master that
+    stops answering fails only the commands it holds, when the batch's deadline ends it. A lone
+    command goes through the client's own ``execute_command``.
     """
 
     def __init__(
@@ -238,17 +240,34 @@ class ClusterAutoPipeline(Batching):
     async def _exchange(self, batch: list[Pending], deadline: asyncio.Timeout, budget_ends: float) -> None:
         # redis-py connects inside the exchange: the call's budget bounds both.
         deadline.reschedule(min(budget_ends, asyncio.get_running_loop().time() + self._exchange_timeout))
-        if len(batch) == 1:
-            try:
-                replies = [await self._client.execute_command(*batch[0].args)]
-            except ResponseError as error:
-                replies = [error]
-        else:
-            pipeline = self._client.pipeline(transaction=False)
-            for pending in batch:
-                pipeline.execute_command(*pending.args)
-            replies = await pipeline.execute(raise_on_error=False)
-        for pending, reply in zip(batch, replies, strict=True):
+        shares: dict[str, list[Pending]] = {}
+        for pending in batch:
+            shares.setdefault(self._master_of(pending.args), []).append(pending)
+        await asyncio.gather(*(self._exchange_share(share) for share in shares.values()))
+
+    def _master_of(self, args: Command) -> str:
+        key = args[3] if args[0] == "EVALSHA" else args[1]
+        try:
+            master = self._client.get_node_from_key(key)
+        except RedisClusterException:  # no layout for its slot yet: redis-py will route it
+            return ""
+        return "" if master is None else master.name
+
+    async def _exchange_share(self, share: list[Pending]) -> None:
+        try:
+            if len(share) == 1:
+                replies = [await self._client.execute_command(*share[0].args)]
+            else:
+                pipeline = self._client.pipeline(transaction=False)
+                for pending in share:
+                    pipeline.execute_command(*pending.args)
+                replies = await pipeline.execute(raise_on_error=False)
+        except ResponseError as error:  # a lone command's error reply
+            replies = [error]
+        except Exception as error:  # this share's connection or routing failed, not the others'
+            _fail(share, error)
+            return
+        for pending, reply in zip(share, replies, strict=True):
             if isinstance(reply, Exception):
                 _settle(pending.future, error=reply)
             else:

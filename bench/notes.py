@@ -17,7 +17,17 @@ BULK_MISS = """\
 shared cores. The batch (`store_sessions`: shared pipelines on Redis, one transaction per group
 on SQLite) removes the round trips and commits; what is left is per-session CPU: the encode and
 the write script's server time on Redis, the encode and the SQL statements under one GIL on
-SQLite (see Findings)."""
+SQLite. Two prototypes of a dedicated batch path measured the floor (see Findings): on Redis,
+the write scripts sent straight to the pipeline without any call layer were no faster (client
+and server each hold about one of the 2 cores); on SQLite, one worker job per chunk of encoded
+sessions reached 4.0-4.45x, and overlapping encode and writes was slower under the GIL."""
+
+SERVER_CPU_MISS = """\
+The profile below is the server's: `INFO commandstats` per write, by command. No script that
+takes the 5 KB value as an argument and keeps compare-and-set, expiry and the index and activity
+zsets gets near 25 µs on this layout (measured piece by piece in Findings: handing the value to
+Lua, the hash write, about 12 µs per zset pair); it needs the value kept out of Lua and fewer
+zsets per write, a change of the stored layout with an upgrade path for existing data."""
 
 COLDSTART_MISS = """\
 The candidate's extra time is import time (see the profile: modules only the candidate

@@ -69,7 +69,14 @@ async def measured_rtt_ms(client: aioredis.Redis, samples: int = 60) -> float:
     return statistics.median(times) * 1e3
 
 
+async def command_stats(client: aioredis.Redis) -> dict[str, tuple[int, int]]:
+    """``(calls, server CPU µs)`` so far per command (``INFO commandstats``)."""
+    stats = await client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): (int(row["calls"]), int(row["usec"])) for name, row in stats.items()
+    }
+
+
 async def server_usec(client: aioredis.Redis) -> dict[str, int]:
     """Server CPU µs spent so far per command (``INFO commandstats``)."""
-    stats = await client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(row["usec"]) for name, row in stats.items()}
+    return {name: usec for name, (_, usec) in (await command_stats(client)).items()}

@@ -55,7 +55,10 @@ def _misses(results: Sequence[Result]) -> list[str]:
         if result.error:
             lines += [f"Could not run: `{result.error}`", ""]
             continue
-        lines += [f"Measured {result.ratio:.2f}{TIMES} against {case.target.text()}.", ""]
+        measured = f"{result.ratio:.2f}{TIMES}"
+        if case.target.kind == "limit":  # the bound is on the candidate's own figure
+            measured = f"{absolute(result.candidate_s, case.unit)} ({measured} the baseline)"
+        lines += [f"Measured {measured} against {case.target.text()}.", ""]
         lines += [case.on_miss, ""] if case.on_miss else []
         if result.profile:
             lines += ["Profile of the candidate:", "", "```text", result.profile, "```", ""]

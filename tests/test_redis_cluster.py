@@ -151,22 +151,33 @@ async def test_scan_as_first_call_of_a_fresh_client_sees_every_master(
         assert sorted([key async for key in fresh.scan_keys()]) == sorted(f"k{i}" for i in range(30))
 
 
+@pytest.fixture
+async def admins(nodes: list[RedisProcess]) -> AsyncIterator[list[Redis]]:
+    """A plain client per master, for its own statistics and connections."""
+    clients = [Redis(port=node.port) for node in nodes]
+    yield clients
+    for client in clients:
+        await client.aclose()
+
+
+async def fill(cache: redis.Cache, count: int) -> dict[str, bytes]:
+    values = {f"k{i}": b"value-%d" % i for i in range(count)}
+    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
+    return values
+
+
 async def reads_processed(admins: list[Redis]) -> int:
     """How many times the masters read from their clients' sockets, in all."""
     return sum([int((await admin.info("stats"))["total_reads_processed"]) for admin in admins])
 
 
 async def test_concurrent_calls_leave_in_one_batch_per_master(
-    cache: redis.Cache, nodes: list[RedisProcess]
+    cache: redis.Cache, nodes: list[RedisProcess], admins: list[Redis]
 ) -> None:
-    values = {f"k{i}": b"value-%d" % i for i in range(90)}
-    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
-    admins = [Redis(port=node.port) for node in nodes]
+    values = await fill(cache, 90)
     before = await reads_processed(admins)
     got = await asyncio.gather(*(cache.get(key) for key in values))
     after = await reads_processed(admins)
-    for admin in admins:
-        await admin.aclose()
     assert got == list(values.values())
     # The first call leaves at once, the other 89 in one write per master, then each master
     # answers an INFO: 7 reads (a margin for a write the kernel splits), not one per call.
@@ -188,12 +199,9 @@ async def test_an_error_reply_in_a_batch_fails_only_its_caller(
 
 
 async def test_dropped_connections_fail_calls_typed_and_the_cache_recovers(
-    cache: redis.Cache, nodes: list[RedisProcess]
+    cache: redis.Cache, admins: list[Redis]
 ) -> None:
-    values = {f"k{i}": b"value-%d" % i for i in range(200)}
-    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
-    admins = [Redis(port=node.port) for node in nodes]
-
+    values = await fill(cache, 200)
     dropped = 0
 
     async def drop_connections() -> None:
@@ -208,16 +216,13 @@ async def test_dropped_connections_fail_calls_typed_and_the_cache_recovers(
         for outcome, expected in zip(outcomes, [*values.values(), *[None] * 50], strict=True):
             assert outcome == expected or isinstance(outcome, StorageUnavailableError), repr(outcome)
         assert await asyncio.gather(*(cache.get(key) for key in values)) == list(values.values())
-    for admin in admins:
-        await admin.aclose()
     assert dropped >= 5
 
 
 async def test_a_master_that_stops_answering_fails_only_the_calls_it_holds(
     cache: redis.Cache, nodes: list[RedisProcess]
 ) -> None:
-    values = {f"k{i}": b"value-%d" % i for i in range(60)}
-    await asyncio.gather(*(cache.set(key, value, ttl=60) for key, value in values.items()))
+    values = await fill(cache, 60)
     stopped = nodes[0]
     data_prefix = f"{cache.settings.key_prefix}:{cache.namespace}:d:".encode()
     on_stopped = {

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterPipeline
 
 from serverless_sessions import ACBCacheStorage, SessionState
 from serverless_sessions.adapters.cache import redis
@@ -240,7 +243,8 @@ async def test_a_master_that_stops_answering_fails_only_the_calls_it_holds(
         retry_attempts=0,
     )
     async with impatient:
-        await impatient.get("k0")  # the cluster's layout is known before the master stops
+        # The layout is known and every master has a connection before one of them stops.
+        await asyncio.gather(*(impatient.get(key) for key in values))
         assert stopped.process is not None
         stopped.process.send_signal(signal.SIGSTOP)  # well within the cluster's node timeout
         try:
@@ -257,3 +261,64 @@ async def test_a_master_that_stops_answering_fails_only_the_calls_it_holds(
             assert isinstance(outcome, StorageUnavailableError), (key, outcome)
         else:
             assert outcome == expected, (key, outcome)
+
+
+async def outcome_of(call: Awaitable[object]) -> object:
+    """What ``call`` returned, or the exception it raised."""
+    try:
+        return await call
+    except Exception as error:
+        return error
+
+
+async def test_a_master_that_dies_fails_only_the_calls_it_holds(tmp_path: Path) -> None:
+    """Calls to the other masters, in the same batches, are answered (no retries to hide it)."""
+    with running_cluster(tmp_path) as own_nodes:  # its own cluster: this one loses a master
+        dead = own_nodes[0]
+        async with redis.Cache.from_url(
+            cluster_url(own_nodes), namespace="n", key_prefix="dies", retry_attempts=0
+        ) as cache:
+            values = await fill(cache, 60)
+            on_dead = {
+                key.removeprefix(b"dies:n:d:").decode()
+                for key in (await keys_per_node([dead], "dies"))[0]
+                if key.startswith(b"dies:n:d:")
+            }
+            assert 0 < len(on_dead) < len(values)
+            await asyncio.gather(*(cache.get(key) for key in values))  # a connection to each master
+            dead.stop(signal.SIGKILL)
+            keys = list(values)
+
+            async def reader(start: int) -> list[tuple[str, object]]:  # 10 calls, one after another
+                picked = [keys[(start + 7 * step) % len(keys)] for step in range(10)]
+                return [(key, await outcome_of(cache.get(key))) for key in picked]
+
+            readers = await asyncio.gather(*(reader(start) for start in range(50)))
+    for key, outcome in (pair for calls in readers for pair in calls):
+        if key in on_dead:
+            assert isinstance(outcome, StorageUnavailableError), (key, outcome)
+        else:
+            assert outcome == values[key], (key, outcome)
+
+
+async def test_a_failure_inside_redis_py_is_retried_as_a_lost_connection(
+    cache: redis.Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py can fail with ``AttributeError`` on a connection another task closed under it.
+
+    Seen with an injected client, whose own retries close every connection of the client; a
+    real server cannot be made to produce it on demand, so the pipeline fails once here.
+    """
+    values = await fill(cache, 30)
+    failures = iter([AttributeError("'NoneType' object has no attribute 'writelines'")])
+    execute = ClusterPipeline.execute
+
+    async def execute_failing_once(self: ClusterPipeline, *args: Any, **kwargs: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterPipeline, "execute", execute_failing_once)
+    assert await asyncio.gather(*(cache.get(key) for key in values)) == list(values.values())
+    assert next(failures, None) is None  # the failure happened, and the calls were retried

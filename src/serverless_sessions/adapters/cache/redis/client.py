@@ -78,8 +78,10 @@ def _connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
 def _build(settings: RedisSettings) -> tuple[AnyClient, Sentinel | None]:
     kwargs = _connection_kwargs(settings)
     if settings.cluster:
-        # Cluster redirections (MOVED/ASK) are redis-py's business, so its retry stays on.
-        return RedisCluster(host=settings.host, port=settings.port, **kwargs), None
+        # The link is the one retry layer, as on one server: redis-py's cluster pipeline meets a
+        # connection error by closing every connection of the client, other callers' in use
+        # included, before it retries. Redirections (MOVED/ASK) are followed whatever this count.
+        return RedisCluster(host=settings.host, port=settings.port, retry=_NO_RETRY, **kwargs), None
     kwargs |= {"db": settings.db, "retry": _NO_RETRY}
     if settings.sentinels:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]

@@ -46,7 +46,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:  # hiredis packs a command in C; redis-py's asyncio client packs in Python
@@ -255,23 +255,41 @@ class ClusterAutoPipeline(Batching):
 
     async def _exchange_share(self, share: list[Pending]) -> None:
         try:
-            if len(share) == 1:
-                replies = [await self._client.execute_command(*share[0].args)]
-            else:
-                pipeline = self._client.pipeline(transaction=False)
-                for pending in share:
-                    pipeline.execute_command(*pending.args)
-                replies = await pipeline.execute(raise_on_error=False)
-        except ResponseError as error:  # a lone command's error reply
-            replies = [error]
+            replies = await self._replies(share)
         except Exception as error:  # this share's connection or routing failed, not the others'
-            _fail(share, error)
+            _fail(share, _backend_error(error))
             return
         for pending, reply in zip(share, replies, strict=True):
             if isinstance(reply, Exception):
-                _settle(pending.future, error=reply)
+                _settle(pending.future, error=_backend_error(reply))
             else:
                 _settle(pending.future, reply)
+
+    async def _replies(self, share: list[Pending]) -> list[Any]:
+        """One reply per command of ``share``, an error reply as its exception."""
+        if len(share) == 1:
+            try:
+                return [await self._client.execute_command(*share[0].args)]
+            except ResponseError as error:
+                return [error]
+        pipeline = self._client.pipeline(transaction=False)
+        for pending in share:
+            pipeline.execute_command(*pending.args)
+        return list(await pipeline.execute(raise_on_error=False))
+
+
+def _backend_error(error: Exception) -> Exception:
+    """``error``, or a lost connection in its place when redis-py failed outside its own errors.
+
+    An injected cluster client keeps redis-py's own retries, which close every connection of
+    the client; a command then using one of them can fail inside redis-py with, say,
+    ``AttributeError``. Its caller retries it as the lost connection it is.
+    """
+    if isinstance(error, RedisError | RedisClusterException | OSError | TimeoutError):
+        return error
+    lost = RedisConnectionError(f"connection lost inside redis-py ({type(error).__name__}: {error})")
+    lost.__cause__ = error
+    return lost
 
 
 def _settle(future: asyncio.Future[Any], reply: Any = None, *, error: BaseException | None = None) -> None:

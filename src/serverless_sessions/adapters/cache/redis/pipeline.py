@@ -27,6 +27,8 @@ On a cluster (:class:`ClusterAutoPipeline`) a batch is split by master, and each
 is one exchange through redis-py's cluster pipeline (which follows ``MOVED`` / ``ASK``), all
 shares at once. The batching, the deadline and the error delivery above are the same
 (:class:`Batching`), per share: a master that stops answering fails only the commands it holds.
+There each call also keeps a timer of its own (learning the cluster's layout comes before its
+batch), and redis-py's own cluster retry is off: it would close every connection of the client.
 
 A link that owns its pool keeps the connection of its last exchange for the next one, instead of
 giving it back to the pool and taking one again: redis-py 8's pool records metrics and takes a

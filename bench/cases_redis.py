@@ -18,7 +18,7 @@ import notes
 from backends import TTL, open_cache, storage
 from context import Context
 from harness import Case, Profiler, Side, Target, clock, timed_concurrent
-from redis_env import command_stats, private_server, raw_client, server_usec
+from redis_env import command_stats, private_server, raw_client
 from serverless_sessions import ACBCacheStorage, SessionState
 from sessions import SessionFactory
 
@@ -83,6 +83,21 @@ def _batch(st: ACBCacheStorage, factory: SessionFactory, ops: int, flight: int) 
     return Side(label, ops, run)
 
 
+async def _spent_during(
+    raw: Redis, factory: SessionFactory, ops: int, write: Write
+) -> dict[str, tuple[int, int]]:
+    """``(calls, server CPU µs)`` per command while ``ops`` writes run, 50 in flight (INFO aside)."""
+    states = factory.batch(ops)
+    before = await command_stats(raw)
+    await timed_concurrent(lambda i: write(states[i]), ops, 50)
+    spent = {}
+    for name, (calls, usec) in (await command_stats(raw)).items():
+        calls_before, usec_before = before.get(name, (0, 0))
+        if name != "info" and calls > calls_before:
+            spent[name] = (calls - calls_before, usec - usec_before)
+    return spent
+
+
 def _server_cpu(label: str, raw: Redis, factory: SessionFactory, ops: int, write: Write) -> Side:
     """Server CPU seconds for ``ops`` writes, from ``INFO commandstats`` (a private server).
 
@@ -91,12 +106,9 @@ def _server_cpu(label: str, raw: Redis, factory: SessionFactory, ops: int, write
     """
 
     async def run() -> float:
-        states = factory.batch(ops)
-        before = await server_usec(raw)
-        await timed_concurrent(lambda i: write(states[i]), ops, 50)
-        spent = {k: v - before.get(k, 0) for k, v in (await server_usec(raw)).items() if k != "info"}
-        scripted = sum(spent.get(name, 0) for name in SCRIPT_COMMANDS)
-        return (scripted or sum(spent.values())) / 1e6
+        usec = {name: spent for name, (_, spent) in (await _spent_during(raw, factory, ops, write)).items()}
+        scripted = sum(usec.get(name, 0) for name in SCRIPT_COMMANDS)
+        return (scripted or sum(usec.values())) / 1e6
 
     return Side(label, ops, run)
 
@@ -108,17 +120,12 @@ def _server_profile(raw: Redis, factory: SessionFactory, ops: int, write: Write)
     """
 
     async def profile() -> str:
-        states = factory.batch(ops)
-        before = await command_stats(raw)
-        await timed_concurrent(lambda i: write(states[i]), ops, 50)
-        after = await command_stats(raw)
-        rows = sorted(
-            ((name, calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
-             for name, (calls, usec) in after.items() if name != "info"),
-            key=lambda row: -row[2],
-        )  # fmt: skip
+        spent = await _spent_during(raw, factory, ops, write)
         lines = [f"{'command':<12}{'calls/write':>12}{'µs/write':>10}"]
-        lines += [f"{name:<12}{calls / ops:>12.2f}{usec / ops:>10.1f}" for name, calls, usec in rows if calls]
+        lines += [
+            f"{name:<12}{calls / ops:>12.2f}{usec / ops:>10.1f}"
+            for name, (calls, usec) in sorted(spent.items(), key=lambda item: -item[1][1])
+        ]
         lines.append("(a script's row includes the commands it called, also listed under their own names)")
         return "\n".join(lines)
 

@@ -75,8 +75,3 @@ async def command_stats(client: aioredis.Redis) -> dict[str, tuple[int, int]]:
     return {
         name.removeprefix("cmdstat_"): (int(row["calls"]), int(row["usec"])) for name, row in stats.items()
     }
-
-
-async def server_usec(client: aioredis.Redis) -> dict[str, int]:
-    """Server CPU µs spent so far per command (``INFO commandstats``)."""
-    return {name: usec for name, (_, usec) in (await command_stats(client)).items()}

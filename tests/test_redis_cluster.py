@@ -169,6 +169,13 @@ async def fill(cache: redis.Cache, count: int) -> dict[str, bytes]:
     return values
 
 
+async def keys_on(node: RedisProcess, cache: redis.Cache) -> set[str]:
+    """The keys of ``cache`` whose data lives on master ``node``."""
+    data = f"{cache.settings.key_prefix}:{cache.namespace}:d:".encode()
+    found = (await keys_per_node([node], cache.settings.key_prefix))[0]
+    return {key.removeprefix(data).decode() for key in found if key.startswith(data)}
+
+
 async def reads_processed(admins: list[Redis]) -> int:
     """How many times the masters read from their clients' sockets, in all."""
     return sum([int((await admin.info("stats"))["total_reads_processed"]) for admin in admins])
@@ -227,12 +234,7 @@ async def test_a_master_that_stops_answering_fails_only_the_calls_it_holds(
 ) -> None:
     values = await fill(cache, 60)
     stopped = nodes[0]
-    data_prefix = f"{cache.settings.key_prefix}:{cache.namespace}:d:".encode()
-    on_stopped = {
-        key.removeprefix(data_prefix).decode()
-        for key in (await keys_per_node([stopped], cache.settings.key_prefix))[0]
-        if key.startswith(data_prefix)
-    }
+    on_stopped = await keys_on(stopped, cache)
     assert 0 < len(on_stopped) < len(values)
     impatient = redis.Cache.from_url(
         cluster_url(nodes),
@@ -279,11 +281,7 @@ async def test_a_master_that_dies_fails_only_the_calls_it_holds(tmp_path: Path) 
             cluster_url(own_nodes), namespace="n", key_prefix="dies", retry_attempts=0
         ) as cache:
             values = await fill(cache, 60)
-            on_dead = {
-                key.removeprefix(b"dies:n:d:").decode()
-                for key in (await keys_per_node([dead], "dies"))[0]
-                if key.startswith(b"dies:n:d:")
-            }
+            on_dead = await keys_on(dead, cache)
             assert 0 < len(on_dead) < len(values)
             await asyncio.gather(*(cache.get(key) for key in values))  # a connection to each master
             dead.stop(signal.SIGKILL)

@@ -48,8 +48,10 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from serverless_sessions.adapters.cache.redis.errors import BACKEND_ERRORS
 
 try:  # hiredis packs a command in C; redis-py's asyncio client packs in Python
     from hiredis import pack_command as _hiredis_pack
@@ -287,7 +289,7 @@ def _backend_error(error: Exception) -> Exception:
     the client; a command then using one of them can fail inside redis-py with, say,
     ``AttributeError``. Its caller retries it as the lost connection it is.
     """
-    if isinstance(error, RedisError | RedisClusterException | OSError | TimeoutError):
+    if isinstance(error, BACKEND_ERRORS):
         return error
     lost = RedisConnectionError(f"connection lost inside redis-py ({type(error).__name__}: {error})")
     lost.__cause__ = error
